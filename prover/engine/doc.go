@@ -1,0 +1,36 @@
+// Package engine is vsm's built-in WindowPoSt proof engine.
+//
+// NOT VALID ON FILECOIN MAINNET. The engine does the same disk work as a real
+// WindowPoSt vanilla proof (10 challenged leaves per sector, each with its
+// Merkle path, read from the replica and tree-r-last files) and returns a
+// SHA-256 Merkle-inclusion proof of them instead of a Groth16 SNARK. It proves
+// only sectors in the built-in format of package sectorfile; mainnet sectors
+// need the filecoin-ffi engine (prover/ffi).
+//
+// Challenges follow the Filecoin spec's WindowPoSt leaf challenge
+// derivation: for challenge index i (0..9) of sector s,
+//
+//	leaf = LE64(SHA-256(randomness || LE64(s) || LE64(i))[0:8]) mod leaves
+//
+// where randomness has the top two bits of its last byte cleared.
+//
+// # Verifying (the devnet chain's entry point)
+//
+//	err := engine.Verify(minerID, "StackedDrgWindow2KiBV1_2", randomness,
+//		[]engine.SectorCommitment{{ID: 7, CommR: commR7}, {ID: 9, CommR: commR9}},
+//		proofBytes)
+//
+// Verify returns nil when proofBytes proves, for exactly the given sectors
+// (in any order, no duplicates), that each challenged leaf is in the sector's
+// tree-r-last and that H(comm_c || comm_r_last) = comm_r. The proof is bound
+// to the miner, the proof type and the randomness (through the challenges).
+// proofType accepts the V1/V1_1/V1_2 names of a size or a chain
+// RegisteredPoStProof number as a decimal string.
+//
+// # Proof bytes
+//
+// Little-endian: "VSMWPST1", miner u64, chain proof type u8, sector count u32,
+// challenges per sector u8, path depth u8; then per sector: sector number u64,
+// comm_c [32], comm_r_last [32], and per challenge the leaf [32] followed by
+// depth sibling nodes [32] from the leaf level up.
+package engine
