@@ -1,0 +1,397 @@
+// Package cluster wires vsm's replicated state into a raft node: on-disk
+// log and stable store (raft-boltdb/v2), file snapshots, TCP transport,
+// leader-side writes and linearizable reads.
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.uber.org/zap"
+
+	"github.com/vsm-project/vsm/fsm"
+	"github.com/vsm-project/vsm/logging"
+)
+
+// Config is what a node needs to open its raft state.
+type Config struct {
+	NodeID string
+	// Dir holds raft.db, snapshots/ and cluster-id.
+	Dir string
+	// RaftAddr is where the transport listens; Advertise is what peers
+	// dial (defaults to RaftAddr, which must then not be 0.0.0.0).
+	RaftAddr      string
+	RaftAdvertise string
+	// Bootstrap makes a fresh node a single-voter cluster. It is ignored
+	// when the node already has raft state, so one command line serves
+	// first boot and every restart.
+	Bootstrap bool
+
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	SnapshotThreshold  uint64
+	SnapshotInterval   time.Duration
+	TrailingLogs       uint64
+
+	Logger *zap.Logger
+}
+
+func (c *Config) withDefaults() {
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = time.Second
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = time.Second
+	}
+	if c.LeaderLeaseTimeout == 0 {
+		c.LeaderLeaseTimeout = 500 * time.Millisecond
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = 2 * time.Minute
+	}
+	if c.TrailingLogs == 0 {
+		// Large enough that a follower restoring a 1M-sector snapshot
+		// (seconds) does not fall behind the log it resumes from.
+		c.TrailingLogs = 10240
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.RaftAdvertise == "" {
+		c.RaftAdvertise = c.RaftAddr
+	}
+}
+
+// Node is one member's raft node and the FSM it drives.
+type Node struct {
+	cfg       Config
+	raft      *raft.Raft
+	fsm       *fsm.FSM
+	store     *raftboltdb.BoltStore
+	transport *raft.NetworkTransport
+	log       *zap.Logger
+	fatal     chan error
+}
+
+// Open starts the node. It returns once raft is running, not once a leader
+// is known; use WaitLeader for that.
+func Open(cfg Config) (*Node, error) {
+	cfg.withDefaults()
+	if cfg.NodeID == "" {
+		return nil, errors.New("open raft: node id is empty")
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open raft: %w", err)
+	}
+	adv, err := net.ResolveTCPAddr("tcp", cfg.RaftAdvertise)
+	if err != nil {
+		return nil, fmt.Errorf("raft advertise address %q: %w", cfg.RaftAdvertise, err)
+	}
+	if adv.IP == nil || adv.IP.IsUnspecified() {
+		return nil, fmt.Errorf("raft advertise address %q: peers cannot dial an unspecified address; set raft advertise", cfg.RaftAdvertise)
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, fatal: make(chan error, 1)}
+	n.fsm = fsm.New(n.onFatal)
+	if err := n.open(adv); err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) open(adv *net.TCPAddr) error {
+	hlog := logging.HCLog(n.log.Named("raft"))
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(n.cfg.Dir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("open raft log %s: %w", filepath.Join(n.cfg.Dir, "raft.db"), err)
+	}
+	n.store = store
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(n.cfg.Dir, 2, hlog)
+	if err != nil {
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	var advertise net.Addr = adv
+	if adv.Port == 0 { // tests bind port 0: advertise what was bound
+		advertise = nil
+	}
+	trans, err := raft.NewTCPTransportWithLogger(n.cfg.RaftAddr, advertise, 3, 10*time.Second, hlog)
+	if err != nil {
+		return fmt.Errorf("listen for raft on %s: %w", n.cfg.RaftAddr, err)
+	}
+	n.transport = trans
+	logs, err := raft.NewLogCache(512, store)
+	if err != nil {
+		return err
+	}
+	rc := n.raftConfig()
+	existing, err := raft.HasExistingState(logs, store, snaps)
+	if err != nil {
+		return fmt.Errorf("inspect raft state: %w", err)
+	}
+	if n.cfg.Bootstrap && !existing {
+		n.log.Info("bootstrapping a new single-voter cluster", zap.String("node", n.cfg.NodeID))
+		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}
+		if err := raft.BootstrapCluster(rc, logs, store, snaps, trans, boot); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	r, err := raft.NewRaft(rc, n.fsm, logs, store, snaps, trans)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	n.raft = r
+	return nil
+}
+
+func (n *Node) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.NodeID)
+	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = n.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	rc.SnapshotThreshold = n.cfg.SnapshotThreshold
+	rc.SnapshotInterval = n.cfg.SnapshotInterval
+	rc.TrailingLogs = n.cfg.TrailingLogs
+	rc.Logger = logging.HCLog(n.log.Named("raft"))
+	return rc
+}
+
+func (n *Node) onFatal(err error) {
+	n.log.Error("cannot apply the replicated log; stopping this node so it does not diverge", zap.Error(err))
+	select {
+	case n.fatal <- err:
+	default:
+	}
+}
+
+// Fatal delivers an error that must stop the daemon (an unknown command
+// in the log). The FSM has stopped applying by then.
+func (n *Node) Fatal() <-chan error { return n.fatal }
+
+// FSM is the local replicated state, for reads.
+func (n *Node) FSM() *fsm.FSM { return n.fsm }
+
+// ID is this node's raft id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// RaftAddr is the address peers dial.
+func (n *Node) RaftAddr() string { return string(n.transport.LocalAddr()) }
+
+// IsLeader reports whether this node is the leader now.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the current leader's id and raft address, empty if none.
+func (n *Node) Leader() (id, addr string) {
+	a, i := n.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// WaitLeader blocks until some node is leader (this one or another).
+func (n *Node) WaitLeader(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if id, _ := n.Leader(); id != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for a raft leader: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// NotLeaderError says where writes should go instead.
+type NotLeaderError struct{ LeaderID, LeaderAddr string }
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderID == "" {
+		return "no raft leader is known; the cluster may be electing or have lost quorum"
+	}
+	return fmt.Sprintf("this node is not the leader; the leader is %s at %s", e.LeaderID, e.LeaderAddr)
+}
+
+// ErrTimeout wraps raft's enqueue timeout so callers can retry.
+var ErrTimeout = errors.New("raft apply timed out")
+
+func timeoutFrom(ctx context.Context, def time.Duration) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return time.Until(dl)
+	}
+	return def
+}
+
+// Apply commits c through raft on this node, which must be the leader, and
+// returns the FSM's answer. A rejected command is an fsm.ErrRejected error.
+func (n *Node) Apply(ctx context.Context, c fsm.Command) (int, error) {
+	return n.ApplyRaw(ctx, fsm.Encode(c))
+}
+
+// ApplyRaw is Apply for an already encoded command (forwarded writes).
+func (n *Node) ApplyRaw(ctx context.Context, data []byte) (int, error) {
+	if n.raft.State() != raft.Leader {
+		id, addr := n.Leader()
+		return 0, &NotLeaderError{LeaderID: id, LeaderAddr: addr}
+	}
+	f := n.raft.Apply(data, timeoutFrom(ctx, 30*time.Second))
+	if err := waitFuture(ctx, f); err != nil {
+		return 0, n.applyErr(err)
+	}
+	res, ok := f.Response().(fsm.Result)
+	if !ok {
+		return 0, fmt.Errorf("apply: unexpected FSM response %T", f.Response())
+	}
+	return res.Changed, res.Err
+}
+
+func (n *Node) applyErr(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		id, addr := n.Leader()
+		return fmt.Errorf("%w (raft: %v)", &NotLeaderError{LeaderID: id, LeaderAddr: addr}, err)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %v", ErrTimeout, err)
+	}
+	return fmt.Errorf("raft apply: %w", err)
+}
+
+func waitFuture(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		// The entry may still commit; the caller only stops waiting.
+		return fmt.Errorf("waiting for raft: %w", ctx.Err())
+	}
+}
+
+// ConsistentRead makes the local FSM safe for a linearizable read: it
+// confirms leadership with a quorum and waits until every entry that was
+// in the log when the read started has been applied (raft's read index).
+func (n *Node) ConsistentRead(ctx context.Context) error {
+	if n.raft.State() != raft.Leader {
+		id, addr := n.Leader()
+		return &NotLeaderError{LeaderID: id, LeaderAddr: addr}
+	}
+	readIndex := n.raft.LastIndex()
+	if err := waitFuture(ctx, n.raft.VerifyLeader()); err != nil {
+		return n.applyErr(err)
+	}
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for n.raft.AppliedIndex() < readIndex {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for applied index %d: %w", readIndex, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// SnapshotNow asks raft for a snapshot and log compaction.
+func (n *Node) SnapshotNow(ctx context.Context) error {
+	if err := waitFuture(ctx, n.raft.Snapshot()); err != nil {
+		if errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			return nil
+		}
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	return nil
+}
+
+// EnsureClusterID gives a freshly bootstrapped cluster its id and checks
+// the home's recorded id against the replicated one, so a home directory
+// pointed at another cluster's data is refused.
+func (n *Node) EnsureClusterID(ctx context.Context) (string, error) {
+	path := filepath.Join(n.cfg.Dir, "cluster-id")
+	recorded, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	id := n.fsm.ClusterID()
+	if id == "" && n.IsLeader() {
+		if len(recorded) > 0 {
+			id = string(recorded)
+		} else {
+			id = newClusterID()
+		}
+		if _, err := n.Apply(ctx, fsm.SetClusterID{ID: id}); err != nil {
+			return "", fmt.Errorf("set cluster id: %w", err)
+		}
+	}
+	if id == "" {
+		return "", nil // a joining node learns it from the log
+	}
+	if len(recorded) > 0 && string(recorded) != id {
+		return "", fmt.Errorf("this home belongs to cluster %s but its raft data says cluster %s; point --home at the right directory", recorded, id)
+	}
+	if len(recorded) == 0 {
+		if err := os.WriteFile(path, []byte(id), 0o600); err != nil {
+			return "", fmt.Errorf("record cluster id: %w", err)
+		}
+	}
+	return id, nil
+}
+
+func newClusterID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux.
+	return hex.EncodeToString(b)
+}
+
+// Close stops raft and closes the stores. A leader hands leadership over
+// first when it has peers, so writes pause for milliseconds, not an
+// election.
+func (n *Node) Close(ctx context.Context) error {
+	if n.IsLeader() && n.voterCount() > 1 {
+		if err := waitFuture(ctx, n.raft.LeadershipTransfer()); err != nil {
+			n.log.Warn("leadership transfer before shutdown failed", zap.Error(err))
+		}
+	}
+	err := n.raft.Shutdown().Error()
+	n.closeStores()
+	if err != nil {
+		return fmt.Errorf("raft shutdown: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) closeStores() {
+	if n.transport != nil {
+		n.transport.Close()
+	}
+	if n.store != nil {
+		n.store.Close()
+	}
+}
+
+func (n *Node) voterCount() int {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	c := 0
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			c++
+		}
+	}
+	return c
+}

@@ -1,0 +1,84 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/vsm-project/vsm/fsm"
+)
+
+func openNode(t *testing.T, dir string) *Node {
+	t.Helper()
+	n, err := Open(Config{NodeID: "n1", Dir: dir, RaftAddr: "127.0.0.1:0", Bootstrap: true, HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestSingleNodeWritesSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	n := openNode(t, dir)
+	id, err := n.EnsureClusterID(ctx)
+	if err != nil || id == "" {
+		t.Fatalf("cluster id %q: %v", id, err)
+	}
+	for _, c := range []fsm.Command{
+		fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PartitionSize: 2}},
+		fsm.PutStorage{Instance: fsm.StorageInstance{Name: "s"}},
+		fsm.PutLocations{Locations: []fsm.SectorLocation{{SectorID: fsm.SectorID{Miner: 1000, Number: 7}, Sealed: "s", Cache: "s"}}},
+	} {
+		if _, err := n.Apply(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = n.Apply(ctx, fsm.RemoveStorage{Name: "s"})
+	if !errors.Is(err, fsm.ErrRejected) {
+		t.Fatalf("rejection not passed back: %v", err)
+	}
+	if err := n.SnapshotNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Apply(ctx, fsm.PutLocations{Locations: []fsm.SectorLocation{{SectorID: fsm.SectorID{Miner: 1000, Number: 8}, Sealed: "s", Cache: "s"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.ConsistentRead(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restart from snapshot + log tail.
+	n = openNode(t, dir)
+	defer n.Close(ctx)
+	if got, err := n.EnsureClusterID(ctx); err != nil || got != id {
+		t.Fatalf("cluster id after restart %q (%v), want %q", got, err, id)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n.FSM().SectorCount(1000) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after restart %d sectors, want 2", n.FSM().SectorCount(1000))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := n.Status()
+	if st.State != "Leader" || st.ClusterID != id || st.AppliedIndex == 0 {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestAdvertiseMustBeDialable(t *testing.T) {
+	_, err := Open(Config{NodeID: "n1", Dir: t.TempDir(), RaftAddr: "0.0.0.0:0"})
+	if err == nil {
+		t.Fatal("an unspecified advertise address was accepted")
+	}
+}
