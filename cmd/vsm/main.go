@@ -34,6 +34,9 @@ func newApp() *cli.App {
 				Value: "info",
 			},
 		},
-		Commands: []*cli.Command{},
+		Commands: []*cli.Command{
+			wdpostCommand(),
+			utilCommand(),
+		},
 	}
 }

@@ -177,3 +177,23 @@ func TestCreateDeterministic(t *testing.T) {
 		t.Error("different sector numbers gave the same comm_r")
 	}
 }
+
+func TestSealedCID(t *testing.T) {
+	var c Node
+	for i := range c {
+		c[i] = byte(i * 7)
+	}
+	s := SealedCID(c)
+	if !strings.HasPrefix(s, "bagboea4b5abc") {
+		t.Errorf("SealedCID = %s, want the bagboea4b5abc prefix Lotus shows", s)
+	}
+	back, err := ParseSealedCID(s)
+	if err != nil || back != c {
+		t.Fatalf("ParseSealedCID(%s) = %x, %v", s, back, err)
+	}
+	for _, bad := range []string{"", "Qm123", "bafy2bzaceaaa", s[:len(s)-2]} {
+		if _, err := ParseSealedCID(bad); err == nil {
+			t.Errorf("ParseSealedCID(%q) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,232 @@
+package prover
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/vsm-project/vsm/prover/engine"
+)
+
+// Handler serves one task of a child. It returns the output (marshalled to
+// JSON) or an error, which becomes the response's err_msg.
+type Handler func(ctx context.Context, task json.RawMessage) (any, error)
+
+// ServeOptions tunes Serve.
+type ServeOptions struct {
+	Logger *zap.Logger
+	// MaxConcurrent bounds the tasks run at once; 0 means no bound (the
+	// parent already limits each child to its Concurrent setting).
+	MaxConcurrent int
+}
+
+// Serve is the child side of the protocol (what `vsm wdpost` runs): it
+// prints the ready line on out, then reads requests from in and writes one
+// response per request, in completion order. An undecodable request is
+// answered with an error (with id 0 when not even the id could be read)
+// rather than ignored. Serve returns nil when in reaches EOF (the parent
+// closed the pipe) after the running tasks have answered, or the context's
+// error when ctx ends.
+func Serve(ctx context.Context, in io.Reader, out io.Writer, h Handler, opts ServeOptions) error {
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.With(zap.String("processor", "window_post"), zap.Int("pid", os.Getpid()), zap.Int("ppid", os.Getppid()))
+
+	w := bufio.NewWriter(out)
+	var wmu sync.Mutex
+	var writeErr error
+	write := func(resp Response) {
+		line, err := json.Marshal(resp)
+		if err != nil {
+			msg := fmt.Sprintf("cannot encode output: %v", err)
+			line, _ = json.Marshal(Response{ID: resp.ID, ErrMsg: &msg})
+		}
+		wmu.Lock()
+		defer wmu.Unlock()
+		if writeErr != nil {
+			return
+		}
+		if _, err := w.Write(append(line, '\n')); err != nil {
+			writeErr = err
+			return
+		}
+		writeErr = w.Flush()
+	}
+
+	if _, err := io.WriteString(w, ReadyLine+"\n"); err != nil {
+		return fmt.Errorf("write ready line: %w", err)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write ready line: %w", err)
+	}
+	log.Info("ready")
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var sem chan struct{}
+	if opts.MaxConcurrent > 0 {
+		sem = make(chan struct{}, opts.MaxConcurrent)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	lines := make(chan []byte)
+	readErr := make(chan error, 1)
+	go func() {
+		r := bufio.NewReaderSize(in, 1<<20)
+		for {
+			line, err := readLine(r)
+			if len(line) > 0 {
+				select {
+				case lines <- line:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+
+	for {
+		var line []byte
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-readErr:
+			if errors.Is(err, io.EOF) {
+				log.Info("stdin closed, finishing running tasks")
+				return nil
+			}
+			return fmt.Errorf("read requests: %w", err)
+		case line = <-lines:
+		}
+		req, err := DecodeRequest(line)
+		if err != nil {
+			log.Error("undecodable request", zap.Error(err), zap.String("line", truncate(string(line), 200)))
+			msg := "undecodable request: " + err.Error()
+			write(Response{ID: req.ID, ErrMsg: &msg})
+			continue
+		}
+		if sem != nil {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if sem != nil {
+				defer func() { <-sem }()
+			}
+			write(runHandler(ctx, h, req, log))
+		}()
+	}
+}
+
+// readLine reads one newline-terminated line of at most MaxLineBytes.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var buf []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		buf = append(buf, chunk...)
+		if len(buf) > MaxLineBytes {
+			return nil, fmt.Errorf("line longer than %d bytes", MaxLineBytes)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			return buf, err
+		}
+		return buf[:len(buf)-1], nil
+	}
+}
+
+// runHandler runs one request, turning an error or a panic into err_msg so
+// that one bad task does not take the other in-flight tasks down with the
+// process.
+func runHandler(ctx context.Context, h Handler, req Request, log *zap.Logger) (resp Response) {
+	resp.ID = req.ID
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("task panicked", zap.Uint64("id", req.ID), zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+			msg := fmt.Sprintf("task panicked: %v", p)
+			resp = Response{ID: req.ID, ErrMsg: &msg}
+		}
+	}()
+	out, err := h(ctx, req.Task)
+	if err != nil {
+		msg := err.Error()
+		return Response{ID: req.ID, ErrMsg: &msg}
+	}
+	data, err := json.Marshal(out)
+	if err != nil {
+		msg := fmt.Sprintf("cannot encode output: %v", err)
+		return Response{ID: req.ID, ErrMsg: &msg}
+	}
+	resp.Output = data
+	return resp
+}
+
+// EngineName identifies the built-in engine in outputs.
+const EngineName = "vsm-builtin-sha256 (not valid on mainnet)"
+
+// WindowPoStHandler serves WindowPoSt tasks with the built-in engine.
+func WindowPoStHandler(p engine.Prover, log *zap.Logger) Handler {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return func(ctx context.Context, raw json.RawMessage) (any, error) {
+		task, err := decodeWindowPoStTask(raw)
+		if err != nil {
+			return nil, err
+		}
+		sectors := make([]engine.Sector, len(task.Replicas))
+		for i, r := range task.Replicas {
+			sectors[i] = engine.Sector{ID: r.SectorID, CommR: r.CommR, SealedPath: r.SealedFile, CacheDir: r.CacheDir}
+		}
+		start := time.Now()
+		res, err := p.Prove(ctx, task.MinerID, task.ProofType, task.Seed, sectors)
+		if err != nil {
+			return nil, fmt.Errorf("prove miner t0%d partition of %d sectors: %w", task.MinerID, len(sectors), err)
+		}
+		out := WindowPoStOutput{
+			Proofs:          [][]byte{},
+			Faults:          []uint64{},
+			Engine:          EngineName,
+			ChallengedReads: res.Reads,
+			VanillaSeconds:  time.Since(start).Seconds(),
+		}
+		if res.Proof != nil {
+			out.Proofs = append(out.Proofs, res.Proof)
+		}
+		if len(res.Faults) > 0 {
+			out.FaultReasons = make(map[string]string, len(res.Faults))
+			for _, f := range res.Faults {
+				out.Faults = append(out.Faults, f.SectorID)
+				out.FaultReasons[strconv.FormatUint(f.SectorID, 10)] = f.Reason
+				log.Warn("faulty sector", zap.Uint64("miner", task.MinerID), zap.Uint64("sector", f.SectorID), zap.String("reason", f.Reason))
+			}
+		}
+		log.Info("partition proven", zap.Uint64("miner", task.MinerID), zap.Int("sectors", len(sectors)),
+			zap.Int("faults", len(res.Faults)), zap.Duration("took", time.Since(start)))
+		return out, nil
+	}
+}
