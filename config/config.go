@@ -1,0 +1,162 @@
+// Package config owns a node's home directory: the layout of its files,
+// the node configuration (config.toml), and the secrets made at init.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Duration is a time.Duration written as "1s" or "500ms" in TOML.
+type Duration time.Duration
+
+// UnmarshalText parses Go duration syntax.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: want a value like 500ms, 1s or 2m", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes Go duration syntax.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Node is config.toml. `daemon init` writes it with comments; every key is
+// described in docs/configuration.md.
+type Node struct {
+	Node   NodeSection
+	Raft   RaftSection
+	Gossip GossipSection
+	// StoragePaths maps a storage instance name to where this node mounts
+	// it, overriding the instance's default path.
+	StoragePaths map[string]string
+	Chain        ChainSection
+	PoSt         PoStSection
+}
+
+// NodeSection names the node and its addresses.
+type NodeSection struct {
+	ID            string
+	Listen        string
+	RaftAddr      string
+	RaftAdvertise string
+}
+
+// RaftSection tunes raft.
+type RaftSection struct {
+	HeartbeatTimeout   Duration
+	ElectionTimeout    Duration
+	LeaderLeaseTimeout Duration
+	SnapshotThreshold  uint64
+	SnapshotInterval   Duration
+	TrailingLogs       uint64
+}
+
+// GossipSection configures memberlist.
+type GossipSection struct {
+	Addr      string
+	Advertise string
+	// Key is the base64 AES key (16, 24 or 32 bytes) encrypting gossip.
+	Key string
+}
+
+// ChainSection says how to reach the full node.
+type ChainSection struct {
+	// API is a FULLNODE_API_INFO string: TOKEN:/ip4/HOST/tcp/PORT/http.
+	API string
+}
+
+// PoStSection tunes proving.
+type PoStSection struct {
+	// Confidence is how many epochs past a deadline's challenge epoch the
+	// runner waits before it reads the randomness and starts proving.
+	Confidence uint64
+	// MaxPartitionsPerMessage bounds partitions batched in one submission.
+	MaxPartitionsPerMessage uint64
+}
+
+// Defaults fills what a config file may leave out.
+func Defaults() Node {
+	return Node{
+		Node: NodeSection{Listen: "127.0.0.1:1789", RaftAddr: "127.0.0.1:1790"},
+		Raft: RaftSection{
+			HeartbeatTimeout:   Duration(time.Second),
+			ElectionTimeout:    Duration(time.Second),
+			LeaderLeaseTimeout: Duration(500 * time.Millisecond),
+			SnapshotThreshold:  8192,
+			SnapshotInterval:   Duration(2 * time.Minute),
+			TrailingLogs:       10240,
+		},
+		Gossip: GossipSection{Addr: "127.0.0.1:1791"},
+		PoSt:   PoStSection{Confidence: 4, MaxPartitionsPerMessage: 4},
+	}
+}
+
+// Parse reads config.toml text. Unknown keys are errors: a misspelt key
+// silently ignored is a production incident waiting to happen.
+func Parse(text []byte) (Node, error) {
+	c := Defaults()
+	md, err := toml.NewDecoder(bytes.NewReader(text)).Decode(&c)
+	if err != nil {
+		return Node{}, err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return Node{}, fmt.Errorf("unknown keys %s; see docs/configuration.md for the valid ones", strings.Join(keys, ", "))
+	}
+	return c, c.Validate()
+}
+
+// Load reads and validates a config file.
+func Load(path string) (Node, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return Node{}, fmt.Errorf("config %s does not exist; run 'vsm daemon init' first", path)
+		}
+		return Node{}, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(text)
+	if err != nil {
+		return Node{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate checks values that parse but cannot work.
+func (c Node) Validate() error {
+	if c.Node.ID == "" {
+		return errors.New("Node.ID is empty; it is the permanent id of this member")
+	}
+	for key, addr := range map[string]string{"Node.Listen": c.Node.Listen, "Node.RaftAddr": c.Node.RaftAddr, "Gossip.Addr": c.Gossip.Addr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("%s = %q: want HOST:PORT", key, addr)
+		}
+	}
+	if c.Raft.LeaderLeaseTimeout > c.Raft.HeartbeatTimeout {
+		return errors.New("Raft.LeaderLeaseTimeout must not exceed Raft.HeartbeatTimeout")
+	}
+	for name, p := range c.StoragePaths {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("StoragePaths.%s = %q: want an absolute path", name, p)
+		}
+	}
+	return nil
+}
+
+func (d Duration) String() string { return time.Duration(d).String() }

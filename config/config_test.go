@@ -1,0 +1,110 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestInitWritesParsableHomeAndNeverOverwrites(t *testing.T) {
+	h, err := NewHome(t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.Init(InitOptions{NodeID: "n1", Listen: "127.0.0.1:2000", ExtProverConfig: "# ext\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Written) != 3 || len(res.Existing) != 0 {
+		t.Fatalf("first init %+v", res)
+	}
+	c, err := Load(h.ConfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Node.ID != "n1" || c.Node.Listen != "127.0.0.1:2000" || time.Duration(c.Raft.HeartbeatTimeout) != time.Second || c.Gossip.Key == "" {
+		t.Fatalf("config %+v", c)
+	}
+	if _, err := h.JWTSecret(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(h.SecretPath()); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secret mode %v", fi.Mode())
+	}
+	os.WriteFile(h.ExtProverPath(), []byte("# edited\n"), 0o644)
+	res, err = h.Init(InitOptions{NodeID: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Written) != 0 || len(res.Existing) != 3 {
+		t.Fatalf("second init %+v", res)
+	}
+	if b, _ := os.ReadFile(h.ExtProverPath()); string(b) != "# edited\n" {
+		t.Fatal("second init overwrote ext-prover.cfg")
+	}
+	if c2, _ := Load(h.ConfigPath()); c2.Node.ID != "n1" {
+		t.Fatal("second init overwrote config.toml")
+	}
+}
+
+func TestInitWithSharedSecrets(t *testing.T) {
+	a, _ := NewHome(t.TempDir(), "")
+	if _, err := a.Init(InitOptions{NodeID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := a.ExportSecrets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewHome(t.TempDir(), "")
+	if _, err := b.Init(InitOptions{NodeID: "b", Secrets: &s}); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := a.JWTSecret()
+	sb, _ := b.JWTSecret()
+	cb, _ := Load(b.ConfigPath())
+	if string(sa) != string(sb) || cb.Gossip.Key != s.GossipKey {
+		t.Fatal("secrets not shared")
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct{ name, text, want string }{
+		{"unknown key", "[Node]\nID='a'\nListn='x'\n", "unknown keys Node.Listn"},
+		{"bad duration", "[Node]\nID='a'\n[Raft]\nHeartbeatTimeout='soon'\n", "want a value like 500ms"},
+		{"missing id", "[Node]\n", "Node.ID is empty"},
+		{"bad address", "[Node]\nID='a'\nListen='1789'\n", "Node.Listen"},
+		{"relative storage path", "[Node]\nID='a'\n[StoragePaths]\ns='rel/dir'\n", "absolute path"},
+		{"lease over heartbeat", "[Node]\nID='a'\n[Raft]\nLeaderLeaseTimeout='5s'\n", "LeaderLeaseTimeout"},
+		{"not toml", "[Node\n", "expected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.text))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfDirSharesConfigButNotData(t *testing.T) {
+	src := t.TempDir()
+	h, _ := NewHome(t.TempDir(), src)
+	if h.ConfigPath() != filepath.Join(src, ConfigFile) || h.ExtProverPath() != filepath.Join(src, ExtProverFile) {
+		t.Fatalf("conf-dir not used: %+v", h)
+	}
+	if filepath.Dir(h.RaftDir()) != h.Dir {
+		t.Fatal("raft data must stay in the node's own home")
+	}
+}
+
+func TestSecretsFileValidation(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s.json")
+	os.WriteFile(p, []byte(`{"jwt":"c2hvcnQ=","gossip_key":"c2hvcnQ="}`), 0o600)
+	if _, err := ReadSecretsFile(p); err == nil || !strings.Contains(err.Error(), "at least 16 bytes") {
+		t.Fatalf("err = %v", err)
+	}
+}
