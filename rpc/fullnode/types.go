@@ -1,0 +1,295 @@
+package fullnode
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/vsm-project/vsm/rpc/fullnode/bitfield"
+)
+
+// ChainEpoch is a chain height. It is signed because deadline arithmetic
+// (a period start before genesis, Open - lookback) goes below zero.
+type ChainEpoch int64
+
+// SectorNumber identifies a sector within its miner.
+type SectorNumber = uint64
+
+// TipSetKey identifies a tipset by its block CIDs; JSON is a list of
+// {"/": cid}. The empty key means "the current head" to every State* method.
+type TipSetKey []CID
+
+// EmptyTSK is the empty key: evaluate at the node's head.
+var EmptyTSK = TipSetKey{}
+
+// MarshalJSON always writes a list (never null) so Lotus and venus decode it
+// as a key.
+func (k TipSetKey) MarshalJSON() ([]byte, error) {
+	if k == nil {
+		return []byte("[]"), nil
+	}
+	return json.Marshal([]CID(k))
+}
+
+// String joins the CIDs, for logs.
+func (k TipSetKey) String() string {
+	parts := make([]string, len(k))
+	for i, c := range k {
+		parts[i] = c.String()
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+// Equal compares keys element-wise.
+func (k TipSetKey) Equal(o TipSetKey) bool {
+	if len(k) != len(o) {
+		return false
+	}
+	for i := range k {
+		if !k[i].Equal(o[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// BlockHeader holds the block fields vsm reads; the rest of a Lotus block
+// header is ignored on decode.
+type BlockHeader struct {
+	Miner     Address
+	Height    ChainEpoch
+	Timestamp uint64
+	Parents   []CID
+}
+
+// TipSet is ChainHead's answer.
+type TipSet struct {
+	Cids   []CID
+	Blocks []BlockHeader
+	Height ChainEpoch
+}
+
+// Key returns the tipset's key.
+func (t *TipSet) Key() TipSetKey { return TipSetKey(t.Cids) }
+
+// BigInt is an arbitrary-precision integer, a JSON string of decimal digits
+// on the wire ("0", "-12"). The zero value is 0.
+type BigInt struct{ i *big.Int }
+
+// NewBigInt returns v as a BigInt.
+func NewBigInt(v int64) BigInt { return BigInt{big.NewInt(v)} }
+
+// ParseBigInt parses decimal digits with an optional sign.
+func ParseBigInt(s string) (BigInt, error) {
+	i, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		return BigInt{}, fmt.Errorf("big int %q: not a decimal integer", s)
+	}
+	return BigInt{i}, nil
+}
+
+// Int returns a copy as *big.Int.
+func (b BigInt) Int() *big.Int {
+	if b.i == nil {
+		return new(big.Int)
+	}
+	return new(big.Int).Set(b.i)
+}
+
+// String is the decimal form.
+func (b BigInt) String() string { return b.Int().String() }
+
+// MarshalJSON writes a quoted decimal string.
+func (b BigInt) MarshalJSON() ([]byte, error) { return json.Marshal(b.String()) }
+
+// UnmarshalJSON accepts a quoted decimal string (the wire form) or null (0).
+func (b *BigInt) UnmarshalJSON(data []byte) error {
+	if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+		*b = BigInt{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("big int: want a JSON string of digits, got %.40s", data)
+	}
+	p, err := ParseBigInt(s)
+	if err != nil {
+		return err
+	}
+	*b = p
+	return nil
+}
+
+// DomainSeparationTag personalises randomness draws (go-state-types crypto).
+type DomainSeparationTag int64
+
+// Tags used by proving.
+const (
+	TagTicketProduction               DomainSeparationTag = 1
+	TagElectionProofProduction        DomainSeparationTag = 2
+	TagWinningPoStChallengeSeed       DomainSeparationTag = 3
+	TagWindowedPoStChallengeSeed      DomainSeparationTag = 4
+	TagSealRandomness                 DomainSeparationTag = 5
+	TagInteractiveSealChallengeSeed   DomainSeparationTag = 6
+	TagWindowedPoStDeadlineAssignment DomainSeparationTag = 7
+	TagMarketDealCronSeed             DomainSeparationTag = 8
+	TagPoStChainCommit                DomainSeparationTag = 9
+)
+
+// Partition is one entry of StateMinerPartitions.
+type Partition struct {
+	AllSectors        bitfield.BitField
+	FaultySectors     bitfield.BitField
+	RecoveringSectors bitfield.BitField
+	LiveSectors       bitfield.BitField
+	ActiveSectors     bitfield.BitField
+}
+
+// Deadline is one entry of StateMinerDeadlines. PostSubmissions holds the
+// partitions already proven in the deadline's current challenge window.
+type Deadline struct {
+	PostSubmissions      bitfield.BitField
+	DisputableProofCount uint64
+	DailyFee             BigInt
+}
+
+// BeneficiaryTerm is part of MinerInfo.
+type BeneficiaryTerm struct {
+	Quota      BigInt
+	UsedQuota  BigInt
+	Expiration ChainEpoch
+}
+
+// PendingBeneficiaryChange is part of MinerInfo.
+type PendingBeneficiaryChange struct {
+	NewBeneficiary        Address
+	NewQuota              BigInt
+	NewExpiration         ChainEpoch
+	ApprovedByBeneficiary bool
+	ApprovedByNominee     bool
+}
+
+// MinerInfo is StateMinerInfo's answer. The miner actor stores every
+// address here in ID form.
+type MinerInfo struct {
+	Owner                      Address
+	Worker                     Address
+	NewWorker                  Address
+	ControlAddresses           []Address
+	WorkerChangeEpoch          ChainEpoch
+	PeerId                     *string //nolint:revive // wire name
+	Multiaddrs                 [][]byte
+	WindowPoStProofType        RegisteredPoStProof
+	SectorSize                 uint64
+	WindowPoStPartitionSectors uint64
+	ConsensusFaultElapsed      ChainEpoch
+	PendingOwnerAddress        *Address
+	Beneficiary                Address
+	BeneficiaryTerm            *BeneficiaryTerm
+	PendingBeneficiaryTerm     *PendingBeneficiaryChange
+}
+
+// SectorOnChainInfo is StateSectorGetInfo's answer (null for an unknown
+// sector).
+type SectorOnChainInfo struct {
+	SectorNumber          SectorNumber
+	SealProof             RegisteredSealProof
+	SealedCID             CID
+	DealIDs               []uint64
+	Activation            ChainEpoch
+	Expiration            ChainEpoch
+	DealWeight            BigInt
+	VerifiedDealWeight    BigInt
+	InitialPledge         BigInt
+	ExpectedDayReward     BigInt
+	ExpectedStoragePledge BigInt
+	PowerBaseEpoch        ChainEpoch
+	ReplacedDayReward     BigInt
+	SectorKeyCID          CID // defined for snap-upgraded sectors
+	Flags                 uint64
+	DailyFee              BigInt
+}
+
+// CommR returns the sector's replica commitment from SealedCID.
+func (s *SectorOnChainInfo) CommR() ([32]byte, error) { return CommRFromSealedCID(s.SealedCID) }
+
+// Message is an unsigned chain message.
+type Message struct {
+	Version    uint64
+	To         Address
+	From       Address
+	Nonce      uint64
+	Value      BigInt
+	GasLimit   int64
+	GasFeeCap  BigInt
+	GasPremium BigInt
+	Method     uint64
+	Params     []byte // CBOR, base64 in JSON
+}
+
+// MessageSendSpec bounds the fee MpoolPushMessage may spend. A zero MaxFee
+// lets the node use its configured default.
+type MessageSendSpec struct {
+	MaxFee BigInt
+}
+
+// Signature is a message signature.
+type Signature struct {
+	Type byte
+	Data []byte
+}
+
+// SignedMessage is MpoolPushMessage's answer. Only CID is needed by vsm;
+// the inner message is kept raw because the node may have rewritten From
+// into a key address, which Address would refuse.
+type SignedMessage struct {
+	Message   json.RawMessage
+	Signature Signature
+	CID       CID
+}
+
+// MessageReceipt is the execution result of a message.
+type MessageReceipt struct {
+	ExitCode   int64
+	Return     []byte
+	GasUsed    int64
+	EventsRoot CID
+}
+
+// MsgLookup is StateSearchMsg/StateWaitMsg's answer.
+type MsgLookup struct {
+	Message   CID
+	Receipt   MessageReceipt
+	ReturnDec json.RawMessage
+	TipSet    TipSetKey
+	Height    ChainEpoch
+}
+
+// BeaconEntry is a drand round.
+type BeaconEntry struct {
+	Round uint64
+	Data  []byte
+}
+
+// ExtendedSectorInfo is a sector as MinerGetBaseInfo lists it.
+type ExtendedSectorInfo struct {
+	SealProof    RegisteredSealProof
+	SectorNumber SectorNumber
+	SectorKey    CID
+	SealedCID    CID
+}
+
+// MiningBaseInfo is MinerGetBaseInfo's answer, used for WinningPoSt.
+// WorkerKey is a key address (BLS or secp256k1), so it stays a string.
+type MiningBaseInfo struct {
+	MinerPower        BigInt
+	NetworkPower      BigInt
+	Sectors           []ExtendedSectorInfo
+	WorkerKey         string
+	SectorSize        uint64
+	PrevBeaconEntry   BeaconEntry
+	BeaconEntries     []BeaconEntry
+	EligibleForMining bool
+}
