@@ -1,0 +1,90 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// DefaultMaxBody bounds a request body; a batch of MaxBatch locations is
+// well under it.
+const DefaultMaxBody = 64 << 20
+
+// Server is the node's HTTP endpoint: /rpc/v0, /healthz and /metrics.
+type Server struct {
+	http *http.Server
+	ln   net.Listener
+	log  *zap.Logger
+}
+
+// ServerConfig wires the server.
+type ServerConfig struct {
+	Listen   string
+	Mux      *Mux
+	Registry *prometheus.Registry
+	// Healthy reports whether the node can serve (e.g. a leader is known).
+	Healthy func() error
+	Log     *zap.Logger
+	// Extra handlers by path (the status page).
+	Extra map[string]http.Handler
+}
+
+// Listen binds the address. An unspecified host (0.0.0.0, ::) is allowed
+// only because the operator wrote it; it is logged as a warning.
+func Listen(cfg ServerConfig) (*Server, error) {
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: want HOST:PORT", cfg.Listen)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		cfg.Log.Warn("the API listens on every interface; keep it behind a firewall", zap.String("listen", cfg.Listen))
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/rpc/v0", cfg.Mux)
+	mux.Handle("/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := cfg.Healthy(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	for path, h := range cfg.Extra {
+		mux.Handle(path, h)
+	}
+	s := &Server{
+		ln:  ln,
+		log: cfg.Log,
+		http: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+		},
+	}
+	return s, nil
+}
+
+// Addr is the bound address (useful with port 0).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve runs until Shutdown; it returns nil after a clean shutdown.
+func (s *Server) Serve() error {
+	if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting and waits for in-flight requests.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
