@@ -208,7 +208,9 @@ func TestSupervisorStartFailures(t *testing.T) {
 	if o, err := tcall(ctxT(t, 5*time.Second), s, testTask{Op: "echo", Val: "v"}); err != nil || o.Name != "c0" {
 		t.Fatalf("call with one bad child: %+v %v", o, err)
 	}
-	waitFor(t, "the bad child to be restarted", func() bool { return s.Capacity().Children[1].Restarts+1 > 0 && s.Capacity().Children[1].LastError != "" })
+	waitFor(t, "the bad child to be restarted", func() bool {
+		return s.Capacity().Children[1].Restarts+1 > 0 && s.Capacity().Children[1].LastError != ""
+	})
 }
 
 func TestSupervisorWeights(t *testing.T) {
