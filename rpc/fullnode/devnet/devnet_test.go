@@ -1,0 +1,352 @@
+package devnet
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/vsm-project/vsm/prover/engine"
+	"github.com/vsm-project/vsm/prover/sectorfile"
+	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/rpc/fullnode/bitfield"
+)
+
+// testSpec: one miner t01000, period of 4 deadlines x 10 epochs, 8 sectors
+// of 2 KiB (partition size 2) in deadlines 0 and 1, so each of those holds
+// two partitions. Period 0 is not judged (its challenge epochs are before FirstDueEpoch 30).
+func testSpec() *Spec {
+	off := int64(0)
+	return &Spec{
+		Seed:          "test",
+		FirstDueEpoch: 30,
+		Policy: PolicySpec{PeriodDeadlines: 4, ChallengeWindow: 10, ChallengeLookback: 3, FaultDeclarationCutoff: 5},
+		Miners: []MinerSpec{{ID: 1000, Worker: 100, Sectors: 8, ProvingPeriodOffset: &off, Deadlines: []uint64{0, 1}}},
+	}
+}
+
+type harness struct {
+	t      *testing.T
+	dn     *Devnet
+	client *fullnode.Client
+	maddr  fullnode.Address
+	worker fullnode.Address
+	ctx    context.Context
+}
+
+func newHarness(t *testing.T, spec *Spec, dir string) *harness {
+	t.Helper()
+	ctx := context.Background()
+	dn, err := New(ctx, Config{Dir: dir, Spec: spec, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(dn.Handler())
+	t.Cleanup(srv.Close)
+	client := fullnode.NewClient(fullnode.APIInfo{Token: dn.Token(), URL: srv.URL + "/rpc/v1"}, zaptest.NewLogger(t))
+	return &harness{t: t, dn: dn, client: client, maddr: fullnode.NewIDAddress(1000), worker: fullnode.NewIDAddress(100), ctx: ctx}
+}
+
+// stepTo advances the chain to height h.
+func (h *harness) stepTo(e fullnode.ChainEpoch) {
+	h.t.Helper()
+	if cur := h.dn.Height(); e < cur {
+		h.t.Fatalf("cannot step back from %d to %d", cur, e)
+	}
+	h.dn.Step(int(e - h.dn.Height()))
+}
+
+// prove builds a real built-in engine proof for the given partitions of the
+// current deadline, reading the sector files like a vsm node would.
+func (h *harness) prove(dlIdx uint64, parts []uint64) *fullnode.SubmitWindowedPoStParams {
+	h.t.Helper()
+	ctx := h.ctx
+	di, err := h.client.StateMinerProvingDeadline(ctx, h.maddr, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	seed, err := h.client.WindowPoStRandomness(ctx, h.maddr, di, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	partitions, err := h.client.StateMinerPartitions(ctx, h.maddr, dlIdx, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	mi, err := h.client.StateMinerInfo(ctx, h.maddr, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	dir := h.dn.Miners()[0].SectorDir
+	var sectors []engine.Sector
+	params := &fullnode.SubmitWindowedPoStParams{Deadline: dlIdx, ChainCommitEpoch: di.Challenge}
+	for _, pi := range parts {
+		p := partitions[pi]
+		toProve := bitfield.Union(bitfield.Subtract(p.LiveSectors, p.FaultySectors), p.RecoveringSectors)
+		_ = toProve.ForEach(func(n uint64) error {
+			si, err := h.client.StateSectorGetInfo(ctx, h.maddr, n, nil)
+			if err != nil || si == nil {
+				h.t.Fatalf("sector %d: %v %v", n, si, err)
+			}
+			commR, err := si.CommR()
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			paths := sectorfile.LayoutPaths(dir, 1000, n, false)
+			sectors = append(sectors, engine.Sector{ID: n, CommR: commR, SealedPath: paths.Sealed, CacheDir: paths.Cache})
+			return nil
+		})
+		params.Partitions = append(params.Partitions, fullnode.PoStPartition{Index: pi})
+	}
+	name, _ := mi.WindowPoStProofType.ProofsAPIName()
+	res, err := engine.Prover{}.Prove(ctx, 1000, name, seed, sectors)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if len(res.Faults) > 0 {
+		h.t.Fatalf("engine faults: %+v", res.Faults)
+	}
+	params.Proofs = []fullnode.PoStProof{{PoStProof: mi.WindowPoStProofType, ProofBytes: res.Proof}}
+	params.ChainCommitRand, err = h.client.StateGetRandomnessFromTickets(ctx, fullnode.TagPoStChainCommit, params.ChainCommitEpoch, nil, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return params
+}
+
+func (h *harness) submit(p *fullnode.SubmitWindowedPoStParams) error {
+	_, err := h.client.SubmitWindowedPoSt(h.ctx, h.maddr, h.worker, p, nil)
+	return err
+}
+
+func wantErr(t *testing.T, err error, sub string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), sub) {
+		t.Fatalf("err = %v, want one containing %q", err, sub)
+	}
+}
+
+func TestWindowPoStLifecycle(t *testing.T) {
+	h := newHarness(t, testSpec(), t.TempDir())
+	// Period 1 (start 40) is the first judged period.
+	h.stepTo(40)
+	di, err := h.client.StateMinerProvingDeadline(h.ctx, h.maddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if di.Index != 0 || di.Open != 40 || di.Close != 50 || di.Challenge != 37 || di.FaultCutoff != 35 {
+		t.Fatalf("deadline info %s", di)
+	}
+
+	good := h.prove(0, []uint64{0, 1})
+
+	// A correct proof for the wrong deadline is refused.
+	wrongDl := *good
+	wrongDl.Deadline = 1
+	wantErr(t, h.submit(&wrongDl), "invalid deadline 1 at epoch 40, expected 0")
+
+	// A tampered proof is refused by the verifier.
+	bad := *good
+	bad.Proofs = []fullnode.PoStProof{{PoStProof: good.Proofs[0].PoStProof, ProofBytes: append([]byte(nil), good.Proofs[0].ProofBytes...)}}
+	bad.Proofs[0].ProofBytes[len(bad.Proofs[0].ProofBytes)-1] ^= 1
+	wantErr(t, h.submit(&bad), "invalid PoSt")
+
+	// A proof of the wrong type is refused before verification.
+	wrongType := *good
+	wrongType.Proofs = []fullnode.PoStProof{{PoStProof: 3, ProofBytes: good.Proofs[0].ProofBytes}}
+	wantErr(t, h.submit(&wrongType), "expected proof of type 10, got 3")
+
+	// A wrong chain commit randomness is refused.
+	wrongRand := *good
+	wrongRand.ChainCommitRand = make([]byte, 32)
+	wantErr(t, h.submit(&wrongRand), "chain commit randomness does not match")
+
+	// Someone other than the worker/owner may not submit.
+	_, err = h.client.SubmitWindowedPoSt(h.ctx, h.maddr, fullnode.NewIDAddress(555), good, nil)
+	wantErr(t, err, "is not the worker")
+
+	// The honest proof lands, and the partitions show as submitted.
+	cid, err := h.client.SubmitWindowedPoSt(h.ctx, h.maddr, h.worker, good, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dls, err := h.client.StateMinerDeadlines(h.ctx, h.maddr, nil)
+	if err != nil || !dls[0].PostSubmissions.Equal(bitfield.New(0, 1)) {
+		t.Fatalf("PostSubmissions = %v, %v", dls, err)
+	}
+	wantErr(t, h.submit(good), "already proven")
+	look, err := h.client.StateSearchMsg(h.ctx, nil, cid, -1, true)
+	if err != nil || look == nil || look.Height != 40 || look.Receipt.ExitCode != 0 {
+		t.Fatalf("StateSearchMsg = %+v, %v", look, err)
+	}
+
+	// Deadline 1 is never proven: after both close, 0 is proven and 1
+	// missed, and deadline 1's sectors turned faulty.
+	h.stepTo(60)
+	r := h.dn.Report(-1)
+	if r.Totals.Proven != 1 || r.Totals.Missed != 1 || r.Totals.Faulty != 0 {
+		t.Fatalf("report after period 1 deadlines 0-1: %+v", r)
+	}
+	parts, _ := h.client.StateMinerPartitions(h.ctx, h.maddr, 1, nil)
+	if !parts[0].FaultySectors.Equal(parts[0].AllSectors) || !parts[0].ActiveSectors.IsEmpty() {
+		t.Fatalf("missed partition not faulty: %+v", parts[0])
+	}
+
+	// A late proof for deadline 0 (now closed) is refused: the open
+	// deadline is 2.
+	late := *good
+	wantErr(t, h.submit(&late), "invalid deadline 0 at epoch 60, expected 2")
+	if got := r.String(); got != "deadlines proven 1, faulty 0, missed 1" {
+		t.Fatalf("report line %q", got)
+	}
+}
+
+func TestFaultDeclarationCutoff(t *testing.T) {
+	h := newHarness(t, testSpec(), t.TempDir())
+	h.stepTo(41) // in period 1's deadline 0; deadline 1 opens at 50, cutoff 45
+	decl := func(dl, part uint64, sectors ...uint64) error {
+		_, err := h.client.DeclareFaults(h.ctx, h.maddr, h.worker, &fullnode.DeclareFaultsParams{
+			Faults: []fullnode.FaultDeclaration{{Deadline: dl, Partition: part, Sectors: bitfield.New(sectors...)}},
+		}, nil)
+		return err
+	}
+	tests := []struct {
+		name    string
+		at      fullnode.ChainEpoch
+		dl      uint64
+		part    uint64
+		sectors []uint64
+		want    string // "" = accepted
+	}{
+		{"open deadline is past its cutoff", 41, 0, 0, []uint64{0}, "fault cutoff 35 has passed at epoch 41"},
+		{"sector outside the partition", 42, 1, 0, []uint64{7}, "not in deadline 1 partition 0"},
+		{"no such partition", 43, 1, 9, []uint64{0}, "no partition 9"},
+		{"next deadline before its cutoff", 44, 1, 0, []uint64{2}, ""},
+		{"next deadline at its cutoff", 45, 1, 1, []uint64{6}, "fault cutoff 45 has passed"},
+		// Deadline 0 closed at 50: a declaration now targets period 2's
+		// deadline 0 (opens 80, cutoff 75).
+		{"elapsed deadline targets the next period", 51, 0, 1, []uint64{4}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h.stepTo(tc.at)
+			err := decl(tc.dl, tc.part, tc.sectors...)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			wantErr(t, err, tc.want)
+		})
+	}
+	parts, _ := h.client.StateMinerPartitions(h.ctx, h.maddr, 1, nil)
+	if !parts[0].FaultySectors.Equal(bitfield.New(2)) {
+		t.Fatalf("deadline 1 partition 0 faulty = %v", parts[0].FaultySectors)
+	}
+
+	// Recovery: declare sector 2 recovered before deadline 1's next cutoff
+	// (period 2: opens 90, cutoff 85), then prove the deadline with it.
+	h.stepTo(60)
+	if _, err := h.client.DeclareFaultsRecovered(h.ctx, h.maddr, h.worker, &fullnode.DeclareFaultsParams{
+		Faults: []fullnode.FaultDeclaration{{Deadline: 1, Partition: 0, Sectors: bitfield.New(2)}},
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Period 1's deadline 1 (50..60) got no proof: missed (partition 1),
+	// while partition 0's sector 3 was active too.
+	h.stepTo(90)
+	p := h.prove(1, []uint64{0, 1})
+	if err := h.submit(p); err != nil {
+		t.Fatal(err)
+	}
+	h.stepTo(100)
+	parts, _ = h.client.StateMinerPartitions(h.ctx, h.maddr, 1, nil)
+	if !parts[0].FaultySectors.Equal(bitfield.New(3)) || !parts[0].RecoveringSectors.IsEmpty() {
+		// sector 2 healed by the proof; sector 3 became faulty when period
+		// 1's deadline 1 was missed and was not declared recovered.
+		t.Fatalf("after recovery: faulty %v recovering %v", parts[0].FaultySectors, parts[0].RecoveringSectors)
+	}
+	r := h.dn.Report(-1)
+	last := r.Records[len(r.Records)-1]
+	if last.Index != 1 || last.Outcome != OutcomeFaulty {
+		t.Fatalf("last record %+v", last)
+	}
+}
+
+func TestPersistence(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarness(t, testSpec(), dir)
+	h.stepTo(65)
+	want := h.dn.Report(-1)
+	if err := h.dn.Save(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := New(context.Background(), Config{Dir: dir, Spec: testSpec()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := again.Report(-1)
+	if got.Height != 65 || got.Totals != want.Totals || len(got.Records) != len(want.Records) {
+		t.Fatalf("resumed report %+v, want %+v", got, want)
+	}
+	fromDisk, err := ReadReport(dir, -1)
+	if err != nil || fromDisk.Totals != want.Totals {
+		t.Fatalf("ReadReport = %+v, %v", fromDisk, err)
+	}
+	other := testSpec()
+	other.Miners[0].Sectors = 4
+	if _, err := New(context.Background(), Config{Dir: dir, Spec: other}); err == nil || !strings.Contains(err.Error(), "different spec") {
+		t.Fatalf("New with another spec: %v", err)
+	}
+	if _, err := ReadReport(t.TempDir(), 1); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("ReadReport of empty dir: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sectors", "sealed", "s-t01000-7")); err != nil {
+		t.Fatalf("sector file not written: %v", err)
+	}
+}
+
+func TestSpecValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		mut  func(*Spec)
+		want string
+	}{
+		{"no miners", func(s *Spec) { s.Miners = nil }, "no miners"},
+		{"no id", func(s *Spec) { s.Miners[0].ID = 0 }, "ID is required"},
+		{"dup", func(s *Spec) { s.Miners = append(s.Miners, s.Miners[0]) }, "duplicate"},
+		{"size", func(s *Spec) { s.Miners[0].SectorSize = "3GiB" }, "sector size"},
+		{"offset", func(s *Spec) { o := int64(40); s.Miners[0].ProvingPeriodOffset = &o }, "outside [0, 40)"},
+		{"deadline", func(s *Spec) { s.Miners[0].Deadlines = []uint64{4} }, "deadline 4 out of range"},
+		{"lookback", func(s *Spec) { s.Policy.ChallengeLookback = 40 }, "shorter than the proving period"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testSpec()
+			tc.mut(s)
+			wantErr(t, s.Validate(), tc.want)
+		})
+	}
+
+	dir := t.TempDir()
+	tomlPath := filepath.Join(dir, "spec.toml")
+	os.WriteFile(tomlPath, []byte("Seed = \"x\"\n[[Miners]]\nID = 1000\nSectors = 4\n"), 0o644)
+	s, err := LoadSpec(tomlPath)
+	if err != nil || s.Miners[0].SectorSize != "2KiB" || s.Miners[0].Worker != 100 || s.SectorDir != "sectors" {
+		t.Fatalf("LoadSpec toml = %+v, %v", s, err)
+	}
+	os.WriteFile(tomlPath, []byte("[[Miners]]\nID = 1000\nSectorz = 4\n"), 0o644)
+	_, err = LoadSpec(tomlPath)
+	wantErr(t, err, "unknown key")
+	jsonPath := filepath.Join(dir, "spec.json")
+	os.WriteFile(jsonPath, []byte(`{"Miners":[{"ID":1000,"Sectors":2,"SectorSize":"8MiB"}]}`), 0o644)
+	if s, err := LoadSpec(jsonPath); err != nil || s.Miners[0].SectorSize != "8MiB" {
+		t.Fatalf("LoadSpec json = %+v, %v", s, err)
+	}
+}

@@ -1,0 +1,448 @@
+package devnet
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/rpc/fullnode/bitfield"
+)
+
+// JSON-RPC error codes. Lotus answers application errors with code 1.
+const (
+	codeParse          = -32700
+	codeInvalidRequest = -32600
+	codeMethodNotFound = -32601
+	codeInvalidParams  = -32602
+	codeApp            = 1
+)
+
+type rpcError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+type request struct {
+	JSONRPC string            `json:"jsonrpc"`
+	ID      json.RawMessage   `json:"id"`
+	Method  string            `json:"method"`
+	Params  []json.RawMessage `json:"params"`
+}
+
+type response struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Result  any             `json:"result,omitempty"`
+	Error   *rpcError       `json:"error,omitempty"`
+}
+
+type method struct {
+	sign bool // needs the token, as Lotus's "sign" permission
+	call func(ctx context.Context, p params) (any, error)
+}
+
+// params decodes positional JSON-RPC params strictly: the count must
+// match, so a caller with Lotus v0 param order gets a clear error.
+type params struct {
+	method string
+	raw    []json.RawMessage
+}
+
+func (p params) decode(dst ...any) error {
+	if len(p.raw) != len(dst) {
+		return fmt.Errorf("%s takes %d params, got %d", p.method, len(dst), len(p.raw))
+	}
+	for i, d := range dst {
+		if err := json.Unmarshal(p.raw[i], d); err != nil {
+			return fmt.Errorf("%s param %d: %w", p.method, i+1, err)
+		}
+	}
+	return nil
+}
+
+type invalidParams struct{ error }
+
+// Handler returns the JSON-RPC handler, answering at /rpc/v1 and /rpc/v0.
+func (d *Devnet) Handler() http.Handler {
+	methods := d.methods()
+	mux := http.NewServeMux()
+	h := func(w http.ResponseWriter, r *http.Request) { d.serveRPC(w, r, methods) }
+	mux.HandleFunc("/rpc/v1", h)
+	mux.HandleFunc("/rpc/v0", h)
+	return mux
+}
+
+func (d *Devnet) serveRPC(w http.ResponseWriter, r *http.Request, methods map[string]method) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "JSON-RPC wants POST", http.StatusMethodNotAllowed)
+		return
+	}
+	authorized := false
+	if hdr := r.Header.Get("Authorization"); hdr != "" {
+		tok, ok := strings.CutPrefix(hdr, "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(d.token)) != 1 {
+			http.Error(w, "invalid token", http.StatusUnauthorized)
+			return
+		}
+		authorized = true
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if err != nil {
+		http.Error(w, "reading request", http.StatusBadRequest)
+		return
+	}
+	var req request
+	resp := response{JSONRPC: "2.0"}
+	if err := json.Unmarshal(body, &req); err != nil {
+		resp.Error = &rpcError{Code: codeParse, Message: "parse error: " + err.Error()}
+		writeJSON(w, resp)
+		return
+	}
+	resp.ID = req.ID
+	m, ok := methods[req.Method]
+	switch {
+	case req.Method == "":
+		resp.Error = &rpcError{Code: codeInvalidRequest, Message: "no method"}
+	case !ok:
+		resp.Error = &rpcError{Code: codeMethodNotFound, Message: fmt.Sprintf("method '%s' not found", req.Method)}
+	case m.sign && !authorized:
+		resp.Error = &rpcError{Code: codeApp, Message: fmt.Sprintf("missing permission to invoke '%s' (need 'sign')", strings.TrimPrefix(req.Method, "Filecoin."))}
+	default:
+		start := time.Now()
+		res, err := m.call(r.Context(), params{method: req.Method, raw: req.Params})
+		var ip invalidParams
+		switch {
+		case errors.As(err, &ip):
+			resp.Error = &rpcError{Code: codeInvalidParams, Message: err.Error()}
+		case err != nil:
+			resp.Error = &rpcError{Code: codeApp, Message: err.Error()}
+		default:
+			resp.Result = res
+			if res == nil {
+				resp.Result = json.RawMessage("null")
+			}
+		}
+		d.log.Debug("rpc", zap.String("method", req.Method), zap.Duration("took", time.Since(start)), zap.Error(err))
+	}
+	writeJSON(w, resp)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (d *Devnet) methods() map[string]method {
+	c := d.chain
+	read := func(f func(ctx context.Context, p params) (any, error)) method { return method{call: f} }
+	bad := func(err error) error { return invalidParams{err} }
+
+	// minerAt decodes (address, tsk) and returns the miner and the height.
+	minerAt := func(p params, extra ...any) (*minerState, ChainEpoch, error) {
+		var addr fullnode.Address
+		var tsk fullnode.TipSetKey
+		dst := append([]any{&addr}, extra...)
+		dst = append(dst, &tsk)
+		if err := p.decode(dst...); err != nil {
+			return nil, 0, bad(err)
+		}
+		h, err := c.resolveTSK(tsk)
+		if err != nil {
+			return nil, 0, err
+		}
+		m, err := c.minerLocked(addr)
+		return m, h, err
+	}
+
+	return map[string]method{
+		"Filecoin.Version": read(func(ctx context.Context, p params) (any, error) {
+			return map[string]any{"Version": "vsm-devnet", "APIVersion": 0x020300, "BlockDelay": uint64(d.cfg.BlockTime.Seconds())}, nil
+		}),
+		"Filecoin.StateNetworkName": read(func(ctx context.Context, p params) (any, error) { return "vsm-devnet", nil }),
+		"Filecoin.ChainHead": read(func(ctx context.Context, p params) (any, error) {
+			if err := p.decode(); err != nil {
+				return nil, bad(err)
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			ts := c.tipset(c.st.Height, c.st.GenesisUnix, d.cfg.BlockTime.Seconds())
+			return &ts, nil
+		}),
+		"Filecoin.StateMinerInfo": read(func(ctx context.Context, p params) (any, error) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			m, _, err := minerAt(p)
+			if err != nil {
+				return nil, err
+			}
+			peer := "12D3KooWDevnet" + fmt.Sprint(m.ID)
+			return &fullnode.MinerInfo{
+				Owner: fullnode.NewIDAddress(m.Owner), Worker: fullnode.NewIDAddress(m.Worker),
+				ControlAddresses: []fullnode.Address{}, WorkerChangeEpoch: -1, PeerId: &peer,
+				WindowPoStProofType: m.PoStProof, SectorSize: m.SectorSize,
+				WindowPoStPartitionSectors: m.PartitionSize, ConsensusFaultElapsed: -1,
+				Beneficiary:     fullnode.NewIDAddress(m.Owner),
+				BeneficiaryTerm: &fullnode.BeneficiaryTerm{},
+			}, nil
+		}),
+		"Filecoin.StateMinerProvingDeadline": read(func(ctx context.Context, p params) (any, error) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			m, h, err := minerAt(p)
+			if err != nil {
+				return nil, err
+			}
+			di := c.deadlineAt(m, h)
+			return &di, nil
+		}),
+		"Filecoin.StateMinerDeadlines": read(func(ctx context.Context, p params) (any, error) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			m, _, err := minerAt(p)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]fullnode.Deadline, len(m.Deadlines))
+			for i, dl := range m.Deadlines {
+				out[i] = fullnode.Deadline{PostSubmissions: dl.PostSubmissions}
+			}
+			return out, nil
+		}),
+		"Filecoin.StateMinerPartitions": read(func(ctx context.Context, p params) (any, error) {
+			var idx uint64
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			m, _, err := minerAt(p, &idx)
+			if err != nil {
+				return nil, err
+			}
+			if idx >= uint64(len(m.Deadlines)) {
+				return nil, fmt.Errorf("deadline index %d out of range [0, %d)", idx, len(m.Deadlines))
+			}
+			out := make([]fullnode.Partition, 0, len(m.Deadlines[idx].Partitions))
+			for _, ps := range m.Deadlines[idx].Partitions {
+				out = append(out, fullnode.Partition{
+					AllSectors: ps.All, FaultySectors: ps.Faulty, RecoveringSectors: ps.Recovering,
+					LiveSectors: ps.All, ActiveSectors: ps.active(),
+				})
+			}
+			return out, nil
+		}),
+		"Filecoin.StateSectorGetInfo": read(func(ctx context.Context, p params) (any, error) {
+			var num uint64
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			m, _, err := minerAt(p, &num)
+			if err != nil {
+				return nil, err
+			}
+			commR, ok := m.commR[num]
+			if !ok {
+				return nil, nil // Lotus answers null for an unknown sector
+			}
+			zero := fullnode.NewBigInt(0)
+			return &fullnode.SectorOnChainInfo{
+				SectorNumber: num, SealProof: m.SealProof, SealedCID: fullnode.SealedCIDFromCommR(commR),
+				DealIDs: []uint64{}, Activation: 0, Expiration: 1 << 40,
+				DealWeight: zero, VerifiedDealWeight: zero, InitialPledge: zero,
+				ExpectedDayReward: zero, ExpectedStoragePledge: zero, ReplacedDayReward: zero, DailyFee: zero,
+			}, nil
+		}),
+		"Filecoin.StateGetRandomnessFromBeacon":  read(d.randomnessMethod("beacon")),
+		"Filecoin.StateGetRandomnessFromTickets": read(d.randomnessMethod("ticket")),
+		"Filecoin.MpoolPushMessage": {sign: true, call: func(ctx context.Context, p params) (any, error) {
+			var msg fullnode.Message
+			var spec *fullnode.MessageSendSpec
+			if err := p.decode(&msg, &spec); err != nil {
+				return nil, bad(err)
+			}
+			rec, err := c.pushMessage(ctx, &msg)
+			if err != nil {
+				return nil, err
+			}
+			cid, _ := fullnode.ParseCID(rec.CID)
+			raw, _ := json.Marshal(&msg)
+			return &fullnode.SignedMessage{Message: raw, Signature: fullnode.Signature{Type: 1, Data: []byte("devnet")}, CID: cid}, nil
+		}},
+		"Filecoin.StateSearchMsg": read(func(ctx context.Context, p params) (any, error) {
+			var tsk fullnode.TipSetKey
+			var cid fullnode.CID
+			var limit ChainEpoch
+			var allowReplaced bool
+			if err := p.decode(&tsk, &cid, &limit, &allowReplaced); err != nil {
+				return nil, bad(err)
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			rec, ok := c.st.Messages[cid.String()]
+			if !ok {
+				return nil, nil
+			}
+			return c.lookupLocked(rec), nil
+		}),
+		"Filecoin.StateWaitMsg": read(func(ctx context.Context, p params) (any, error) {
+			var cid fullnode.CID
+			var confidence uint64
+			var limit ChainEpoch
+			var allowReplaced bool
+			if err := p.decode(&cid, &confidence, &limit, &allowReplaced); err != nil {
+				return nil, bad(err)
+			}
+			for {
+				ch := c.headChanged()
+				c.mu.Lock()
+				rec, ok := c.st.Messages[cid.String()]
+				if !ok {
+					c.mu.Unlock()
+					return nil, fmt.Errorf("message %s not found (the devnet executes messages when pushed)", cid)
+				}
+				if c.st.Height >= rec.Height+ChainEpoch(confidence) {
+					defer c.mu.Unlock()
+					return c.lookupLocked(rec), nil
+				}
+				c.mu.Unlock()
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-ch:
+				}
+			}
+		}),
+		"Filecoin.MinerGetBaseInfo": read(func(ctx context.Context, p params) (any, error) {
+			var epoch ChainEpoch
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			var addr fullnode.Address
+			var tsk fullnode.TipSetKey
+			if err := p.decode(&addr, &epoch, &tsk); err != nil {
+				return nil, bad(err)
+			}
+			m, err := c.minerLocked(addr)
+			if err != nil {
+				return nil, err
+			}
+			bi := &fullnode.MiningBaseInfo{
+				SectorSize: m.SectorSize, WorkerKey: fullnode.NewIDAddress(m.Worker).String(),
+				EligibleForMining: true, BeaconEntries: []fullnode.BeaconEntry{},
+			}
+			var total uint64
+			for _, mm := range c.miners {
+				total += uint64(len(mm.Sectors)) * mm.SectorSize
+			}
+			bi.NetworkPower = fullnode.NewBigInt(int64(total))
+			var power uint64
+			for _, dl := range m.Deadlines {
+				for _, ps := range dl.Partitions {
+					_ = ps.active().ForEach(func(n uint64) error {
+						bi.Sectors = append(bi.Sectors, fullnode.ExtendedSectorInfo{
+							SealProof: m.SealProof, SectorNumber: n, SealedCID: fullnode.SealedCIDFromCommR(m.commR[n]),
+						})
+						power += m.SectorSize
+						return nil
+					})
+				}
+			}
+			bi.MinerPower = fullnode.NewBigInt(int64(power))
+			return bi, nil
+		}),
+		"Devnet.Report": read(func(ctx context.Context, p params) (any, error) {
+			limit := 100
+			if len(p.raw) > 0 {
+				if err := p.decode(&limit); err != nil {
+					return nil, bad(err)
+				}
+			}
+			r := d.Report(limit)
+			return &r, nil
+		}),
+		"Devnet.Miners": read(func(ctx context.Context, p params) (any, error) { return d.Miners(), nil }),
+	}
+}
+
+func (d *Devnet) randomnessMethod(kind string) func(ctx context.Context, p params) (any, error) {
+	return func(ctx context.Context, p params) (any, error) {
+		var tag fullnode.DomainSeparationTag
+		var epoch ChainEpoch
+		var entropy []byte
+		var tsk fullnode.TipSetKey
+		if err := p.decode(&tag, &epoch, &entropy, &tsk); err != nil {
+			return nil, invalidParams{err}
+		}
+		return d.chain.randomness(kind, tag, epoch, entropy, tsk)
+	}
+}
+
+func (c *chain) lookupLocked(rec *msgRecord) *fullnode.MsgLookup {
+	cid, _ := fullnode.ParseCID(rec.CID)
+	return &fullnode.MsgLookup{
+		Message: cid,
+		Receipt: fullnode.MessageReceipt{ExitCode: int64(rec.ExitCode), Return: []byte{}},
+		TipSet:  fullnode.TipSetKey{c.blockCID(rec.Height)},
+		Height:  rec.Height,
+	}
+}
+
+// Listen opens a TCP listener, refusing non-loopback addresses unless
+// allowRemote is set: the devnet has no real auth for reads.
+func Listen(addr string, allowRemote bool) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("devnet listen address %q: %w", addr, err)
+	}
+	if !allowRemote {
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return nil, fmt.Errorf("devnet listen address %q is not loopback; the devnet serves reads without a token, so it only listens on 127.0.0.1/::1 unless told otherwise", addr)
+		}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("devnet: %w", err)
+	}
+	return ln, nil
+}
+
+// APIInfo returns the FULLNODE_API_INFO string for a listener address.
+func (d *Devnet) APIInfo(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return d.token + ":http://" + addr.String()
+	}
+	proto := "ip4"
+	if tcp.IP.To4() == nil {
+		proto = "ip6"
+	}
+	return fmt.Sprintf("%s:/%s/%s/tcp/%d/http", d.token, proto, tcp.IP, tcp.Port)
+}
+
+// Serve serves the API on ln until ctx ends, then shuts down gracefully.
+func (d *Devnet) Serve(ctx context.Context, ln net.Listener) error {
+	// Request contexts derive from ctx, so a long StateWaitMsg ends at shutdown.
+	srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	errCh := make(chan error, 1)
+	go func() { errCh <- srv.Serve(ln) }()
+	select {
+	case err := <-errCh:
+		return fmt.Errorf("devnet server: %w", err)
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("devnet server shutdown: %w", err)
+	}
+	return nil
+}
+
+// compile-time check that partition bitfields serialise in Lotus form.
+var _ json.Marshaler = bitfield.BitField{}
