@@ -25,8 +25,8 @@ func testSpec() *Spec {
 	return &Spec{
 		Seed:          "test",
 		FirstDueEpoch: 30,
-		Policy: PolicySpec{PeriodDeadlines: 4, ChallengeWindow: 10, ChallengeLookback: 3, FaultDeclarationCutoff: 5},
-		Miners: []MinerSpec{{ID: 1000, Worker: 100, Sectors: 8, ProvingPeriodOffset: &off, Deadlines: []uint64{0, 1}}},
+		Policy:        PolicySpec{PeriodDeadlines: 4, ChallengeWindow: 10, ChallengeLookback: 3, FaultDeclarationCutoff: 5},
+		Miners:        []MinerSpec{{ID: 1000, Worker: 100, Sectors: 8, ProvingPeriodOffset: &off, Deadlines: []uint64{0, 1}}},
 	}
 }
 
