@@ -79,11 +79,18 @@ func (c *Config) withDefaults() {
 type Node struct {
 	cfg       Config
 	raft      *raft.Raft
-	fsm       *fsm.FSM
+	fsm       *trackedFSM
 	store     *raftboltdb.BoltStore
 	transport *raft.NetworkTransport
 	log       *zap.Logger
 	fatal     chan error
+	// startIndex is the newest appliable entry on disk at Open (or the
+	// snapshot's index). Until the FSM has applied it, local reads would
+	// show a state older than this node acknowledged before it restarted.
+	startIndex uint64
+	// restoredAtStart is set when startIndex is covered by the snapshot
+	// raft restores inside NewRaft.
+	restoredAtStart bool
 }
 
 // Open starts the node. It returns once raft is running, not once a leader
@@ -104,7 +111,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("raft advertise address %q: peers cannot dial an unspecified address; set raft advertise", cfg.RaftAdvertise)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, fatal: make(chan error, 1)}
-	n.fsm = fsm.New(n.onFatal)
+	n.fsm = &trackedFSM{FSM: fsm.New(n.onFatal)}
 	if err := n.open(adv); err != nil {
 		n.closeStores()
 		return nil, err
@@ -148,11 +155,31 @@ func (n *Node) open(adv *net.TCPAddr) error {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 	}
+	if n.startIndex, err = lastAppliableIndex(logs, snaps); err != nil {
+		return fmt.Errorf("inspect raft log: %w", err)
+	}
 	r, err := raft.NewRaft(rc, n.fsm, logs, store, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	// NewRaft restored the latest snapshot before returning.
+	n.restoredAtStart = r.AppliedIndex() >= n.startIndex
+	return nil
+}
+
+// ErrCatchingUp means the node is still replaying its log after a start.
+var ErrCatchingUp = errors.New("catching up")
+
+// ReadReady says whether local reads reflect at least everything this node
+// had in its log when it started.
+func (n *Node) ReadReady() error {
+	if n.restoredAtStart {
+		return nil
+	}
+	if applied := n.fsm.applied.Load(); applied < n.startIndex {
+		return fmt.Errorf("%w: applied %d of %d log entries since start; retry shortly", ErrCatchingUp, applied, n.startIndex)
+	}
 	return nil
 }
 
@@ -182,7 +209,7 @@ func (n *Node) onFatal(err error) {
 func (n *Node) Fatal() <-chan error { return n.fatal }
 
 // FSM is the local replicated state, for reads.
-func (n *Node) FSM() *fsm.FSM { return n.fsm }
+func (n *Node) FSM() *fsm.FSM { return n.fsm.FSM }
 
 // ID is this node's raft id.
 func (n *Node) ID() string { return n.cfg.NodeID }
@@ -224,6 +251,9 @@ func (e *NotLeaderError) Error() string {
 	}
 	return fmt.Sprintf("this node is not the leader; the leader is %s at %s", e.LeaderID, e.LeaderAddr)
 }
+
+// ErrWrongCluster means a node's data belongs to another cluster.
+var ErrWrongCluster = errors.New("wrong cluster")
 
 // ErrTimeout wraps raft's enqueue timeout so callers can retry.
 var ErrTimeout = errors.New("raft apply timed out")
@@ -340,7 +370,7 @@ func (n *Node) EnsureClusterID(ctx context.Context) (string, error) {
 		return "", nil // a joining node learns it from the log
 	}
 	if len(recorded) > 0 && string(recorded) != id {
-		return "", fmt.Errorf("this home belongs to cluster %s but its raft data says cluster %s; point --home at the right directory", recorded, id)
+		return "", fmt.Errorf("%w: this home belongs to cluster %s but its raft data says cluster %s; point --home at the right directory", ErrWrongCluster, recorded, id)
 	}
 	if len(recorded) == 0 {
 		if err := os.WriteFile(path, []byte(id), 0o600); err != nil {

@@ -14,6 +14,8 @@ import (
 // reads and the cluster for writes and consistent reads.
 type Store interface {
 	FSM() *fsm.FSM
+	// ReadReady fails while the local replica is still replaying its log.
+	ReadReady() error
 	Apply(ctx context.Context, c fsm.Command) (int, error)
 	ConsistentRead(ctx context.Context) error
 	Status() cluster.Status
@@ -40,16 +42,16 @@ func RegisterVSM(m *Mux, s Store, version string) {
 	m.Register("VSM.Version", PermRead, a.getVersion)
 	m.Register("VSM.Status", PermRead, a.status)
 	m.Register("VSM.MinerAdd", PermWrite, a.minerAdd)
-	m.Register("VSM.MinerGet", PermRead, a.minerGet)
-	m.Register("VSM.MinerList", PermRead, a.minerList)
+	m.Register("VSM.MinerGet", PermRead, a.read(a.minerGet))
+	m.Register("VSM.MinerList", PermRead, a.read(a.minerList))
 	m.Register("VSM.MinerRemove", PermWrite, a.minerRemove)
 	m.Register("VSM.StorageAdd", PermWrite, a.storageAdd)
-	m.Register("VSM.StorageList", PermRead, a.storageList)
+	m.Register("VSM.StorageList", PermRead, a.read(a.storageList))
 	m.Register("VSM.StorageRemove", PermWrite, a.storageRemove)
 	m.Register("VSM.SectorLocationPut", PermWrite, a.locationPut)
-	m.Register("VSM.SectorLocationGet", PermRead, a.locationGet)
-	m.Register("VSM.SectorLocationList", PermRead, a.locationList)
-	m.Register("VSM.SectorLocationCount", PermRead, a.locationCount)
+	m.Register("VSM.SectorLocationGet", PermRead, a.read(a.locationGet))
+	m.Register("VSM.SectorLocationList", PermRead, a.read(a.locationList))
+	m.Register("VSM.SectorLocationCount", PermRead, a.read(a.locationCount))
 	m.Register("VSM.SectorLocationDelete", PermWrite, a.locationDelete)
 	m.Register("VSM.SnapshotNow", PermAdmin, a.snapshotNow)
 }
@@ -69,10 +71,21 @@ func storeErr(err error) error {
 		return Errorf(CodeRejected, "%v", err)
 	case errors.As(err, &nl):
 		return Errorf(CodeNotLeader, "%v", err)
-	case errors.Is(err, cluster.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, cluster.ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, cluster.ErrCatchingUp):
 		return Errorf(CodeUnavailable, "%v; retry", err)
 	}
 	return err
+}
+
+// read refuses local reads until the replica has replayed its log, so a
+// restarted node never answers from a state older than it acknowledged.
+func (a *api) read(h Handler) Handler {
+	return func(ctx context.Context, p []json.RawMessage) (any, error) {
+		if err := a.s.ReadReady(); err != nil {
+			return nil, storeErr(err)
+		}
+		return h(ctx, p)
+	}
 }
 
 type changed struct {

@@ -10,7 +10,8 @@ import (
 )
 
 func main() {
-	if err := newApp().Run(os.Args); err != nil {
+	app := newApp()
+	if err := app.Run(interspersed(app, os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "vsm:", err)
 		os.Exit(exitCode(err))
 	}
@@ -35,8 +36,14 @@ func newApp() *cli.App {
 			},
 		},
 		Commands: []*cli.Command{
+			daemonCommand(),
+			minerCommand(),
+			storageCommand(),
+			sectorCommand(),
+			authCommand(),
 			wdpostCommand(),
 			utilCommand(),
+			devnetCommand(),
 		},
 	}
 }

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strconv"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/vsm-project/vsm/fsm"
+)
+
+func sectorCommand() *cli.Command {
+	minerFlag := &cli.StringFlag{Name: "miner", Usage: "miner actor (t01000)", Required: true}
+	numberFlag := &cli.Uint64Flag{Name: "number", Usage: "sector number", Required: true}
+	return &cli.Command{
+		Name:  "sector",
+		Usage: "sector metadata",
+		Subcommands: []*cli.Command{{
+			Name:  "location",
+			Usage: "where each sector's sealed file and cache directory live",
+			Subcommands: withAPI(
+				&cli.Command{
+					Name:  "put",
+					Usage: "store one sector's location",
+					Flags: []cli.Flag{minerFlag, numberFlag,
+						&cli.StringFlag{Name: "sealed", Usage: "storage instance holding the sealed file", Required: true},
+						&cli.StringFlag{Name: "cache", Usage: "storage instance holding the cache directory", Required: true},
+						&cli.BoolFlag{Name: "upgraded", Usage: "snap-upgraded sector (update/ and update-cache/)"},
+						&cli.UintFlag{Name: "proof", Usage: "seal proof type number"},
+						&cli.StringFlag{Name: "commr", Usage: "replica commitment, 64 hex digits"},
+					},
+					Action: locationPut,
+				},
+				&cli.Command{
+					Name:   "get",
+					Usage:  "show one sector's location",
+					Flags:  []cli.Flag{minerFlag, numberFlag, jsonFlag, &cli.BoolFlag{Name: "consistent", Usage: "read through the leader (linearizable) instead of this node's replica"}},
+					Action: locationGet,
+				},
+				&cli.Command{
+					Name:  "list",
+					Usage: "list a miner's sector locations",
+					Flags: []cli.Flag{minerFlag, jsonFlag,
+						&cli.BoolFlag{Name: "count", Usage: "print only the number of locations"},
+						&cli.Uint64Flag{Name: "from", Usage: "first sector number"},
+						&cli.IntFlag{Name: "limit", Usage: "at most this many (0: all)"},
+					},
+					Action: locationList,
+				},
+				&cli.Command{
+					Name:   "delete",
+					Usage:  "delete one sector's location",
+					Flags:  []cli.Flag{minerFlag, numberFlag},
+					Action: locationDelete,
+				},
+				&cli.Command{
+					Name:  "import",
+					Usage: "import locations from JSON lines or CSV (see docs/import.md)",
+					Flags: []cli.Flag{
+						&cli.StringFlag{Name: "file", Usage: "input file; - for standard input", Required: true},
+						&cli.StringFlag{Name: "format", Usage: "jsonl or csv (default: from the file name, else jsonl)"},
+						&cli.IntFlag{Name: "batch", Usage: "locations per request", Value: 10_000},
+						&cli.IntFlag{Name: "parallel", Usage: "requests in flight", Value: 4},
+						&cli.BoolFlag{Name: "quiet", Usage: "no progress bar"},
+					},
+					Action: locationImport,
+				},
+			),
+		}},
+	}
+}
+
+func sectorIDFlags(c *cli.Context) (fsm.SectorID, error) {
+	m, err := parseActor(c.String("miner"))
+	if err != nil {
+		return fsm.SectorID{}, err
+	}
+	return fsm.SectorID{Miner: m, Number: c.Uint64("number")}, nil
+}
+
+func locationPut(c *cli.Context) error {
+	id, err := sectorIDFlags(c)
+	if err != nil {
+		return err
+	}
+	l := fsm.SectorLocation{SectorID: id, Sealed: c.String("sealed"), Cache: c.String("cache"), Upgraded: c.Bool("upgraded")}
+	if p := c.Uint("proof"); p > 255 {
+		return fmt.Errorf("--proof %d: not a seal proof type", p)
+	} else {
+		l.SealProof = uint8(p)
+	}
+	if err := l.CommR.UnmarshalText([]byte(c.String("commr"))); err != nil {
+		return fmt.Errorf("--commr: %w", err)
+	}
+	if err := call(c, "VSM.SectorLocationPut", nil, []fsm.SectorLocation{l}); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "%s: sealed on %s, cache on %s\n", id, l.Sealed, l.Cache)
+	return nil
+}
+
+func locationGet(c *cli.Context) error {
+	id, err := sectorIDFlags(c)
+	if err != nil {
+		return err
+	}
+	var l fsm.SectorLocation
+	if err := call(c, "VSM.SectorLocationGet", &l, id, c.Bool("consistent")); err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, l)
+	}
+	return table(c.App.Writer, []string{"SECTOR", "SEALED", "CACHE", "UPGRADED", "PROOF", "COMMR"}, [][]string{locationRow(l)})
+}
+
+func locationRow(l fsm.SectorLocation) []string {
+	return []string{l.SectorID.String(), l.Sealed, l.Cache, strconv.FormatBool(l.Upgraded), strconv.Itoa(int(l.SealProof)), hex.EncodeToString(l.CommR[:])}
+}
+
+func locationList(c *cli.Context) error {
+	m, err := parseActor(c.String("miner"))
+	if err != nil {
+		return err
+	}
+	if c.Bool("count") {
+		var n int
+		if err := call(c, "VSM.SectorLocationCount", &n, m); err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			return printJSON(c.App.Writer, map[string]int{"count": n})
+		}
+		fmt.Fprintln(c.App.Writer, n)
+		return nil
+	}
+	var locs []fsm.SectorLocation
+	if err := call(c, "VSM.SectorLocationList", &locs, m, c.Uint64("from"), c.Int("limit")); err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, locs)
+	}
+	rows := make([][]string, len(locs))
+	for i, l := range locs {
+		rows[i] = locationRow(l)
+	}
+	return table(c.App.Writer, []string{"SECTOR", "SEALED", "CACHE", "UPGRADED", "PROOF", "COMMR"}, rows)
+}
+
+func locationDelete(c *cli.Context) error {
+	id, err := sectorIDFlags(c)
+	if err != nil {
+		return err
+	}
+	var res struct{ Changed int }
+	if err := call(c, "VSM.SectorLocationDelete", &res, []fsm.SectorID{id}); err != nil {
+		return err
+	}
+	if res.Changed == 0 {
+		fmt.Fprintf(c.App.Writer, "%s had no location\n", id)
+		return nil
+	}
+	fmt.Fprintf(c.App.Writer, "%s deleted\n", id)
+	return nil
+}
