@@ -126,4 +126,3 @@ func override(dst *string, v string) {
 		*dst = v
 	}
 }
-
