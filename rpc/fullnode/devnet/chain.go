@@ -317,7 +317,10 @@ func (c *chain) closeDeadline(m *minerState, di fullnode.DeadlineInfo) (Deadline
 		rec.Outcome = OutcomeProven
 		c.st.Totals.Proven++
 	}
-	c.st.Records = append(c.st.Records, rec)
+	if rec.Outcome != OutcomeEmpty {
+		// Empty deadlines only count; listing them would bury the rest.
+		c.st.Records = append(c.st.Records, rec)
+	}
 	level := zap.InfoLevel
 	if rec.Outcome == OutcomeMissed {
 		level = zap.WarnLevel

@@ -385,7 +385,7 @@ func reportFrom(st *persisted, limit int) Report {
 	if limit >= 0 && len(recs) > limit {
 		recs = recs[len(recs)-limit:]
 	}
-	return Report{Height: st.Height, Totals: st.Totals, Records: append([]DeadlineRecord(nil), recs...)}
+	return Report{Height: st.Height, Totals: st.Totals, Records: append([]DeadlineRecord{}, recs...)}
 }
 
 // ReadReport reads the report from a devnet directory's saved state, for
