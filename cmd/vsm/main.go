@@ -44,7 +44,6 @@ func newApp() *cli.App {
 			wdpostCommand(),
 			utilCommand(),
 			devnetCommand(),
-			devnetCommand(),
 		},
 	}
 }
