@@ -1,0 +1,237 @@
+package fullnode_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/rpc/fullnode/bitfield"
+	"github.com/vsm-project/vsm/rpc/fullnode/devnet"
+)
+
+// fakeSealer skips disk work: these tests are about the wire, not proofs.
+type fakeSealer struct{}
+
+func (fakeSealer) SealSector(_ context.Context, miner, number, _ uint64, _ string) ([32]byte, error) {
+	return sha256.Sum256([]byte{byte(miner), byte(miner >> 8), byte(number)}), nil
+}
+
+func startDevnet(t *testing.T) (*devnet.Devnet, *httptest.Server) {
+	t.Helper()
+	off := int64(5)
+	spec := &devnet.Spec{
+		Seed: "client-test",
+		// Nothing is judged: these tests look at the wire, not at outcomes.
+		FirstDueEpoch: 1000,
+		Policy:        devnet.PolicySpec{PeriodDeadlines: 4, ChallengeWindow: 10, ChallengeLookback: 3, FaultDeclarationCutoff: 5},
+		Miners:        []devnet.MinerSpec{{ID: 1000, Worker: 100, Sectors: 5, ProvingPeriodOffset: &off}},
+	}
+	dn, err := devnet.New(context.Background(), devnet.Config{Dir: t.TempDir(), Spec: spec, Sealer: fakeSealer{}, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(dn.Handler())
+	t.Cleanup(srv.Close)
+	return dn, srv
+}
+
+func TestClientAgainstDevnet(t *testing.T) {
+	dn, srv := startDevnet(t)
+	dn.Step(23)
+	ctx := context.Background()
+	c := fullnode.NewClient(fullnode.APIInfo{Token: dn.Token(), URL: srv.URL + "/rpc/v1"}, zaptest.NewLogger(t))
+	maddr := fullnode.MustParseAddress("f01000")
+
+	head, err := c.ChainHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head.Height != 23 || len(head.Cids) != 1 || len(head.Blocks) != 1 || head.Blocks[0].Parents[0].String() == head.Cids[0].String() {
+		t.Fatalf("head = %+v", head)
+	}
+
+	tests := []struct {
+		name  string
+		call  func() (any, error)
+		check func(t *testing.T, v any)
+		err   string
+	}{
+		{"miner info", func() (any, error) { return c.StateMinerInfo(ctx, maddr, head.Key()) }, func(t *testing.T, v any) {
+			mi := v.(*fullnode.MinerInfo)
+			if mi.Worker.ID() != 100 || mi.SectorSize != 2048 || mi.WindowPoStProofType != 10 || mi.WindowPoStPartitionSectors != 2 {
+				t.Fatalf("miner info %+v", mi)
+			}
+		}, ""},
+		{"proving deadline at head", func() (any, error) { return c.StateMinerProvingDeadline(ctx, maddr, nil) }, func(t *testing.T, v any) {
+			di := v.(*fullnode.DeadlineInfo)
+			// offset 5, period 40: period start 5, epoch 23 is deadline 1 (15..25)
+			if di.PeriodStart != 5 || di.Index != 1 || di.Open != 15 || di.Close != 25 || di.Challenge != 12 || di.FaultCutoff != 10 || di.CurrentEpoch != 23 {
+				t.Fatalf("deadline %s", di)
+			}
+		}, ""},
+		{"proving deadline at an older tipset", func() (any, error) {
+			return c.StateMinerProvingDeadline(ctx, maddr, fullnode.TipSetKey{head.Blocks[0].Parents[0]})
+		}, func(t *testing.T, v any) {
+			if di := v.(*fullnode.DeadlineInfo); di.CurrentEpoch != 22 {
+				t.Fatalf("deadline at parent: %s", di)
+			}
+		}, ""},
+		{"unknown tipset", func() (any, error) {
+			return c.StateMinerProvingDeadline(ctx, maddr, fullnode.TipSetKey{fullnode.NewCID(fullnode.CodecDagCBOR, fullnode.MhSHA2_256, make([]byte, 32))})
+		}, nil, "not found"},
+		{"deadlines", func() (any, error) { return c.StateMinerDeadlines(ctx, maddr, nil) }, func(t *testing.T, v any) {
+			if dls := v.([]fullnode.Deadline); len(dls) != 4 {
+				t.Fatalf("deadlines %+v", dls)
+			}
+		}, ""},
+		{"partitions", func() (any, error) { return c.StateMinerPartitions(ctx, maddr, 0, nil) }, func(t *testing.T, v any) {
+			// 5 sectors, partition size 2: partitions {0,1} {2,3} {4} go to
+			// deadlines 0, 1, 2.
+			ps := v.([]fullnode.Partition)
+			if len(ps) != 1 || !ps[0].AllSectors.Equal(bitfield.New(0, 1)) || !ps[0].ActiveSectors.Equal(bitfield.New(0, 1)) {
+				t.Fatalf("partitions %+v", ps)
+			}
+		}, ""},
+		{"partitions bad index", func() (any, error) { return c.StateMinerPartitions(ctx, maddr, 9, nil) }, nil, "out of range"},
+		{"sector info", func() (any, error) { return c.StateSectorGetInfo(ctx, maddr, 4, nil) }, func(t *testing.T, v any) {
+			si := v.(*fullnode.SectorOnChainInfo)
+			commR, err := si.CommR()
+			want, _ := fakeSealer{}.SealSector(ctx, 1000, 4, 0, "")
+			if err != nil || commR != want || si.SealProof != 5 {
+				t.Fatalf("sector info %+v, commR %x, %v", si, commR, err)
+			}
+		}, ""},
+		{"unknown sector is nil", func() (any, error) { return c.StateSectorGetInfo(ctx, maddr, 77, nil) }, func(t *testing.T, v any) {
+			if si := v.(*fullnode.SectorOnChainInfo); si != nil {
+				t.Fatalf("want nil, got %+v", si)
+			}
+		}, ""},
+		{"unknown miner", func() (any, error) { return c.StateMinerInfo(ctx, fullnode.NewIDAddress(9), nil) }, nil, "actor not found"},
+		{"randomness from the future", func() (any, error) {
+			return c.StateGetRandomnessFromBeacon(ctx, fullnode.TagWindowedPoStChallengeSeed, 24, nil, nil)
+		}, nil, "from the future"},
+		{"window post randomness is stable and normalised", func() (any, error) {
+			di, err := c.StateMinerProvingDeadline(ctx, maddr, nil)
+			if err != nil {
+				return nil, err
+			}
+			a, err := c.WindowPoStRandomness(ctx, maddr, di, nil)
+			if err != nil {
+				return nil, err
+			}
+			b, err := c.WindowPoStRandomness(ctx, maddr, di, head.Key())
+			if a != b {
+				t.Fatalf("randomness differs across calls: %x %x", a, b)
+			}
+			other, _ := c.WindowPoStRandomness(ctx, fullnode.NewIDAddress(1000), &fullnode.DeadlineInfo{Challenge: di.Challenge - 1}, nil)
+			if other == a {
+				t.Fatal("randomness does not depend on the epoch")
+			}
+			return a, err
+		}, func(t *testing.T, v any) {
+			if seed := v.([32]byte); seed[31]&0xc0 != 0 {
+				t.Fatalf("seed not normalised: %x", seed)
+			}
+		}, ""},
+		{"base info", func() (any, error) { return c.MinerGetBaseInfo(ctx, maddr, 23, nil) }, func(t *testing.T, v any) {
+			if bi := v.(*fullnode.MiningBaseInfo); len(bi.Sectors) != 5 || bi.MinerPower.String() != "10240" {
+				t.Fatalf("base info %+v", bi)
+			}
+		}, ""},
+		{"unknown method", func() (any, error) { return nil, c.Call(ctx, "Filecoin.NoSuchThing", nil) }, nil, "not found"},
+		{"wrong param count", func() (any, error) {
+			return nil, c.Call(ctx, "Filecoin.StateGetRandomnessFromBeacon", nil, 4, 10, []byte{})
+		}, nil, "takes 4 params, got 3"},
+		{"v0 param order (tipset first)", func() (any, error) {
+			return nil, c.Call(ctx, "Filecoin.StateGetRandomnessFromBeacon", nil, []any{}, 4, 10, []byte{})
+		}, nil, "param 1"},
+		{"key address rejected", func() (any, error) {
+			return nil, c.Call(ctx, "Filecoin.StateMinerInfo", nil, "f3vvmn62lofvhjd2ugzca6sof2j2ubwok6cj4xxbfzz4yuxfkgobpihhd2thlanmsh3w2ptld2gqkn2jvlss4a", []any{})
+		}, nil, "only ID addresses"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := tc.call()
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, v)
+		})
+	}
+}
+
+func TestClientAuthAndMessages(t *testing.T) {
+	dn, srv := startDevnet(t)
+	dn.Step(3)
+	ctx := context.Background()
+	maddr, worker := fullnode.NewIDAddress(1000), fullnode.NewIDAddress(100)
+	decl := &fullnode.DeclareFaultsParams{Faults: []fullnode.FaultDeclaration{{Deadline: 2, Partition: 0, Sectors: bitfield.New(4)}}}
+
+	noToken := fullnode.NewClient(fullnode.APIInfo{URL: srv.URL + "/rpc/v1"}, nil)
+	if _, err := noToken.ChainHead(ctx); err != nil {
+		t.Fatalf("reads need no token: %v", err)
+	}
+	_, err := noToken.DeclareFaults(ctx, maddr, worker, decl, nil)
+	if err == nil || !strings.Contains(err.Error(), "missing permission") {
+		t.Fatalf("push without token: %v", err)
+	}
+	badToken := fullnode.NewClient(fullnode.APIInfo{Token: "nope", URL: srv.URL + "/rpc/v1"}, nil)
+	if _, err := badToken.ChainHead(ctx); !errors.Is(err, fullnode.ErrUnauthorized) {
+		t.Fatalf("bad token: %v", err)
+	}
+
+	c, err := fullnode.Dial(dn.Token()+":"+srv.URL, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cid, err := c.DeclareFaults(ctx, maddr, worker, decl, &fullnode.MessageSendSpec{MaxFee: fullnode.NewBigInt(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// StateWaitMsg with confidence 2 returns only after two more epochs.
+	done := make(chan *fullnode.MsgLookup, 1)
+	go func() {
+		ml, err := c.StateWaitMsg(ctx, cid, 2, -1, true)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- ml
+	}()
+	select {
+	case <-done:
+		t.Fatal("StateWaitMsg returned before the confidence epochs passed")
+	case <-time.After(100 * time.Millisecond):
+	}
+	dn.Step(2)
+	select {
+	case ml := <-done:
+		if ml == nil || ml.Height != 3 || !ml.Message.Equal(cid) {
+			t.Fatalf("lookup %+v", ml)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("StateWaitMsg did not return")
+	}
+	// A cancelled wait ends with the context's error.
+	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.StateWaitMsg(wctx, cid, 100, -1, true); err == nil {
+		t.Fatal("StateWaitMsg ignored its context")
+	}
+	parts, _ := c.StateMinerPartitions(ctx, maddr, 2, nil)
+	if !parts[0].FaultySectors.Equal(bitfield.New(4)) {
+		t.Fatalf("declared fault not applied: %+v", parts[0])
+	}
+}
