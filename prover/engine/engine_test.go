@@ -204,3 +204,40 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestProveVerify8MiB covers trees deeper than the part read in one piece,
+// where the lower path levels are separate reads.
+func TestProveVerify8MiB(t *testing.T) {
+	geo, _ := sectorfile.GeometryFor(sectorfile.Size8MiB)
+	if topLevel(geo) <= 1 {
+		t.Fatalf("topLevel = %d; an 8MiB tree should not fit in %d bytes", topLevel(geo), topBytes)
+	}
+	s, err := sectorfile.Create(context.Background(), sectorfile.CreateOptions{Miner: 9, Number: 1, Size: sectorfile.Size8MiB, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := []Sector{{ID: 1, CommR: s.CommR, SealedPath: s.Paths.Sealed, CacheDir: s.Paths.Cache}}
+	var rnd [32]byte
+	rnd[9] = 7
+	res, err := Prover{Parallel: 2}.Prove(context.Background(), 9, "StackedDrgWindow8MiBV1_1", rnd, sec)
+	if err != nil || len(res.Faults) != 0 {
+		t.Fatalf("%v %v", err, res.Faults)
+	}
+	if err := Verify(9, "StackedDrgWindow8MiBV1_2", rnd, commitments(sec), res.Proof); err != nil {
+		t.Fatal(err)
+	}
+	// Corrupt a low tree node on a challenged path: the sector turns faulty.
+	leaf := Challenge(NormalizeRandomness(rnd), 1, 0, geo.Leaves)
+	f, err := os.OpenFile(sectorfile.TreeRLastPath(s.Paths.Cache), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, 32), geo.NodeOffset(1, (leaf>>1)^1)); err != nil {
+		t.Fatal(err)
+	}
+	must(t, f.Close())
+	res, err = Prover{}.Prove(context.Background(), 9, "StackedDrgWindow8MiBV1_2", rnd, sec)
+	if err != nil || len(res.Faults) != 1 || !strings.Contains(res.Faults[0].Reason, "challenge 0") {
+		t.Fatalf("after corrupting a path node: %v %+v", err, res.Faults)
+	}
+}

@@ -143,10 +143,18 @@ func ReadSector(geo sectorfile.Geometry, randomness [32]byte, s Sector) (SectorP
 	}
 	defer tree.Close()
 
-	var root node
-	if err := readAt(tree, root[:], geo.RootOffset(), treePath); err != nil {
+	// The top of the tree is read in one go (the last levels of the file,
+	// up to topBytes), like the cached upper rows of rust-fil-proofs'
+	// tree-r-last: every challenge's path shares it, so only the levels
+	// below it cost one small read each. For small sectors that is the
+	// whole tree and a challenge costs a single read of the replica.
+	top := topLevel(geo)
+	topOff := geo.NodeOffset(top, 0)
+	topBuf := make([]byte, geo.TreeFileSize()-topOff)
+	if err := readAt(tree, topBuf, topOff, treePath); err != nil {
 		return SectorProof{}, 0, err
 	}
+	root := node(topBuf[len(topBuf)-sectorfile.NodeSize:])
 	if root != aux.CommRLast {
 		return SectorProof{}, 0, fmt.Errorf("tree-r-last %s: root does not equal comm_r_last from p_aux (tree file corrupt or from another sector)", treePath)
 	}
@@ -169,7 +177,12 @@ func ReadSector(geo sectorfile.Geometry, randomness [32]byte, s Sector) (SectorP
 		copy(path[0][:], pair[(leaf&1^1)*32:])
 		for level := 1; level < geo.Depth; level++ {
 			sib := (leaf >> level) ^ 1
-			if err := readAt(tree, path[level][:], geo.NodeOffset(level, sib), treePath); err != nil {
+			off := geo.NodeOffset(level, sib)
+			if level >= top {
+				copy(path[level][:], topBuf[off-topOff:])
+				continue
+			}
+			if err := readAt(tree, path[level][:], off, treePath); err != nil {
 				return SectorProof{}, reads, err
 			}
 		}
@@ -180,6 +193,21 @@ func ReadSector(geo sectorfile.Geometry, randomness [32]byte, s Sector) (SectorP
 		sp.Paths[i] = path
 	}
 	return sp, reads, nil
+}
+
+// topBytes bounds the upper part of tree-r-last read in one piece per
+// sector.
+const topBytes = 64 << 10
+
+// topLevel is the lowest tree level from which the rest of the tree file
+// fits in topBytes.
+func topLevel(geo sectorfile.Geometry) int {
+	for level := 1; level <= geo.Depth; level++ {
+		if geo.TreeFileSize()-geo.NodeOffset(level, 0) <= topBytes {
+			return level
+		}
+	}
+	return geo.Depth
 }
 
 // openSized opens a file and checks its size, so a truncated file is
