@@ -23,7 +23,7 @@ func (fakeSealer) SealSector(_ context.Context, miner, number, _ uint64, _ strin
 	return sha256.Sum256([]byte{byte(miner), byte(miner >> 8), byte(number)}), nil
 }
 
-func startDevnet(t *testing.T) (*devnet.Devnet, *httptest.Server) {
+func startDevnet(t testing.TB) (*devnet.Devnet, *httptest.Server) {
 	t.Helper()
 	off := int64(5)
 	spec := &devnet.Spec{
