@@ -226,8 +226,9 @@ func Send(ctx context.Context, put Putter, locs []fsm.SectorLocation, batch, par
 					})
 					return
 				}
+				acked := int(done.Add(int64(end - start)))
 				if progress != nil {
-					progress(int(done.Add(int64(end - start))))
+					progress(acked)
 				}
 			}
 		}()

@@ -1,0 +1,47 @@
+# vsm build, test and benchmark targets. `make help` lists them.
+GO       ?= go
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+# Real-process tests start many daemons; keep the whole suite bounded.
+TEST_TIMEOUT ?= 20m
+
+.PHONY: help build test vet fuzz bench demo clean
+
+help:
+	@echo "make build   build bin/vsm"
+	@echo "make demo    run a local vsm node with sectors (the README's run command)"
+	@echo "make test    go vet + every test, real processes included"
+	@echo "make fuzz    run each fuzz target briefly (FUZZTIME=10s)"
+	@echo "make bench   print the performance figures the issues ask for"
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/vsm ./cmd/vsm
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+test: vet
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f"; \
+	    $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null; \
+	  done; \
+	done
+
+bench:
+	@echo "== fsm: apply, lookup, snapshot/restore, memory at 1M sectors"
+	$(GO) test -run XXX -bench 'ApplyPutLocations|LocationLookup1M' ./fsm
+	$(GO) test -run XXX -bench 'SnapshotRestore1M|MemoryPerSector' -benchtime 1x ./fsm
+	@echo "== import of 1,000,000 locations through RPC into a real daemon"
+	$(GO) test -run XXX -bench 'Import1M' -benchtime 1x ./e2e
+
+demo: build
+	./scripts/demo.sh
+
+clean:
+	rm -rf bin .demo

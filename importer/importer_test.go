@@ -1,0 +1,116 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/vsm-project/vsm/fsm"
+)
+
+func TestReadJSONL(t *testing.T) {
+	in := `# comment
+{"miner":"t01000","number":1,"sealed":"a","cache":"b","upgraded":true,"proof":8,"commr":"` + strings.Repeat("0f", 32) + `"}
+
+{"miner":1001,"number":2,"sealed":"a","cache":"a"}
+`
+	locs, err := ReadJSONL(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(locs) != 2 || locs[0].Miner != 1000 || !locs[0].Upgraded || locs[0].SealProof != 8 || locs[0].CommR[0] != 0x0f || locs[1].Miner != 1001 || locs[1].Number != 2 {
+		t.Fatalf("parsed %+v", locs)
+	}
+}
+
+func TestReadErrorsNameTheLine(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+		csv            bool
+	}{
+		{name: "jsonl missing number", in: `{"miner":1,"sealed":"a","cache":"a"}`, want: `line 1: "number" is missing`},
+		{name: "jsonl bad miner", in: "{\"miner\":1,\"number\":1,\"sealed\":\"a\",\"cache\":\"a\"}\n{\"miner\":\"t3abc\",\"number\":1}", want: "line 2: miner \"t3abc\""},
+		{name: "jsonl unknown field", in: `{"miner":1,"number":1,"sealed":"a","cache":"a","x":1}`, want: `unknown field "x"`},
+		{name: "csv bad number", csv: true, in: "miner,number,sealed,cache\n1000,x,a,a\n", want: `line 2: number "x"`},
+		{name: "csv unknown column", csv: true, in: "miner,number,sealed,cache,size\n", want: `unknown column "size"`},
+		{name: "csv bad upgraded", csv: true, in: "miner,number,sealed,cache,upgraded\n1000,1,a,a,maybe\n", want: "upgraded"},
+		{name: "csv short commr", csv: true, in: "miner,number,sealed,cache,commr\n1000,1,a,a,abcd\n", want: "64 hex digits"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			if tt.csv {
+				_, err = ReadCSV(strings.NewReader(tt.in))
+			} else {
+				_, err = ReadJSONL(strings.NewReader(tt.in))
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadCSVAnyColumnOrder(t *testing.T) {
+	locs, err := ReadCSV(strings.NewReader("cache,number,miner,sealed\nb,7,f01000,a\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(locs) != 1 || locs[0].Miner != 1000 || locs[0].Number != 7 || locs[0].Sealed != "a" || locs[0].Cache != "b" {
+		t.Fatalf("parsed %+v", locs)
+	}
+}
+
+func locs(n int) []fsm.SectorLocation {
+	out := make([]fsm.SectorLocation, n)
+	for i := range out {
+		out[i] = fsm.SectorLocation{SectorID: fsm.SectorID{Miner: 1, Number: uint64(i)}}
+	}
+	return out
+}
+
+func TestSendDeliversEveryRecordOnce(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[uint64]int{}
+	put := func(_ context.Context, b []fsm.SectorLocation) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, l := range b {
+			seen[l.Number]++
+		}
+		return nil
+	}
+	var last int
+	done, err := Send(context.Background(), put, locs(1003), 10, 3, func(d int) {
+		mu.Lock()
+		last = max(last, d)
+		mu.Unlock()
+	})
+	if err != nil || done != 1003 || len(seen) != 1003 || last != 1003 {
+		t.Fatalf("done %d err %v seen %d progress %d", done, err, len(seen), last)
+	}
+	for n, c := range seen {
+		if c != 1 {
+			t.Fatalf("record %d sent %d times", n, c)
+		}
+	}
+	if done, err := Send(context.Background(), put, locs(5), 2, 1, nil); err != nil || done != 5 {
+		t.Fatalf("without progress: done %d err %v", done, err)
+	}
+}
+
+func TestSendStopsAtFirstFailure(t *testing.T) {
+	boom := errors.New("rejected")
+	put := func(_ context.Context, b []fsm.SectorLocation) error {
+		if b[0].Number == 40 {
+			return boom
+		}
+		return nil
+	}
+	done, err := Send(context.Background(), put, locs(100), 10, 1, nil)
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "records 41-50") || done != 40 {
+		t.Fatalf("done %d err %v", done, err)
+	}
+}
