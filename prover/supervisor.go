@@ -220,12 +220,14 @@ func (s *Supervisor) runChild(ctx context.Context, c *child, first chan<- error)
 		started := time.Now()
 		cn, err := s.startConn(ctx, c)
 		if err != nil {
+			s.setState(c, StateBackoff, nil, 0, err.Error())
 			report(err)
 			s.log.Error("child start failed", zap.String("child", c.name), zap.Error(err), zap.Duration("retry_in", backoff))
-			s.setState(c, StateBackoff, nil, 0, err.Error())
 		} else {
-			report(nil)
+			// Ready before reporting, so that Start returns with the child
+			// already taking requests.
 			s.setState(c, StateReady, cn, cn.pid, "")
+			report(nil)
 			<-cn.done
 			reason := cn.deathReason()
 			s.mu.Lock()
