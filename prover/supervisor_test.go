@@ -208,9 +208,10 @@ func TestSupervisorStartFailures(t *testing.T) {
 	if o, err := tcall(ctxT(t, 5*time.Second), s, testTask{Op: "echo", Val: "v"}); err != nil || o.Name != "c0" {
 		t.Fatalf("call with one bad child: %+v %v", o, err)
 	}
-	waitFor(t, "the bad child to be restarted", func() bool {
-		return s.Capacity().Children[1].Restarts+1 > 0 && s.Capacity().Children[1].LastError != ""
-	})
+	bad := s.Capacity().Children[1]
+	if bad.State == StateReady || !strings.Contains(bad.LastError, "cannot open GPU") {
+		t.Errorf("bad child: state %s, last error %q; want it not ready, with the stderr reason", bad.State, bad.LastError)
+	}
 }
 
 func TestSupervisorWeights(t *testing.T) {
