@@ -81,6 +81,7 @@ type Node struct {
 	raft      *raft.Raft
 	fsm       *trackedFSM
 	store     *raftboltdb.BoltStore
+	logs      raft.LogStore
 	transport *raft.NetworkTransport
 	log       *zap.Logger
 	fatal     chan error
@@ -143,6 +144,7 @@ func (n *Node) open(adv *net.TCPAddr) error {
 	if err != nil {
 		return err
 	}
+	n.logs = logs
 	rc := n.raftConfig()
 	existing, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
@@ -311,28 +313,78 @@ func waitFuture(ctx context.Context, f raft.Future) error {
 	}
 }
 
-// ConsistentRead makes the local FSM safe for a linearizable read: it
-// confirms leadership with a quorum and waits until every entry that was
-// in the log when the read started has been applied (raft's read index).
+// ConsistentRead makes the local FSM safe for a linearizable read on the
+// leader: see ReadIndex and WaitApplied.
 func (n *Node) ConsistentRead(ctx context.Context) error {
+	idx, err := n.ReadIndex(ctx)
+	if err != nil {
+		return err
+	}
+	return n.WaitApplied(ctx, idx)
+}
+
+// ReadIndex is raft's read index, served by the leader: the last log index
+// when the read arrived, returned once a quorum has confirmed this node is
+// still the leader. Any write acknowledged before the read is at or below
+// it (leader completeness).
+func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	if n.raft.State() != raft.Leader {
 		id, addr := n.Leader()
-		return &NotLeaderError{LeaderID: id, LeaderAddr: addr}
+		return 0, &NotLeaderError{LeaderID: id, LeaderAddr: addr}
 	}
-	readIndex := n.raft.LastIndex()
+	idx := n.raft.LastIndex()
 	if err := waitFuture(ctx, n.raft.VerifyLeader()); err != nil {
-		return n.applyErr(err)
+		return 0, n.applyErr(err)
 	}
+	return idx, nil
+}
+
+// WaitApplied blocks until this node's FSM has applied every entry up to
+// index. raft's own applied index is not enough: raft advances it when it
+// hands entries to the FSM goroutine, not when they are applied; and no-op
+// entries never reach the FSM. So it waits for raft to dispatch index, then
+// for the FSM to apply the newest command or configuration entry at or
+// below it.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	t := time.NewTicker(time.Millisecond)
 	defer t.Stop()
-	for n.raft.AppliedIndex() < readIndex {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for applied index %d: %w", readIndex, ctx.Err())
-		case <-t.C:
+	wait := func(done func() bool) error {
+		for !done() {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("wait for index %d to apply: %w", index, ctx.Err())
+			case <-t.C:
+			}
+		}
+		return nil
+	}
+	if err := wait(func() bool { return n.raft.AppliedIndex() >= index }); err != nil {
+		return err
+	}
+	target, err := n.lastAppliableAtOrBefore(index)
+	if err != nil {
+		return err
+	}
+	return wait(func() bool { return n.fsm.applied.Load() >= target })
+}
+
+// lastAppliableAtOrBefore walks back from index to the newest entry the
+// FSM is handed. Entries compacted into a snapshot were restored before
+// raft moved its applied index past them, so they need no wait.
+func (n *Node) lastAppliableAtOrBefore(index uint64) (uint64, error) {
+	for i := index; i > 0; i-- {
+		var l raft.Log
+		if err := n.logs.GetLog(i, &l); err != nil {
+			if errors.Is(err, raft.ErrLogNotFound) {
+				return 0, nil
+			}
+			return 0, fmt.Errorf("read log %d: %w", i, err)
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return i, nil
 		}
 	}
-	return nil
+	return 0, nil
 }
 
 // SnapshotNow asks raft for a snapshot and log compaction.

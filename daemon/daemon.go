@@ -24,6 +24,8 @@ type Options struct {
 	Home      config.Home
 	Config    config.Node
 	Bootstrap bool
+	// ExtProver starts the children of ext-prover.cfg on this node.
+	ExtProver bool
 	Version   string
 	Log       *zap.Logger
 	// Ready, if set, is called once the API is serving.
@@ -57,6 +59,12 @@ func Run(ctx context.Context, o Options) error {
 	mux := rpc.NewMux(auth, rpc.DefaultMaxBody, log.Named("rpc"))
 	rpc.RegisterVSM(mux, node, o.Version)
 	reg.MustRegister(node.Collector(), mux.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sup, err := startProver(ctx, o, reg)
+	if err != nil {
+		return err
+	}
+	defer closeProver(sup, log)
+	registerProving(mux, node.FSM(), sup, o.Config.StoragePaths)
 	srv, err := rpc.Listen(rpc.ServerConfig{
 		Listen:   o.Config.Node.Listen,
 		Mux:      mux,

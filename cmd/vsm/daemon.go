@@ -43,6 +43,7 @@ func daemonCommand() *cli.Command {
 					&cli.StringFlag{Name: "gossip-addr", Usage: "gossip address HOST:PORT (overrides Gossip.Addr)"},
 					&cli.StringFlag{Name: "node-id", Usage: "node id (overrides Node.ID)"},
 					&cli.StringFlag{Name: "conf-dir", Usage: "read config.toml, ext-prover.cfg and the token secret from this directory instead of the home"},
+					&cli.BoolFlag{Name: "ext-prover", Usage: "start the prover children listed in ext-prover.cfg"},
 				},
 				Action: daemonRun,
 			},
@@ -116,6 +117,7 @@ func daemonRun(c *cli.Context) error {
 		Home:      h,
 		Config:    cfg,
 		Bootstrap: c.Bool("bootstrap"),
+		ExtProver: c.Bool("ext-prover"),
 		Version:   version,
 		Log:       log,
 	})
