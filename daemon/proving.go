@@ -1,12 +1,196 @@
 package daemon
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+
 	"github.com/vsm-project/vsm/fsm"
 	"github.com/vsm-project/vsm/prover"
+	"github.com/vsm-project/vsm/prover/sectorfile"
 	"github.com/vsm-project/vsm/rpc"
 )
+
+// SectorCheckResult is one sector's line in the VSM.ProvingCheck result.
+type SectorCheckResult struct {
+	Sector uint64 `json:"sector"`
+	Good   bool   `json:"good"`
+	// Reason says why a faulty sector cannot be proven.
+	Reason string `json:"reason,omitempty"`
+}
 
 // registerProving adds the proving methods (VSM.ProvingCheck, ...) that
 // need this node's children and local storage paths.
 func registerProving(mux *rpc.Mux, f *fsm.FSM, sup *prover.Supervisor, storagePaths map[string]string) {
+	p := &proving{f: f, sup: sup, local: storagePaths}
+	mux.Register("VSM.ProvingCheck", rpc.PermRead, p.check)
 }
+
+type proving struct {
+	f     *fsm.FSM
+	sup   *prover.Supervisor
+	local map[string]string
+}
+
+// check is VSM.ProvingCheck: params [miner, sectors?]. It reads fresh
+// random challenges of each sector through this node's children, as
+// `lotus-miner proving check` does, and returns one result per sector in
+// sector-number order.
+func (p *proving) check(ctx context.Context, params []json.RawMessage) (any, error) {
+	var miner uint64
+	var sectors []uint64
+	if err := rpc.Params(params, 1, &miner, &sectors); err != nil {
+		return nil, err
+	}
+	if p.sup == nil {
+		return nil, rpc.Errorf(rpc.CodeUnavailable, "this node runs no prover children, so it cannot check sectors: start it with 'vsm daemon run --ext-prover' (children come from ext-prover.cfg in its config directory)")
+	}
+	plan, err := planCheck(p.f, p.local, miner, sectors)
+	if err != nil {
+		return nil, err
+	}
+	out := plan.Results
+	if len(plan.Replicas) == 0 {
+		return out, nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, checkTimeout)
+		defer cancel()
+	}
+	checked, err := p.sup.CheckSectors(ctx, prover.CheckRequest{MinerID: miner, ProofType: plan.Proof.Name, Replicas: plan.Replicas})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, rpc.Errorf(rpc.CodeUnavailable, "proving check of t0%d stopped: %v; retry", miner, err)
+		}
+		return nil, fmt.Errorf("proving check of t0%d (%d sectors): %w", miner, len(plan.Replicas), err)
+	}
+	for i, c := range checked {
+		out[plan.Index[i]] = SectorCheckResult{Sector: c.SectorID, Good: c.Good, Reason: c.Reason}
+	}
+	return out, nil
+}
+
+// checkPlan is what a proving check sends to the children: the replicas
+// whose files could be located, and the results already known for the
+// sectors that could not.
+type checkPlan struct {
+	Proof sectorfile.PoStProof
+	// Results has one entry per sector, in sector-number order; entries
+	// for Replicas are filled in after the check.
+	Results []SectorCheckResult
+	// Replicas are the locatable sectors; Index[i] is Replicas[i]'s
+	// position in Results.
+	Replicas []prover.Replica
+	Index    []int
+}
+
+// planCheck resolves the sectors of a miner (all the store knows, or the
+// listed numbers) to absolute local paths: each storage instance's path is
+// this node's StoragePaths override, else the instance's default path, and
+// the files inside it follow the Lotus layout (update/ and update-cache/
+// for upgraded sectors). A sector without a location, on an unknown
+// storage instance, or of another sector size than the miner's is a faulty
+// result with the reason, not an error; an unknown miner is an error.
+func planCheck(f *fsm.FSM, local map[string]string, miner uint64, sectors []uint64) (checkPlan, error) {
+	m, ok := f.Miner(miner)
+	if !ok {
+		return checkPlan{}, rpc.Errorf(rpc.CodeNotFound, "miner t0%d is not known; add it with 'vsm miner add'", miner)
+	}
+	proof, err := sectorfile.PoStProofFromChain(int64(m.PoStProof))
+	if err != nil {
+		return checkPlan{}, rpc.Errorf(rpc.CodeRejected, "miner t0%d: %v", miner, err)
+	}
+	var locs []fsm.SectorLocation
+	var missing []uint64
+	if sectors == nil {
+		locs = f.Locations(miner, 0, 0)
+	} else {
+		nums := slices.Clone(sectors)
+		slices.Sort(nums)
+		for _, n := range slices.Compact(nums) {
+			if l, ok := f.Location(fsm.SectorID{Miner: miner, Number: n}); ok {
+				locs = append(locs, l)
+			} else {
+				missing = append(missing, n)
+			}
+		}
+	}
+	plan := checkPlan{Proof: proof, Results: make([]SectorCheckResult, 0, len(locs)+len(missing))}
+	paths := map[string]string{} // instance name -> resolved root, or "" when unusable
+	reasons := map[string]string{}
+	root := func(name string) (string, string) {
+		if r, ok := paths[name]; ok {
+			return r, reasons[name]
+		}
+		r, why := instanceRoot(f, local, name)
+		paths[name], reasons[name] = r, why
+		return r, why
+	}
+	for len(locs) > 0 || len(missing) > 0 {
+		// Merge the located and missing sectors in number order.
+		if len(missing) > 0 && (len(locs) == 0 || missing[0] < locs[0].Number) {
+			plan.Results = append(plan.Results, SectorCheckResult{Sector: missing[0], Reason: fmt.Sprintf("no location in the store for %s; add it with 'vsm sector location put' or 'import'", sectorfile.SectorName(miner, missing[0]))})
+			missing = missing[1:]
+			continue
+		}
+		l := locs[0]
+		locs = locs[1:]
+		res := SectorCheckResult{Sector: l.Number}
+		sealedRoot, why := root(l.Sealed)
+		cacheRoot, cwhy := root(l.Cache)
+		switch {
+		case why != "":
+			res.Reason = "sealed file: " + why
+		case cwhy != "":
+			res.Reason = "cache directory: " + cwhy
+		case l.SealProof != 0 && sealMismatch(l.SealProof, proof) != "":
+			res.Reason = sealMismatch(l.SealProof, proof)
+		}
+		if res.Reason != "" {
+			plan.Results = append(plan.Results, res)
+			continue
+		}
+		sealed := sectorfile.LayoutPaths(sealedRoot, miner, l.Number, l.Upgraded)
+		cache := sectorfile.LayoutPaths(cacheRoot, miner, l.Number, l.Upgraded)
+		plan.Index = append(plan.Index, len(plan.Results))
+		plan.Results = append(plan.Results, res)
+		plan.Replicas = append(plan.Replicas, prover.Replica{SectorID: l.Number, CommR: prover.Bytes32(l.CommR), SealedFile: sealed.Sealed, CacheDir: cache.Cache})
+	}
+	return plan, nil
+}
+
+// instanceRoot is where this node mounts a storage instance, or a reason
+// why it cannot be used.
+func instanceRoot(f *fsm.FSM, local map[string]string, name string) (string, string) {
+	if p, ok := local[name]; ok && p != "" {
+		return p, ""
+	}
+	in, ok := f.Storage(name)
+	if !ok {
+		return "", fmt.Sprintf("storage instance %q is not known to the store", name)
+	}
+	if !filepath.IsAbs(in.Path) {
+		return "", fmt.Sprintf("storage instance %q has path %q, which is not absolute; set StoragePaths.%s in this node's config", name, in.Path, name)
+	}
+	return in.Path, ""
+}
+
+// sealMismatch says why a sector sealed with sealProof cannot be proven
+// with the miner's WindowPoSt type, or "" when it can.
+func sealMismatch(sealProof uint8, post sectorfile.PoStProof) string {
+	p, err := sectorfile.PoStProofFromSeal(int64(sealProof))
+	if err != nil {
+		return err.Error()
+	}
+	if p.SectorSize != post.SectorSize {
+		return fmt.Sprintf("seal proof %d is for %s sectors but the miner proves %s sectors", sealProof, sectorfile.FormatSize(p.SectorSize), sectorfile.FormatSize(post.SectorSize))
+	}
+	return ""
+}
+
+// checkTimeout bounds a whole proving check when the caller set no deadline.
+const checkTimeout = 30 * time.Minute
