@@ -16,6 +16,7 @@ import (
 
 	"github.com/vsm-project/vsm/cluster"
 	"github.com/vsm-project/vsm/config"
+	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/rpc"
 )
 
@@ -24,6 +25,11 @@ type Options struct {
 	Home      config.Home
 	Config    config.Node
 	Bootstrap bool
+	// BootstrapExpect, Join and NonVoter: see cluster.ServerConfig.
+	BootstrapExpect   int
+	Join              []string
+	NonVoter          bool
+	DeadServerCleanup time.Duration
 	// ExtProver starts the children of ext-prover.cfg on this node.
 	ExtProver bool
 	Version   string
@@ -32,8 +38,11 @@ type Options struct {
 	Ready func(apiAddr string)
 }
 
-// Run serves until ctx is cancelled or the node hits a fatal error.
+// Run serves until ctx is cancelled, the node leaves the cluster, or it
+// hits a fatal error.
 func Run(ctx context.Context, o Options) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	log := o.Log
 	secret, err := o.Home.JWTSecret()
 	if err != nil {
@@ -43,38 +52,45 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	node, err := cluster.Open(clusterConfig(o))
+	forwarder, err := rpc.NewForwarder(auth)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	mux := rpc.NewMux(auth, rpc.DefaultMaxBody, log.Named("rpc"))
+	var server *cluster.Server
+	srv, err := rpc.Listen(rpc.ServerConfig{
+		Listen:   o.Config.Node.Listen,
+		Mux:      mux,
+		Registry: reg,
+		Healthy:  func() error { return healthy(server) },
+		Log:      log,
+	})
+	if err != nil {
+		return err
+	}
+	sup, err := startProver(ctx, o, reg)
+	if err != nil {
+		return err
+	}
+	defer closeProver(sup, log)
+
+	server, err = cluster.OpenServer(ctx, serverConfig(o, srv.Addr(), forwarder, sup))
 	if err != nil {
 		return err
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := node.Close(cctx); err != nil {
+		if err := server.Close(cctx); err != nil {
 			log.Warn("close raft", zap.Error(err))
 		}
 	}()
+	rpc.RegisterVSM(mux, server, o.Version)
+	rpc.RegisterCluster(mux, server, stop)
+	registerProving(mux, server.FSM(), sup, o.Config.StoragePaths)
+	reg.MustRegister(server.Node().Collector(), mux.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	reg := prometheus.NewRegistry()
-	mux := rpc.NewMux(auth, rpc.DefaultMaxBody, log.Named("rpc"))
-	rpc.RegisterVSM(mux, node, o.Version)
-	reg.MustRegister(node.Collector(), mux.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	sup, err := startProver(ctx, o, reg)
-	if err != nil {
-		return err
-	}
-	defer closeProver(sup, log)
-	registerProving(mux, node.FSM(), sup, o.Config.StoragePaths)
-	srv, err := rpc.Listen(rpc.ServerConfig{
-		Listen:   o.Config.Node.Listen,
-		Mux:      mux,
-		Registry: reg,
-		Healthy:  func() error { return healthy(node) },
-		Log:      log,
-	})
-	if err != nil {
-		return err
-	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
 	defer func() {
@@ -85,13 +101,13 @@ func Run(ctx context.Context, o Options) error {
 	if err := writeLocalAccess(o.Home, srv.Addr(), auth); err != nil {
 		return err
 	}
-	log.Info("vsm node serving", zap.String("node", o.Config.Node.ID), zap.String("api", srv.Addr()), zap.String("raft", node.RaftAddr()), zap.String("home", o.Home.Dir))
+	log.Info("vsm node serving", zap.String("node", o.Config.Node.ID), zap.String("api", srv.Addr()), zap.String("raft", server.Node().RaftAddr()), zap.String("gossip", o.Config.Gossip.Addr), zap.String("home", o.Home.Dir))
 	if o.Ready != nil {
 		o.Ready(srv.Addr())
 	}
 	idErr := make(chan error, 1)
 	go func() {
-		if err := settleClusterID(ctx, node, log); err != nil {
+		if err := settleClusterID(ctx, server.Node(), log); err != nil {
 			idErr <- err
 		}
 	}()
@@ -100,7 +116,7 @@ func Run(ctx context.Context, o Options) error {
 	case <-ctx.Done():
 		log.Info("shutting down")
 		return nil
-	case err := <-node.Fatal():
+	case err := <-server.Fatal():
 		return err
 	case err := <-serveErr:
 		return err
@@ -109,7 +125,44 @@ func Run(ctx context.Context, o Options) error {
 	}
 }
 
-func clusterConfig(o Options) cluster.Config {
+func serverConfig(o Options, rpcAddr string, fwd cluster.Forwarder, sup *prover.Supervisor) cluster.ServerConfig {
+	c := o.Config
+	return cluster.ServerConfig{
+		Raft: raftConfig(o),
+		Gossip: cluster.GossipConfig{
+			NodeID:    c.Node.ID,
+			Bind:      c.Gossip.Addr,
+			Advertise: c.Gossip.Advertise,
+			Key:       c.Gossip.Key,
+			Logger:    o.Log,
+		},
+		RPCAddr:           rpcAddr,
+		NonVoter:          o.NonVoter,
+		BootstrapExpect:   o.BootstrapExpect,
+		Join:              o.Join,
+		DeadServerCleanup: o.DeadServerCleanup,
+		Forwarder:         fwd,
+		Capacity:          func() cluster.Capacity { return capacity(sup) },
+	}
+}
+
+// capacity summarises the children for gossip; a node without
+// --ext-prover advertises none, so the scheduler gives it no deadlines.
+func capacity(sup *prover.Supervisor) cluster.Capacity {
+	if sup == nil {
+		return cluster.Capacity{}
+	}
+	c := sup.Capacity()
+	out := cluster.Capacity{GPUs: len(c.Children), Children: len(c.Children), Slots: c.TotalSlots, BusySlots: c.TotalSlots - c.FreeSlots, SecondsPerPartition: c.SecondsPerPartition}
+	for _, ch := range c.Children {
+		if ch.State == prover.StateReady {
+			out.ChildrenReady++
+		}
+	}
+	return out
+}
+
+func raftConfig(o Options) cluster.Config {
 	c := o.Config
 	return cluster.Config{
 		NodeID:             c.Node.ID,
@@ -127,11 +180,14 @@ func clusterConfig(o Options) cluster.Config {
 	}
 }
 
-func healthy(n *cluster.Node) error {
-	if id, _ := n.Leader(); id == "" {
+func healthy(s *cluster.Server) error {
+	if s == nil {
+		return errors.New("starting")
+	}
+	if id, _ := s.Node().Leader(); id == "" {
 		return errors.New("no raft leader known")
 	}
-	return n.ReadReady()
+	return s.ReadReady()
 }
 
 // writeLocalAccess writes <home>/api and an admin <home>/token, so CLI

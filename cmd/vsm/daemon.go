@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -44,6 +45,10 @@ func daemonCommand() *cli.Command {
 					&cli.StringFlag{Name: "node-id", Usage: "node id (overrides Node.ID)"},
 					&cli.StringFlag{Name: "conf-dir", Usage: "read config.toml, ext-prover.cfg and the token secret from this directory instead of the home"},
 					&cli.BoolFlag{Name: "ext-prover", Usage: "start the prover children listed in ext-prover.cfg"},
+					&cli.IntFlag{Name: "bootstrap-expect", Usage: "bootstrap a new cluster once this many voters have met through gossip (give the same N on each)"},
+					&cli.StringSliceFlag{Name: "join", Usage: "gossip addresses HOST:PORT of members to join (retried until one answers)"},
+					&cli.BoolFlag{Name: "non-voter", Usage: "join as a read replica that never votes"},
+					&cli.DurationFlag{Name: "dead-server-cleanup", Usage: "remove a voter gossip has seen dead this long (never below quorum); 0 disables"},
 				},
 				Action: daemonRun,
 			},
@@ -114,12 +119,16 @@ func daemonRun(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return daemon.Run(ctx, daemon.Options{
-		Home:      h,
-		Config:    cfg,
-		Bootstrap: c.Bool("bootstrap"),
-		ExtProver: c.Bool("ext-prover"),
-		Version:   version,
-		Log:       log,
+		Home:              h,
+		Config:            cfg,
+		Bootstrap:         c.Bool("bootstrap"),
+		ExtProver:         c.Bool("ext-prover"),
+		BootstrapExpect:   c.Int("bootstrap-expect"),
+		Join:              splitList(c.StringSlice("join")),
+		NonVoter:          c.Bool("non-voter"),
+		DeadServerCleanup: c.Duration("dead-server-cleanup"),
+		Version:           version,
+		Log:               log,
 	})
 }
 
@@ -127,4 +136,17 @@ func override(dst *string, v string) {
 	if v != "" {
 		*dst = v
 	}
+}
+
+// splitList accepts repeated flags and comma-separated values alike.
+func splitList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }

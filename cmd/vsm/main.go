@@ -41,9 +41,11 @@ func newApp() *cli.App {
 			storageCommand(),
 			sectorCommand(),
 			authCommand(),
+			clusterCommand(),
 			wdpostCommand(),
 			utilCommand(),
 			devnetCommand(),
+			provingCommand(),
 		},
 	}
 }

@@ -1,0 +1,326 @@
+package cluster
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"go.uber.org/zap"
+
+	"github.com/vsm-project/vsm/logging"
+)
+
+// Capacity is a member's proving capacity, gossiped to the leader's
+// scheduler. Kept compact: memberlist node meta is limited to 512 bytes.
+type Capacity struct {
+	GPUs                int     `json:"g"`
+	Children            int     `json:"ch"`
+	ChildrenReady       int     `json:"chr"`
+	Slots               int     `json:"sl"`
+	BusySlots           int     `json:"bs"`
+	SecondsPerPartition float64 `json:"spp,omitempty"`
+}
+
+// Meta is what each member tells the others about itself.
+type Meta struct {
+	ID        string   `json:"id"`
+	ClusterID string   `json:"c,omitempty"`
+	RPC       string   `json:"rpc"`
+	Raft      string   `json:"raft"`
+	NonVoter  bool     `json:"nv,omitempty"`
+	Expect    int      `json:"exp,omitempty"`
+	HasState  bool     `json:"st,omitempty"`
+	Draining  bool     `json:"dr,omitempty"`
+	Capacity  Capacity `json:"cap"`
+}
+
+// Member is one gossip member as this node sees it.
+type Member struct {
+	Meta
+	Gossip string `json:"gossip"`
+	State  string `json:"state"` // alive, suspect, dead, left
+	// Since is when this node last saw the member change state.
+	Since time.Time `json:"since"`
+}
+
+// GossipConfig configures memberlist.
+type GossipConfig struct {
+	NodeID    string
+	Bind      string // HOST:PORT for UDP and TCP
+	Advertise string
+	// Key is the base64 AES key (16, 24 or 32 bytes); empty: no encryption.
+	Key string
+	// ProbeInterval and SuspicionMult decide how fast a dead member is
+	// declared dead (about SuspicionMult*ProbeInterval for small clusters).
+	ProbeInterval time.Duration
+	SuspicionMult int
+	Logger        *zap.Logger
+}
+
+// Gossip is the memberlist side of a member: it carries Meta and tells the
+// leader when members come, change or go.
+type Gossip struct {
+	ml     *memberlist.Memberlist
+	log    *zap.Logger
+	events chan struct{}
+
+	mu     sync.Mutex
+	meta   Meta
+	states map[string]memberState
+}
+
+type memberState struct {
+	state string
+	since time.Time
+	last  Member // as last seen, so dead members keep their addresses
+}
+
+// ErrGossipKey explains the usual cause of undecryptable gossip.
+var ErrGossipKey = errors.New("gossip key mismatch")
+
+// OpenGossip starts memberlist on cfg.Bind with meta as this node's meta.
+func OpenGossip(cfg GossipConfig, meta Meta) (*Gossip, error) {
+	g := &Gossip{log: cfg.Logger, meta: meta, events: make(chan struct{}, 1), states: map[string]memberState{}}
+	if g.log == nil {
+		g.log = zap.NewNop()
+	}
+	mc, err := g.memberlistConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip on %s: %w", cfg.Bind, err)
+	}
+	g.ml = ml
+	return g, nil
+}
+
+func (g *Gossip) memberlistConfig(cfg GossipConfig) (*memberlist.Config, error) {
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = cfg.NodeID
+	host, port, err := splitHostPort(cfg.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("gossip address %q: %w", cfg.Bind, err)
+	}
+	mc.BindAddr, mc.BindPort = host, port
+	mc.AdvertiseAddr, mc.AdvertisePort = host, port
+	if cfg.Advertise != "" {
+		if mc.AdvertiseAddr, mc.AdvertisePort, err = splitHostPort(cfg.Advertise); err != nil {
+			return nil, fmt.Errorf("gossip advertise address %q: %w", cfg.Advertise, err)
+		}
+	}
+	if ip := net.ParseIP(mc.AdvertiseAddr); ip != nil && ip.IsUnspecified() {
+		return nil, fmt.Errorf("gossip address %q: other members cannot reach an unspecified address; set Gossip.Advertise", cfg.Bind)
+	}
+	if cfg.Key != "" {
+		key, err := base64.StdEncoding.DecodeString(cfg.Key)
+		if err != nil || (len(key) != 16 && len(key) != 24 && len(key) != 32) {
+			return nil, errors.New("Gossip.Key must be base64 of 16, 24 or 32 bytes")
+		}
+		mc.SecretKey = key
+	}
+	// Faster failure detection than the LAN default: a dead member is
+	// reported in a few seconds, long before raft would notice a follower.
+	mc.ProbeInterval = cfg.ProbeInterval
+	if mc.ProbeInterval == 0 {
+		mc.ProbeInterval = 500 * time.Millisecond
+	}
+	mc.ProbeTimeout = mc.ProbeInterval / 2
+	mc.SuspicionMult = cfg.SuspicionMult
+	if mc.SuspicionMult == 0 {
+		mc.SuspicionMult = 3
+	}
+	mc.GossipInterval = 100 * time.Millisecond
+	mc.PushPullInterval = 15 * time.Second
+	mc.Logger = logging.StdLog(g.log.Named("gossip"))
+	mc.Delegate = (*gossipDelegate)(g)
+	mc.Events = (*gossipEvents)(g)
+	mc.Merge = (*gossipMerge)(g)
+	mc.Alive = (*gossipMerge)(g)
+	return mc, nil
+}
+
+func splitHostPort(s string) (string, int, error) {
+	host, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	return host, port, nil
+}
+
+// Join contacts existing members at addrs (HOST:PORT gossip addresses).
+func (g *Gossip) Join(addrs []string) (int, error) {
+	n, err := g.ml.Join(addrs)
+	if err != nil {
+		msg := err.Error()
+		if strings.Contains(msg, "decrypt") || strings.Contains(msg, "encryption") || strings.Contains(msg, "Remote state is encrypted") {
+			return n, fmt.Errorf("%w: the members at %s use another Gossip.Key; start this node's home with 'vsm daemon init --secrets FILE' from a member: %v", ErrGossipKey, strings.Join(addrs, ","), err)
+		}
+		return n, fmt.Errorf("join gossip at %s: %w", strings.Join(addrs, ","), err)
+	}
+	return n, nil
+}
+
+// Events fires (coalesced) whenever membership or a member's meta changes.
+func (g *Gossip) Events() <-chan struct{} { return g.events }
+
+func (g *Gossip) notify() {
+	select {
+	case g.events <- struct{}{}:
+	default:
+	}
+}
+
+// Local returns this node's meta.
+func (g *Gossip) Local() Meta {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.meta
+}
+
+// UpdateMeta changes this node's meta and gossips it.
+func (g *Gossip) UpdateMeta(update func(*Meta)) error {
+	g.mu.Lock()
+	update(&g.meta)
+	g.mu.Unlock()
+	if err := g.ml.UpdateNode(5 * time.Second); err != nil {
+		return fmt.Errorf("gossip meta update: %w", err)
+	}
+	return nil
+}
+
+// Members lists every member memberlist knows, including dead and left
+// ones until memberlist forgets them, sorted by id.
+func (g *Gossip) Members() []Member {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []Member
+	for _, n := range g.ml.Members() {
+		out = append(out, g.member(n))
+	}
+	// memberlist.Members lists only live and suspect nodes; add the ones
+	// this node saw fail or leave so operators see them.
+	for id, st := range g.states {
+		if st.state == "dead" || st.state == "left" {
+			if !slices.ContainsFunc(out, func(m Member) bool { return m.ID == id }) {
+				m := st.last
+				m.ID, m.State, m.Since = id, st.state, st.since
+				out = append(out, m)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+func (g *Gossip) member(n *memberlist.Node) Member {
+	m := Member{Gossip: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))}
+	if err := json.Unmarshal(n.Meta, &m.Meta); err != nil || m.ID == "" {
+		m.ID = n.Name
+	}
+	switch n.State {
+	case memberlist.StateAlive:
+		m.State = "alive"
+	case memberlist.StateSuspect:
+		m.State = "suspect"
+	case memberlist.StateDead:
+		m.State = "dead"
+	case memberlist.StateLeft:
+		m.State = "left"
+	}
+	if st, ok := g.states[m.ID]; ok {
+		m.Since = st.since
+	}
+	return m
+}
+
+// Leave tells the others this node is going, then stops gossip.
+func (g *Gossip) Leave(timeout time.Duration) error {
+	if err := g.ml.Leave(timeout); err != nil {
+		return fmt.Errorf("gossip leave: %w", err)
+	}
+	return g.ml.Shutdown()
+}
+
+// Shutdown stops gossip without telling anyone (as a crash would).
+func (g *Gossip) Shutdown() error { return g.ml.Shutdown() }
+
+type gossipDelegate Gossip
+
+func (d *gossipDelegate) NodeMeta(limit int) []byte {
+	g := (*Gossip)(d)
+	b, err := json.Marshal(g.Local())
+	if err != nil || len(b) > limit {
+		g.log.Error("gossip meta too large; capacity not advertised", zap.Int("bytes", len(b)), zap.Int("limit", limit))
+		m := g.Local()
+		m.Capacity = Capacity{}
+		b, _ = json.Marshal(m)
+	}
+	return b
+}
+func (d *gossipDelegate) NotifyMsg([]byte)                       {}
+func (d *gossipDelegate) GetBroadcasts(int, int) [][]byte        { return nil }
+func (d *gossipDelegate) LocalState(bool) []byte                 { return nil }
+func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool) {}
+
+type gossipEvents Gossip
+
+func (e *gossipEvents) record(n *memberlist.Node, state string) {
+	g := (*Gossip)(e)
+	g.mu.Lock()
+	g.states[n.Name] = memberState{state: state, since: time.Now(), last: g.member(n)}
+	g.mu.Unlock()
+	g.log.Info("gossip member "+state, zap.String("member", n.Name), zap.String("addr", n.Address()))
+	g.notify()
+}
+
+func (e *gossipEvents) NotifyJoin(n *memberlist.Node) { e.record(n, "alive") }
+func (e *gossipEvents) NotifyLeave(n *memberlist.Node) {
+	state := "dead"
+	if n.State == memberlist.StateLeft {
+		state = "left"
+	}
+	e.record(n, state)
+}
+func (e *gossipEvents) NotifyUpdate(*memberlist.Node) { (*Gossip)(e).notify() }
+
+// gossipMerge refuses members of another cluster, whether they arrive one
+// by one (NotifyAlive) or in a whole-cluster merge (NotifyMerge).
+type gossipMerge Gossip
+
+func (m *gossipMerge) check(n *memberlist.Node) error {
+	g := (*Gossip)(m)
+	var meta Meta
+	if err := json.Unmarshal(n.Meta, &meta); err != nil {
+		return fmt.Errorf("member %s sent unreadable meta; is it a vsm node? %v", n.Name, err)
+	}
+	local := g.Local()
+	if meta.ClusterID != "" && local.ClusterID != "" && meta.ClusterID != local.ClusterID {
+		return fmt.Errorf("%w: member %s belongs to cluster %s, this node to cluster %s", ErrWrongCluster, n.Name, meta.ClusterID, local.ClusterID)
+	}
+	return nil
+}
+
+func (m *gossipMerge) NotifyAlive(n *memberlist.Node) error { return m.check(n) }
+
+func (m *gossipMerge) NotifyMerge(peers []*memberlist.Node) error {
+	for _, p := range peers {
+		if err := m.check(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,447 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+
+	"github.com/vsm-project/vsm/fsm"
+)
+
+// Forwarder reaches another member's API. The rpc package implements it;
+// cluster only needs these calls, made to the leader or a peer.
+type Forwarder interface {
+	Apply(ctx context.Context, rpcAddr string, cmd []byte) (int, error)
+	ReadIndex(ctx context.Context, rpcAddr string) (uint64, error)
+	Status(ctx context.Context, rpcAddr string) (Status, error)
+	RemovePeer(ctx context.Context, rpcAddr, id string) error
+	TransferLeader(ctx context.Context, rpcAddr, to string) error
+}
+
+// ServerConfig is everything a member needs.
+type ServerConfig struct {
+	Raft   Config
+	Gossip GossipConfig
+	// RPCAddr is this node's API address, gossiped so members can forward.
+	RPCAddr  string
+	NonVoter bool
+	// BootstrapExpect bootstraps a new cluster once this many voters that
+	// have no raft state have met through gossip.
+	BootstrapExpect int
+	// Join lists gossip addresses tried (and retried) at start.
+	Join []string
+	// DeadServerCleanup removes a voter gossip has seen dead this long
+	// (never below quorum). Zero disables it.
+	DeadServerCleanup time.Duration
+	// PromoteAfter is how long a non-voter must be caught up before the
+	// leader makes it a voter.
+	PromoteAfter time.Duration
+	Forwarder    Forwarder
+	// Capacity reports this node's proving capacity for gossip.
+	Capacity func() Capacity
+}
+
+// Server is a cluster member: a raft node, its gossip, and the loops that
+// keep raft membership in step with gossip.
+type Server struct {
+	cfg    ServerConfig
+	node   *Node
+	gossip *Gossip
+	log    *zap.Logger
+
+	mu      sync.Mutex
+	healthy map[string]time.Time // non-voter id -> caught up since
+}
+
+// OpenServer starts raft and gossip and the background loops. It does
+// not wait for a leader.
+func OpenServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
+	if cfg.BootstrapExpect > 0 && cfg.Raft.Bootstrap {
+		return nil, errors.New("give --bootstrap or --bootstrap-expect, not both")
+	}
+	if cfg.BootstrapExpect > 0 && cfg.NonVoter {
+		return nil, errors.New("a non-voter cannot count toward --bootstrap-expect")
+	}
+	if cfg.PromoteAfter == 0 {
+		cfg.PromoteAfter = 3 * time.Second
+	}
+	node, err := Open(cfg.Raft)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, node: node, log: node.log, healthy: map[string]time.Time{}}
+	recorded, _ := os.ReadFile(filepath.Join(cfg.Raft.Dir, "cluster-id"))
+	meta := Meta{
+		ID:        node.ID(),
+		ClusterID: string(recorded),
+		RPC:       cfg.RPCAddr,
+		Raft:      node.RaftAddr(),
+		NonVoter:  cfg.NonVoter,
+		Expect:    cfg.BootstrapExpect,
+		HasState:  node.raft.LastIndex() > 0,
+	}
+	if cfg.Gossip.Logger == nil {
+		cfg.Gossip.Logger = node.log
+	}
+	if cfg.Gossip.NodeID == "" {
+		cfg.Gossip.NodeID = node.ID()
+	}
+	g, err := OpenGossip(cfg.Gossip, meta)
+	if err != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = node.Close(cctx)
+		return nil, err
+	}
+	s.gossip = g
+	go s.retryJoin(ctx)
+	go s.refreshMeta(ctx)
+	go s.reconcileLoop(ctx)
+	if cfg.BootstrapExpect > 0 {
+		go s.bootstrapExpect(ctx)
+	}
+	return s, nil
+}
+
+// Node is the raft node.
+func (s *Server) Node() *Node { return s.node }
+
+// Gossip is the memberlist side.
+func (s *Server) Gossip() *Gossip { return s.gossip }
+
+// FSM is the local replicated state.
+func (s *Server) FSM() *fsm.FSM { return s.node.FSM() }
+
+// ReadReady is Node.ReadReady.
+func (s *Server) ReadReady() error { return s.node.ReadReady() }
+
+// Status is Node.Status.
+func (s *Server) Status() Status { return s.node.Status() }
+
+// SnapshotNow is Node.SnapshotNow.
+func (s *Server) SnapshotNow(ctx context.Context) error { return s.node.SnapshotNow(ctx) }
+
+// Fatal is Node.Fatal.
+func (s *Server) Fatal() <-chan error { return s.node.Fatal() }
+
+// leaderRPC finds the leader's API address through gossip.
+func (s *Server) leaderRPC() (string, error) {
+	id, addr := s.node.Leader()
+	if id == "" {
+		return "", &NotLeaderError{}
+	}
+	if m, ok := s.member(id); ok && m.RPC != "" {
+		return m.RPC, nil
+	}
+	return "", fmt.Errorf("%w (its API address is not known through gossip yet)", &NotLeaderError{LeaderID: id, LeaderAddr: addr})
+}
+
+func (s *Server) member(id string) (Member, bool) {
+	for _, m := range s.gossip.Members() {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// Apply commits c, on this node if it leads, else on the leader. While no
+// leader is known (an election) it retries until ctx ends: nothing was
+// submitted, so a retry cannot apply twice.
+func (s *Server) Apply(ctx context.Context, c fsm.Command) (int, error) {
+	data := fsm.Encode(c)
+	for {
+		n, err := s.applyOnce(ctx, data)
+		var nl *NotLeaderError
+		if err == nil || !errors.As(err, &nl) || nl.LeaderID != "" {
+			return n, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Server) applyOnce(ctx context.Context, data []byte) (int, error) {
+	if s.node.IsLeader() {
+		return s.node.ApplyRaw(ctx, data)
+	}
+	addr, err := s.leaderRPC()
+	if err != nil {
+		return 0, err
+	}
+	return s.cfg.Forwarder.Apply(ctx, addr, data)
+}
+
+// ApplyLocal applies a forwarded command; it never forwards again, so a
+// stale leader view cannot bounce a write around.
+func (s *Server) ApplyLocal(ctx context.Context, data []byte) (int, error) {
+	if _, err := fsm.Decode(data); err != nil {
+		return 0, fmt.Errorf("%w: forwarded command: %v", fsm.ErrRejected, err)
+	}
+	return s.node.ApplyRaw(ctx, data)
+}
+
+// ReadIndex serves a follower's consistent read (leader only).
+func (s *Server) ReadIndex(ctx context.Context) (uint64, error) { return s.node.ReadIndex(ctx) }
+
+// ConsistentRead makes the local replica linearizable for one read: the
+// leader confirms its read index with a quorum and this node waits until it
+// has applied up to that index (raft's read index, followers included).
+func (s *Server) ConsistentRead(ctx context.Context) error {
+	if s.node.IsLeader() {
+		return s.node.ConsistentRead(ctx)
+	}
+	addr, err := s.leaderRPC()
+	if err != nil {
+		return err
+	}
+	idx, err := s.cfg.Forwarder.ReadIndex(ctx, addr)
+	if err != nil {
+		return fmt.Errorf("read index from leader: %w", err)
+	}
+	return s.node.WaitApplied(ctx, idx)
+}
+
+// Peer is one server in the raft configuration, with what it reports.
+type Peer struct {
+	ID       string  `json:"id"`
+	Address  string  `json:"address"`
+	Voter    bool    `json:"voter"`
+	Leader   bool    `json:"leader"`
+	Status   *Status `json:"status,omitempty"`
+	Error    string  `json:"error,omitempty"`
+	Gossip   string  `json:"gossip_state,omitempty"`
+	Draining bool    `json:"draining,omitempty"`
+}
+
+// Peers lists the raft configuration and asks each peer for its status.
+func (s *Server) Peers(ctx context.Context) ([]Peer, error) {
+	f := s.node.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("raft configuration: %w", err)
+	}
+	leaderID, _ := s.node.Leader()
+	servers := f.Configuration().Servers
+	peers := make([]Peer, len(servers))
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		p := Peer{ID: string(srv.ID), Address: string(srv.Address), Voter: srv.Suffrage == raft.Voter, Leader: string(srv.ID) == leaderID}
+		m, known := s.member(p.ID)
+		if known {
+			p.Gossip, p.Draining = m.State, m.Draining
+		}
+		peers[i] = p
+		if p.ID == s.node.ID() {
+			st := s.node.Status()
+			peers[i].Status = &st
+			continue
+		}
+		if !known || m.RPC == "" || m.State != "alive" {
+			peers[i].Error = "not reachable through gossip"
+			continue
+		}
+		wg.Add(1)
+		go func(i int, addr string) {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			st, err := s.cfg.Forwarder.Status(cctx, addr)
+			if err != nil {
+				peers[i].Error = err.Error()
+				return
+			}
+			peers[i].Status = &st
+		}(i, m.RPC)
+	}
+	wg.Wait()
+	return peers, nil
+}
+
+// Members is the gossip view.
+func (s *Server) Members() []Member { return s.gossip.Members() }
+
+// Join contacts the gossip addresses; the leader then adds this node.
+func (s *Server) Join(addrs []string) (int, error) { return s.gossip.Join(addrs) }
+
+// SetDraining sets the drain flag the scheduler reads from gossip.
+func (s *Server) SetDraining(on bool) error {
+	return s.gossip.UpdateMeta(func(m *Meta) { m.Draining = on })
+}
+
+// RemovePeer removes a server from the raft configuration, on the leader.
+func (s *Server) RemovePeer(ctx context.Context, id string) error {
+	if !s.node.IsLeader() {
+		addr, err := s.leaderRPC()
+		if err != nil {
+			return err
+		}
+		return s.cfg.Forwarder.RemovePeer(ctx, addr, id)
+	}
+	if !s.inConfiguration(id) {
+		return fmt.Errorf("%w: %s is not in the raft configuration (see 'vsm cluster peers')", fsm.ErrRejected, id)
+	}
+	if id == s.node.ID() {
+		if err := s.transfer(ctx, ""); err != nil {
+			return fmt.Errorf("remove the leader: hand over leadership first: %w", err)
+		}
+		addr, err := s.leaderRPC()
+		if err != nil {
+			return err
+		}
+		return s.cfg.Forwarder.RemovePeer(ctx, addr, id)
+	}
+	if err := waitFuture(ctx, s.node.raft.RemoveServer(raft.ServerID(id), 0, 0)); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	s.log.Info("removed raft peer", zap.String("peer", id))
+	return nil
+}
+
+func (s *Server) inConfiguration(id string) bool {
+	f := s.node.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	return slices.ContainsFunc(f.Configuration().Servers, func(srv raft.Server) bool { return string(srv.ID) == id })
+}
+
+// TransferLeader hands leadership to `to` (any up-to-date voter if empty).
+func (s *Server) TransferLeader(ctx context.Context, to string) error {
+	if !s.node.IsLeader() {
+		addr, err := s.leaderRPC()
+		if err != nil {
+			return err
+		}
+		return s.cfg.Forwarder.TransferLeader(ctx, addr, to)
+	}
+	return s.transfer(ctx, to)
+}
+
+func (s *Server) transfer(ctx context.Context, to string) error {
+	var fut raft.Future
+	if to == "" {
+		fut = s.node.raft.LeadershipTransfer()
+	} else {
+		f := s.node.raft.GetConfiguration()
+		if err := f.Error(); err != nil {
+			return err
+		}
+		i := slices.IndexFunc(f.Configuration().Servers, func(srv raft.Server) bool { return string(srv.ID) == to })
+		if i < 0 {
+			return fmt.Errorf("%w: %s is not in the raft configuration", fsm.ErrRejected, to)
+		}
+		srv := f.Configuration().Servers[i]
+		fut = s.node.raft.LeadershipTransferToServer(srv.ID, srv.Address)
+	}
+	if err := waitFuture(ctx, fut); err != nil {
+		return fmt.Errorf("leadership transfer: %w", err)
+	}
+	return nil
+}
+
+// Leave removes this node from the cluster gracefully: leadership is
+// handed over first, the leader removes it from raft, then it leaves
+// gossip. The caller shuts the node down afterwards.
+func (s *Server) Leave(ctx context.Context) error {
+	if s.node.IsLeader() && s.node.voterCount() > 1 {
+		if err := s.transfer(ctx, ""); err != nil {
+			return err
+		}
+	}
+	if s.inConfiguration(s.node.ID()) {
+		if s.node.IsLeader() {
+			return fmt.Errorf("%w: this node is the only voter; stop it instead of leaving", fsm.ErrRejected)
+		}
+		if err := s.removeSelf(ctx); err != nil {
+			return fmt.Errorf("leave: %w", err)
+		}
+	}
+	return s.gossip.Leave(5 * time.Second)
+}
+
+// removeSelf asks the leader to remove this node, waiting out the
+// election that follows a leadership hand-over.
+func (s *Server) removeSelf(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for {
+		err := s.RemovePeer(ctx, s.node.ID())
+		var nl *NotLeaderError
+		if err == nil || !errors.As(err, &nl) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Close stops gossip and raft (a leader hands over first).
+func (s *Server) Close(ctx context.Context) error {
+	_ = s.gossip.Shutdown()
+	return s.node.Close(ctx)
+}
+
+func (s *Server) retryJoin(ctx context.Context) {
+	if len(s.cfg.Join) == 0 {
+		return
+	}
+	for attempt := 1; ; attempt++ {
+		n, err := s.gossip.Join(s.cfg.Join)
+		if err == nil {
+			s.log.Info("joined gossip", zap.Int("contacted", n), zap.Strings("join", s.cfg.Join))
+			return
+		}
+		level := s.log.Warn
+		if errors.Is(err, ErrGossipKey) || errors.Is(err, ErrWrongCluster) {
+			level = s.log.Error
+		}
+		level("join failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// refreshMeta keeps the gossiped cluster id, raft-state flag and capacity
+// current.
+func (s *Server) refreshMeta(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cur := s.gossip.Local()
+		next := cur
+		if id := s.node.FSM().ClusterID(); id != "" {
+			next.ClusterID = id
+		}
+		next.HasState = s.node.raft.LastIndex() > 0
+		if s.cfg.Capacity != nil {
+			next.Capacity = s.cfg.Capacity()
+		}
+		if next != cur {
+			if err := s.gossip.UpdateMeta(func(m *Meta) { *m = next }); err != nil {
+				s.log.Warn("gossip meta update", zap.Error(err))
+			}
+		}
+	}
+}

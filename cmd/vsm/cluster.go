@@ -1,0 +1,185 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/vsm-project/vsm/cluster"
+)
+
+func clusterCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "cluster",
+		Usage: "cluster membership and state (admin token)",
+		Subcommands: append(withAPI(
+			&cli.Command{Name: "status", Usage: "this node's raft state", Flags: []cli.Flag{jsonFlag}, Action: clusterStatus},
+			&cli.Command{Name: "peers", Usage: "the raft configuration and each peer's progress", Flags: []cli.Flag{jsonFlag}, Action: clusterPeers},
+			&cli.Command{Name: "members", Usage: "the gossip view: state and capacity of every member", Flags: []cli.Flag{jsonFlag}, Action: clusterMembers},
+			&cli.Command{Name: "join", Usage: "make this node join the cluster at a member's gossip address", ArgsUsage: "HOST:PORT...", Action: clusterJoin},
+			&cli.Command{Name: "leave", Usage: "leave the cluster gracefully (a leader hands over first) and stop this node", Action: clusterLeave},
+			&cli.Command{Name: "remove-peer", Usage: "remove a server from the raft configuration", ArgsUsage: "ID", Action: clusterRemovePeer},
+			&cli.Command{Name: "transfer-leader", Usage: "hand leadership to another voter", Flags: []cli.Flag{&cli.StringFlag{Name: "to", Usage: "target node id (default: any up-to-date voter)"}}, Action: clusterTransfer},
+			&cli.Command{Name: "drain", Usage: "stop giving this node deadlines; its deadlines move elsewhere", Action: clusterDrain(true)},
+			&cli.Command{Name: "undrain", Usage: "let this node take deadlines again", Action: clusterDrain(false)},
+		), &cli.Command{
+			Name:  "secrets",
+			Usage: "the secrets every member shares",
+			Subcommands: []*cli.Command{{
+				Name:      "export",
+				Usage:     "write the token secret and gossip key to FILE (mode 0600) for 'vsm daemon init --secrets FILE' on a new member",
+				ArgsUsage: "FILE",
+				Action:    secretsExport,
+			}},
+		}),
+	}
+}
+
+func clusterStatus(c *cli.Context) error {
+	var st cluster.Status
+	if err := call(c, "VSM.Status", &st); err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, st)
+	}
+	return table(c.App.Writer, []string{"NODE", "STATE", "LEADER", "TERM", "COMMIT", "APPLIED", "CLUSTER"},
+		[][]string{{st.NodeID, st.State, st.LeaderID, u(st.Term), u(st.CommitIndex), u(st.AppliedIndex), st.ClusterID}})
+}
+
+func u(v uint64) string { return strconv.FormatUint(v, 10) }
+
+func clusterPeers(c *cli.Context) error {
+	var peers []cluster.Peer
+	if err := call(c, "VSM.ClusterPeers", &peers); err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, peers)
+	}
+	rows := make([][]string, len(peers))
+	for i, p := range peers {
+		role := "non-voter"
+		if p.Voter {
+			role = "voter"
+		}
+		if p.Leader {
+			role += " (leader)"
+		}
+		state, contact, commit, applied := "?", "-", "-", "-"
+		if p.Status != nil {
+			state, commit, applied = p.Status.State, u(p.Status.CommitIndex), u(p.Status.AppliedIndex)
+			if !p.Leader {
+				contact = (time.Duration(p.Status.LastContactMS) * time.Millisecond).String()
+			}
+		} else if p.Error != "" {
+			state = "unreachable"
+		}
+		rows[i] = []string{p.ID, p.Address, role, state, contact, commit, applied}
+	}
+	return table(c.App.Writer, []string{"ID", "RAFT ADDRESS", "ROLE", "STATE", "LAST CONTACT", "COMMIT", "APPLIED"}, rows)
+}
+
+func clusterMembers(c *cli.Context) error {
+	var ms []cluster.Member
+	if err := call(c, "VSM.ClusterMembers", &ms); err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, ms)
+	}
+	rows := make([][]string, len(ms))
+	for i, m := range ms {
+		rows[i] = []string{m.ID, m.State, m.Gossip, m.RPC, strconv.Itoa(m.Capacity.GPUs),
+			fmt.Sprintf("%d/%d", m.Capacity.ChildrenReady, m.Capacity.Children),
+			fmt.Sprintf("%d/%d", m.Capacity.Slots-m.Capacity.BusySlots, m.Capacity.Slots),
+			strconv.FormatBool(m.Draining)}
+	}
+	return table(c.App.Writer, []string{"ID", "STATE", "GOSSIP", "API", "GPUS", "CHILDREN READY", "FREE SLOTS", "DRAINING"}, rows)
+}
+
+func clusterJoin(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return fmt.Errorf("give a member's gossip address HOST:PORT")
+	}
+	var res map[string]int
+	if err := call(c, "VSM.ClusterJoin", &res, c.Args().Slice()); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "contacted %d members; the leader adds this node as a non-voter and promotes it once caught up\n", res["contacted"])
+	return nil
+}
+
+func clusterLeave(c *cli.Context) error {
+	if err := call(c, "VSM.ClusterLeave", nil); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.App.Writer, "left the cluster; the node is shutting down")
+	return nil
+}
+
+func clusterRemovePeer(c *cli.Context) error {
+	id, err := nameArg(c)
+	if err != nil {
+		return err
+	}
+	if err := call(c, "VSM.ClusterRemovePeer", nil, id); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "removed %s from the raft configuration\n", id)
+	return nil
+}
+
+func clusterTransfer(c *cli.Context) error {
+	if err := call(c, "VSM.ClusterTransferLeader", nil, c.String("to")); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.App.Writer, "leadership transferred")
+	return nil
+}
+
+func clusterDrain(on bool) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := call(c, "VSM.ClusterDrain", nil, on); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "draining: %v\n", on)
+		return nil
+	}
+}
+
+func secretsExport(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return fmt.Errorf("give the FILE to write")
+	}
+	h, err := home(c)
+	if err != nil {
+		return err
+	}
+	s, err := h.ExportSecrets()
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := c.Args().First()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("write secrets: %w (it is never overwritten; remove it first)", err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "wrote %s (mode 0600); start other members with 'vsm daemon init --secrets %s'\n", path, path)
+	return nil
+}

@@ -1,0 +1,209 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/vsm-project/vsm/cluster"
+	"github.com/vsm-project/vsm/fsm"
+)
+
+// ClusterBackend is what the cluster methods need from the member.
+type ClusterBackend interface {
+	ApplyLocal(ctx context.Context, cmd []byte) (int, error)
+	ReadIndex(ctx context.Context) (uint64, error)
+	Peers(ctx context.Context) ([]cluster.Peer, error)
+	Members() []cluster.Member
+	Join(addrs []string) (int, error)
+	Leave(ctx context.Context) error
+	RemovePeer(ctx context.Context, id string) error
+	TransferLeader(ctx context.Context, to string) error
+	SetDraining(on bool) error
+}
+
+// RegisterCluster adds the VSM.Cluster* methods. afterLeave is called once
+// this node has left, so the daemon can stop.
+func RegisterCluster(m *Mux, b ClusterBackend, afterLeave func()) {
+	c := &clusterAPI{b: b, afterLeave: afterLeave}
+	m.Register("VSM.ClusterApply", PermAdmin, c.apply)
+	m.Register("VSM.ClusterReadIndex", PermAdmin, c.readIndex)
+	m.Register("VSM.ClusterPeers", PermAdmin, c.peers)
+	m.Register("VSM.ClusterMembers", PermAdmin, c.members)
+	m.Register("VSM.ClusterJoin", PermAdmin, c.join)
+	m.Register("VSM.ClusterLeave", PermAdmin, c.leave)
+	m.Register("VSM.ClusterRemovePeer", PermAdmin, c.removePeer)
+	m.Register("VSM.ClusterTransferLeader", PermAdmin, c.transferLeader)
+	m.Register("VSM.ClusterDrain", PermAdmin, c.drain)
+}
+
+type clusterAPI struct {
+	b          ClusterBackend
+	afterLeave func()
+}
+
+func (c *clusterAPI) apply(ctx context.Context, p []json.RawMessage) (any, error) {
+	var cmd []byte
+	if err := Params(p, 0, &cmd); err != nil {
+		return nil, err
+	}
+	n, err := c.b.ApplyLocal(ctx, cmd)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return changed{Changed: n}, nil
+}
+
+func (c *clusterAPI) readIndex(ctx context.Context, _ []json.RawMessage) (any, error) {
+	idx, err := c.b.ReadIndex(ctx)
+	return idx, storeErr(err)
+}
+
+func (c *clusterAPI) peers(ctx context.Context, _ []json.RawMessage) (any, error) {
+	ps, err := c.b.Peers(ctx)
+	return ps, storeErr(err)
+}
+
+func (c *clusterAPI) members(context.Context, []json.RawMessage) (any, error) {
+	return c.b.Members(), nil
+}
+
+func (c *clusterAPI) join(_ context.Context, p []json.RawMessage) (any, error) {
+	var addrs []string
+	if err := Params(p, 0, &addrs); err != nil {
+		return nil, err
+	}
+	if len(addrs) == 0 {
+		return nil, Errorf(CodeInvalidParams, "give at least one gossip address HOST:PORT")
+	}
+	n, err := c.b.Join(addrs)
+	if err != nil {
+		return nil, Errorf(CodeRejected, "%v", err)
+	}
+	return map[string]int{"contacted": n}, nil
+}
+
+func (c *clusterAPI) leave(ctx context.Context, _ []json.RawMessage) (any, error) {
+	if err := c.b.Leave(ctx); err != nil {
+		return nil, storeErr(err)
+	}
+	if c.afterLeave != nil {
+		go c.afterLeave()
+	}
+	return true, nil
+}
+
+func (c *clusterAPI) removePeer(ctx context.Context, p []json.RawMessage) (any, error) {
+	var id string
+	if err := Params(p, 0, &id); err != nil {
+		return nil, err
+	}
+	return true, storeErr(c.b.RemovePeer(ctx, id))
+}
+
+func (c *clusterAPI) transferLeader(ctx context.Context, p []json.RawMessage) (any, error) {
+	var to string
+	if err := Params(p, 1, &to); err != nil {
+		return nil, err
+	}
+	return true, storeErr(c.b.TransferLeader(ctx, to))
+}
+
+func (c *clusterAPI) drain(_ context.Context, p []json.RawMessage) (any, error) {
+	var on bool
+	if err := Params(p, 0, &on); err != nil {
+		return nil, err
+	}
+	return on, c.b.SetDraining(on)
+}
+
+// Forwarder implements cluster.Forwarder over this API, with an admin
+// token minted from the secret every member shares.
+type Forwarder struct {
+	token string
+	mu    sync.Mutex
+	conns map[string]*Client
+}
+
+// NewForwarder mints the admin token members use between themselves.
+func NewForwarder(auth *Auth) (*Forwarder, error) {
+	tok, err := auth.NewToken(PermAdmin)
+	if err != nil {
+		return nil, err
+	}
+	return &Forwarder{token: tok, conns: map[string]*Client{}}, nil
+}
+
+func (f *Forwarder) client(addr string) *Client {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.conns[addr]
+	if !ok {
+		c = NewClient(addr, f.token)
+		f.conns[addr] = c
+	}
+	return c
+}
+
+// fromRemote turns the leader's JSON-RPC errors back into the errors
+// in-process callers test for.
+func fromRemote(addr string, err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return fmt.Errorf("forward to %s: %w", addr, err)
+	}
+	switch e.Code {
+	case CodeRejected:
+		return fmt.Errorf("%w: %s", fsm.ErrRejected, e.Message)
+	case CodeNotLeader:
+		return fmt.Errorf("%w: %s", &cluster.NotLeaderError{LeaderID: "?", LeaderAddr: addr}, e.Message)
+	case CodeUnavailable:
+		return fmt.Errorf("%w: %s", cluster.ErrTimeout, e.Message)
+	}
+	return fmt.Errorf("forward to %s: %w", addr, err)
+}
+
+// Apply implements cluster.Forwarder.
+func (f *Forwarder) Apply(ctx context.Context, addr string, cmd []byte) (int, error) {
+	var res changed
+	if err := f.client(addr).Call(ctx, "VSM.ClusterApply", &res, cmd); err != nil {
+		return 0, fromRemote(addr, err)
+	}
+	return res.Changed, nil
+}
+
+// ReadIndex implements cluster.Forwarder.
+func (f *Forwarder) ReadIndex(ctx context.Context, addr string) (uint64, error) {
+	var idx uint64
+	if err := f.client(addr).Call(ctx, "VSM.ClusterReadIndex", &idx); err != nil {
+		return 0, fromRemote(addr, err)
+	}
+	return idx, nil
+}
+
+// Status implements cluster.Forwarder.
+func (f *Forwarder) Status(ctx context.Context, addr string) (cluster.Status, error) {
+	var st cluster.Status
+	if err := f.client(addr).Call(ctx, "VSM.Status", &st); err != nil {
+		return st, fromRemote(addr, err)
+	}
+	return st, nil
+}
+
+// RemovePeer implements cluster.Forwarder.
+func (f *Forwarder) RemovePeer(ctx context.Context, addr, id string) error {
+	if err := f.client(addr).Call(ctx, "VSM.ClusterRemovePeer", nil, id); err != nil {
+		return fromRemote(addr, err)
+	}
+	return nil
+}
+
+// TransferLeader implements cluster.Forwarder.
+func (f *Forwarder) TransferLeader(ctx context.Context, addr, to string) error {
+	if err := f.client(addr).Call(ctx, "VSM.ClusterTransferLeader", nil, to); err != nil {
+		return fromRemote(addr, err)
+	}
+	return nil
+}
