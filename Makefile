@@ -5,7 +5,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 # Real-process tests start many daemons; keep the whole suite bounded.
 TEST_TIMEOUT ?= 20m
 
-.PHONY: help build test vet fuzz bench demo clean
+.PHONY: help build test vet fuzz bench demo clean ffi
 
 help:
 	@echo "make build   build bin/vsm"
@@ -13,6 +13,7 @@ help:
 	@echo "make test    go vet + every test, real processes included"
 	@echo "make fuzz    run each fuzz target briefly (FUZZTIME=10s)"
 	@echo "make bench   print the performance figures the issues ask for"
+	@echo "make ffi     build bin/vsm-ffi-prover (filecoin-ffi; needs Rust and CUDA/OpenCL, not built by CI)"
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/vsm ./cmd/vsm
@@ -39,6 +40,15 @@ bench:
 	$(GO) test -run XXX -bench 'SnapshotRestore1M|MemoryPerSector' -benchtime 1x ./fsm
 	@echo "== import of 1,000,000 locations through RPC into a real daemon"
 	$(GO) test -run XXX -bench 'Import1M' -benchtime 1x ./e2e
+	@echo "== prover: vanilla partition (parallel vs sequential reads), supervisor round trip"
+	$(GO) test -run XXX -bench BenchmarkVanillaPartition -benchtime 3x ./prover/engine/
+	$(GO) test -run XXX -bench BenchmarkSupervisorRoundTrip -benchtime 5000x ./prover/
+
+ffi:  # filecoin-ffi prover: needs Rust and CUDA/OpenCL; not built by CI
+	@grep -qs extern/filecoin-ffi .gitmodules || { echo "extern/filecoin-ffi is not a submodule yet; run: git submodule add https://github.com/filecoin-project/filecoin-ffi extern/filecoin-ffi (see README)"; exit 1; }
+	git submodule update --init --recursive extern/filecoin-ffi
+	$(MAKE) -C extern/filecoin-ffi
+	cd prover/ffi && go mod tidy && go build -o ../../bin/vsm-ffi-prover .
 
 demo: build
 	./scripts/demo.sh
