@@ -24,13 +24,20 @@ type SectorCheckResult struct {
 
 // registerProving adds the proving methods (VSM.ProvingCheck, ...) that
 // need this node's children and local storage paths.
-func registerProving(mux *rpc.Mux, f *fsm.FSM, sup *prover.Supervisor, storagePaths map[string]string) {
-	p := &proving{f: f, sup: sup, local: storagePaths}
+func registerProving(mux *rpc.Mux, st replica, sup *prover.Supervisor, storagePaths map[string]string) {
+	p := &proving{f: st.FSM(), ready: st.ReadReady, sup: sup, local: storagePaths}
 	mux.Register("VSM.ProvingCheck", rpc.PermRead, p.check)
+}
+
+// replica is the local store: the FSM and whether it has replayed its log.
+type replica interface {
+	FSM() *fsm.FSM
+	ReadReady() error
 }
 
 type proving struct {
 	f     *fsm.FSM
+	ready func() error
 	sup   *prover.Supervisor
 	local map[string]string
 }
@@ -44,6 +51,9 @@ func (p *proving) check(ctx context.Context, params []json.RawMessage) (any, err
 	var sectors []uint64
 	if err := rpc.Params(params, 1, &miner, &sectors); err != nil {
 		return nil, err
+	}
+	if err := p.ready(); err != nil {
+		return nil, rpc.Errorf(rpc.CodeUnavailable, "%v", err)
 	}
 	if p.sup == nil {
 		return nil, rpc.Errorf(rpc.CodeUnavailable, "this node runs no prover children, so it cannot check sectors: start it with 'vsm daemon run --ext-prover' (children come from ext-prover.cfg in its config directory)")

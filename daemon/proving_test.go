@@ -133,11 +133,11 @@ func TestPlanCheckErrors(t *testing.T) {
 
 func TestProvingCheckWithoutExtProver(t *testing.T) {
 	mux := rpc.NewMux(nil, rpc.DefaultMaxBody, zap.NewNop())
-	registerProving(mux, testStore(t), nil, nil)
+	registerProving(mux, readyReplica{testStore(t)}, nil, nil)
 	if perm, ok := mux.Methods()["VSM.ProvingCheck"]; !ok || perm != rpc.PermRead {
 		t.Fatalf("VSM.ProvingCheck registered %v with %v, want read", ok, perm)
 	}
-	p := &proving{f: testStore(t)}
+	p := &proving{f: testStore(t), ready: func() error { return nil }}
 	_, err := p.check(context.Background(), []json.RawMessage{json.RawMessage("1000")})
 	var e *rpc.Error
 	if !errors.As(err, &e) || e.Code != rpc.CodeUnavailable || !strings.Contains(e.Message, "--ext-prover") {
@@ -146,5 +146,19 @@ func TestProvingCheckWithoutExtProver(t *testing.T) {
 	_, err = p.check(context.Background(), []json.RawMessage{json.RawMessage(`"x"`)})
 	if !errors.As(err, &e) || e.Code != rpc.CodeInvalidParams {
 		t.Fatalf("bad params: %v", err)
+	}
+}
+
+type readyReplica struct{ f *fsm.FSM }
+
+func (r readyReplica) FSM() *fsm.FSM    { return r.f }
+func (r readyReplica) ReadReady() error { return nil }
+
+func TestProvingCheckWaitsForReplay(t *testing.T) {
+	p := &proving{f: testStore(t), ready: func() error { return errors.New("catching up: applied 3 of 9") }}
+	_, err := p.check(context.Background(), []json.RawMessage{json.RawMessage("1000")})
+	var e *rpc.Error
+	if !errors.As(err, &e) || e.Code != rpc.CodeUnavailable || !strings.Contains(e.Message, "catching up") {
+		t.Fatalf("during replay: %v", err)
 	}
 }
