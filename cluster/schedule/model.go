@@ -18,6 +18,7 @@ package schedule
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -92,7 +93,9 @@ type Owner struct {
 	// Since is the epoch at which Node became the owner. It matters only when
 	// that was inside the deadline's open proving window: the owner then had
 	// less time than the full window, and the scheduler must count its GPU
-	// demand as higher. Zero means "long ago".
+	// demand as higher. Zero means "long ago". Since can lie in the future:
+	// a deadline handed over too late to prove its open window is owned from
+	// the end of that window, and its owner must not try to prove it.
 	Since Epoch `json:"since"`
 }
 
@@ -164,9 +167,17 @@ type Input struct {
 	Now    Epoch
 	Miners []Miner
 	Nodes  []Node
-	// Current holds the existing assignments (from the replicated state).
-	Current map[Key]Owner
+	// Current holds the existing assignments (from the replicated state), in
+	// any order; each key at most once.
+	Current []Assignment
 	Config  Config
+}
+
+// Assignment is the owner of one deadline. It flattens to the same fields
+// as fsm.Assignment (miner, deadline, node) plus Since.
+type Assignment struct {
+	Key
+	Owner
 }
 
 // MoveReason says why a deadline changes owner.
@@ -248,10 +259,11 @@ func (l NodeLoad) Utilization() float64 {
 // Plan is the result of Compute.
 type Plan struct {
 	Now Epoch `json:"now"`
-	// Assignments holds the owner of every deadline that has one. A deadline
-	// moved by this plan has Since == Now. Feeding Assignments back as
+	// Assignments holds the owner of every deadline that has one, sorted by
+	// key. A deadline moved by this plan has Since == Now (or the end of its
+	// open window, see Owner.Since). Feeding Assignments back as
 	// Input.Current with the same Input yields no moves.
-	Assignments map[Key]Owner `json:"assignments"`
+	Assignments []Assignment `json:"assignments"`
 	// Moves lists every difference from Input.Current, sorted by key.
 	Moves []Move `json:"moves"`
 	// Unplaced lists deadlines without a fitting owner, sorted by key.
@@ -265,4 +277,16 @@ type Plan struct {
 	// (demand counted at the fastest node's speed and full windows). The
 	// ratio PeakUtilization/LowerBound says how well the load is balanced.
 	LowerBound float64 `json:"lower_bound"`
+}
+
+// Owner returns the owner of k in the plan.
+func (p Plan) Owner(k Key) (Owner, bool) { return lookup(p.Assignments, k) }
+
+// lookup finds k in assignments sorted by key.
+func lookup(as []Assignment, k Key) (Owner, bool) {
+	i, ok := slices.BinarySearchFunc(as, k, func(a Assignment, k Key) int { return a.Key.compare(k) })
+	if !ok {
+		return Owner{}, false
+	}
+	return as[i].Owner, true
 }

@@ -1,0 +1,665 @@
+package schedule
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// Compute plans the owner of every deadline of in.Miners over in.Nodes.
+//
+// Decisions, in order:
+//
+//  1. Sticky. A deadline whose current owner is alive, not draining and
+//     still has room for it keeps that owner. Current assignments are checked
+//     in key order against the owner's 24-hour GPU demand; one that no longer
+//     fits (the node lost GPUs, the deadline grew) is released. A deadline
+//     whose window is open and being proved by a healthy owner is never taken
+//     away from it.
+//  2. Released deadlines (new, owner dead, gone, draining or full) are placed
+//     in the order their proving windows start, larger first, each on the
+//     eligible node whose peak demand over that window, counting this
+//     deadline, is the lowest fraction of its GPUs. Ties go to the smaller
+//     node id. A node is eligible when it is alive, not draining, and can
+//     prove the deadline inside the window at all.
+//  3. A deadline that is already open goes to a new owner only if that owner
+//     can still finish in what remains of the window after Config.StartDelay;
+//     its demand is the work divided by that shorter time. If no one can, a
+//     draining (still alive) previous owner keeps it; otherwise this period's
+//     proof is reported lost (UnplacedTooLate) and the deadline is assigned
+//     for the next period.
+//  4. A deadline no one has room for stays with its previous owner if that
+//     node is alive, and is reported in Plan.Unplaced either way.
+//
+// Compute returns an error only for malformed input (duplicate or empty ids,
+// negative counts, invalid Config).
+func Compute(in Input) (Plan, error) {
+	cfg := in.Config.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return Plan{}, err
+	}
+	p, err := newPlanner(in, cfg)
+	if err != nil {
+		return Plan{}, err
+	}
+	if err := p.buildItems(in); err != nil {
+		return Plan{}, err
+	}
+	p.keepSticky()
+	p.placeReleased()
+	return p.result(), nil
+}
+
+type nodeState struct {
+	id       string
+	gpus     int
+	perPart  int64 // milliseconds per partition
+	cap      int64 // micro-GPUs
+	alive    bool
+	draining bool
+	eligible bool
+	class    int32   // index into planner.classes, -1 if not eligible
+	occ      []int64 // demand per horizon position, micro-GPUs; nil while empty
+	// Owned work, for the summary.
+	deadlines, partitions int
+}
+
+// class groups eligible nodes with the same GPU count and speed, so per
+// deadline rates and feasibility are computed once per class, not per node.
+type class struct {
+	gpus    int
+	perPart int64
+	cap     int64
+}
+
+type itemState uint8
+
+const (
+	released itemState = iota
+	kept
+	placed   // moved to a new owner
+	fallback // kept by its previous owner for lack of anywhere else
+	unowned
+)
+
+// item is one (miner, deadline) being planned. Kept small: the benchmark
+// plans 480,000 of them.
+type item struct {
+	key   Key
+	parts int32
+	state itemState
+	// reason is why a released item left its previous owner.
+	reason reason
+	inst   instance
+	prev   int32 // current owner's node index, -1 if none or unknown
+	owner  int32 // final owner's node index, -1 if none
+	since  Epoch
+	shape  shape // demand as placed, or as a new owner would have it
+	// late: the window is open and a new owner can no longer prove it.
+	late bool
+}
+
+// reason indexes moveReasons, to keep item small.
+type reason uint8
+
+const (
+	rNew reason = iota
+	rDead
+	rGone
+	rDrain
+	rFull
+)
+
+var moveReasons = [...]MoveReason{rNew: MoveNew, rDead: MoveOwnerDead, rGone: MoveOwnerGone, rDrain: MoveDraining, rFull: MoveOverloaded}
+
+type planner struct {
+	cfg     Config
+	now     Epoch
+	nodes   []nodeState
+	byID    map[string]int32
+	classes []class
+	items   []item
+	// Current entries that no longer name a plannable deadline.
+	stale []Move
+	// Owners in Current that are not in Nodes, by deadline.
+	gone     map[Key]string
+	unplaced []Unplaced
+
+	heap    nodeHeap
+	heapPos int32 // horizon position the heap keys were read at, -1 if stale
+	popped  []int32
+	rates   [][2]int64 // per class: rate of each segment of the current shape
+	fits    []bool     // per class: can prove the current shape at all
+}
+
+func newPlanner(in Input, cfg Config) (*planner, error) {
+	p := &planner{cfg: cfg, now: in.Now, byID: make(map[string]int32, len(in.Nodes)), gone: map[Key]string{}, heapPos: -1}
+	p.nodes = make([]nodeState, 0, len(in.Nodes))
+	for _, n := range in.Nodes {
+		if n.ID == "" {
+			return nil, fmt.Errorf("schedule: node with empty id")
+		}
+		if n.GPUs < 0 || n.PartitionTime < 0 {
+			return nil, fmt.Errorf("schedule: node %s: negative GPUs or partition time", n.ID)
+		}
+		pt := n.PartitionTime
+		if pt == 0 {
+			pt = cfg.DefaultPartitionTime
+		}
+		// Round up to whole milliseconds, never below one, so that demand is
+		// not under-counted and a zero speed cannot make work free.
+		ms := max(int64((pt+time.Millisecond-1)/time.Millisecond), 1)
+		p.nodes = append(p.nodes, nodeState{
+			id: n.ID, gpus: n.GPUs, perPart: ms, cap: int64(n.GPUs) * micro,
+			alive: n.Alive, draining: n.Draining,
+			eligible: n.Alive && !n.Draining && n.GPUs > 0,
+			class:    -1,
+		})
+	}
+	// Node index order is id order: every tie-break by index is by id.
+	slices.SortFunc(p.nodes, func(a, b nodeState) int { return cmp.Compare(a.id, b.id) })
+	var elig []int32
+	for i := range p.nodes {
+		n := &p.nodes[i]
+		if i > 0 && p.nodes[i-1].id == n.id {
+			return nil, fmt.Errorf("schedule: duplicate node id %q", n.id)
+		}
+		p.byID[n.id] = int32(i)
+		if !n.eligible {
+			continue
+		}
+		elig = append(elig, int32(i))
+		n.occ = make([]int64, PeriodEpochs)
+		c := slices.IndexFunc(p.classes, func(c class) bool { return c.gpus == n.gpus && c.perPart == n.perPart })
+		if c < 0 {
+			c = len(p.classes)
+			p.classes = append(p.classes, class{gpus: n.gpus, perPart: n.perPart, cap: n.cap})
+		}
+		n.class = int32(c)
+	}
+	p.rates = make([][2]int64, len(p.classes))
+	p.fits = make([]bool, len(p.classes))
+	p.heap = nodeHeap{
+		key:  make([]int64, len(p.nodes)),
+		cap:  make([]int64, len(p.nodes)),
+		h:    elig,
+		slot: make([]int32, len(p.nodes)),
+	}
+	for i := range p.nodes {
+		p.heap.cap[i] = p.nodes[i].cap
+		p.heap.slot[i] = -1
+	}
+	return p, nil
+}
+
+func (p *planner) buildItems(in Input) error {
+	miners := slices.Clone(in.Miners)
+	slices.SortFunc(miners, func(a, b Miner) int { return cmp.Compare(a.ID, b.ID) })
+	current := slices.Clone(in.Current)
+	slices.SortFunc(current, func(a, b Assignment) int { return a.Key.compare(b.Key) })
+	for i := 1; i < len(current); i++ {
+		if current[i].Key == current[i-1].Key {
+			return fmt.Errorf("schedule: %v assigned twice in Current", current[i].Key)
+		}
+	}
+	p.items = make([]item, 0, len(miners)*Deadlines)
+	c := 0 // next unmatched entry of current; items are built in key order
+	for i, m := range miners {
+		if i > 0 && miners[i-1].ID == m.ID {
+			return fmt.Errorf("schedule: duplicate miner f0%d", m.ID)
+		}
+		for d, parts := range m.Partitions {
+			if parts < 0 || parts > math.MaxInt32 {
+				return fmt.Errorf("schedule: miner f0%d deadline %d: %d partitions", m.ID, d, parts)
+			}
+			k := Key{Miner: m.ID, Deadline: uint8(d)}
+			// Assignments that name no plannable deadline (miner gone,
+			// deadline index out of range) are removed rather than silently
+			// left in the replicated state.
+			for ; c < len(current) && current[c].Key.compare(k) < 0; c++ {
+				p.dropStale(current[c])
+			}
+			it := item{key: k, parts: int32(parts), inst: nextInstance(p.cfg, p.now, m.PeriodStart, d), prev: -1, owner: -1}
+			if c < len(current) && current[c].Key == k {
+				o := current[c].Owner
+				c++
+				if o.Node != "" {
+					it.since = o.Since
+					if n, ok := p.byID[o.Node]; ok {
+						it.prev = n
+					} else {
+						it.reason = rGone
+						p.gone[k] = o.Node
+					}
+				}
+			}
+			p.items = append(p.items, it)
+		}
+	}
+	for ; c < len(current); c++ {
+		p.dropStale(current[c])
+	}
+	return nil
+}
+
+func (p *planner) dropStale(a Assignment) {
+	if a.Node == "" {
+		return
+	}
+	r := MoveMinerGone
+	if a.Deadline >= Deadlines {
+		r = MoveBadDeadline
+	}
+	p.stale = append(p.stale, Move{Key: a.Key, From: a.Node, Reason: r})
+}
+
+// startAt is the epoch from which an owner assigned at since proves the
+// current window. Since <= 0 means long ago.
+func (p *planner) startAt(since Epoch) Epoch {
+	if since <= 0 {
+		return math.MinInt64 / 2
+	}
+	return since + p.cfg.StartDelay
+}
+
+// keepSticky keeps every current assignment that is still valid and fits.
+func (p *planner) keepSticky() {
+	for i := range p.items {
+		it := &p.items[i]
+		if it.prev < 0 {
+			continue // rNew, or rGone set by buildItems
+		}
+		n := &p.nodes[it.prev]
+		switch {
+		case !n.alive:
+			it.reason = rDead
+			continue
+		case n.draining:
+			it.reason = rDrain
+			continue
+		case !n.eligible: // alive with no GPUs
+			it.reason = rFull
+			continue
+		}
+		s, _ := shapeFor(p.cfg, it.inst, p.now, p.startAt(it.since))
+		// An open window stays with the healthy node already proving it:
+		// any other node would start later, with less time.
+		if it.inst.from < 0 || p.fitsOn(it.prev, int(it.parts), s) {
+			p.assign(it, it.prev, s, kept)
+			continue
+		}
+		it.reason = rFull
+	}
+}
+
+// fitsOn reports whether node n can take a deadline of the given shape.
+func (p *planner) fitsOn(n int32, parts int, s shape) bool {
+	nd := &p.nodes[n]
+	for _, g := range s.seg[:s.n] {
+		if !fitsAlone(parts, nd.gpus, nd.perPart, g.span) {
+			return false
+		}
+		if maxRange(nd.occ[g.from:g.to])+rate(parts, nd.perPart, g.span) > nd.cap {
+			return false
+		}
+	}
+	return true
+}
+
+// assign records n as the owner of it with demand s.
+func (p *planner) assign(it *item, n int32, s shape, st itemState) {
+	nd := &p.nodes[n]
+	if nd.occ == nil {
+		nd.occ = make([]int64, PeriodEpochs)
+	}
+	for _, g := range s.seg[:s.n] {
+		addRange(nd.occ[g.from:g.to], rate(int(it.parts), nd.perPart, g.span))
+	}
+	nd.deadlines++
+	nd.partitions += int(it.parts)
+	it.owner, it.shape, it.state = n, s, st
+	if st == placed {
+		it.since = p.now
+	}
+	if p.heapPos >= 0 && p.heap.slot[n] >= 0 {
+		p.heap.key[n] = nd.occ[p.heapPos]
+		p.heap.fix(n)
+	}
+}
+
+// placeReleased places every released deadline (decisions 2-4 of Compute).
+func (p *planner) placeReleased() {
+	// Sweep in window order: then every deadline placed before this one
+	// starts no later, so a node's demand over this window is usually highest
+	// at its start, which is what the heap orders by, and the first node
+	// popped is almost always the answer. Larger deadlines first at the same
+	// start, as in longest-processing-time-first list scheduling; then key
+	// order. The order is packed into one integer per item because sorting
+	// 480,000 structs with a comparison function dominated the run time:
+	// start (< 2^12) | inverted partitions (20 bits) | item index (32 bits).
+	n := 0
+	for i := range p.items {
+		if p.items[i].state == released {
+			n++
+		}
+	}
+	todo := make([]uint64, 0, n)
+	for i := range p.items {
+		it := &p.items[i]
+		if it.state != released {
+			continue
+		}
+		s, ok := shapeFor(p.cfg, it.inst, p.now, p.now+p.cfg.StartDelay)
+		it.shape, it.late = s, !ok && it.parts > 0
+		inv := uint64(1<<20-1) - uint64(min(it.parts, 1<<20-1))
+		todo = append(todo, uint64(s.start())<<52|inv<<32|uint64(i))
+	}
+	slices.Sort(todo)
+	for _, t := range todo {
+		it := &p.items[uint32(t)]
+		p.placeOne(it)
+	}
+}
+
+func (p *planner) placeOne(it *item) {
+	parts := int(it.parts)
+	s := it.shape
+	inProgress := it.inst.from < 0
+	var n int32 = -1
+	tooBig := false
+	switch {
+	case it.late:
+	case s.n == 2 && parts > 0:
+		n, tooBig = p.searchOpen(parts, s)
+	default:
+		n, tooBig = p.search(parts, s)
+	}
+	if n >= 0 {
+		p.assign(it, n, s, placed)
+		return
+	}
+	if it.prev >= 0 && p.nodes[it.prev].alive {
+		// Nowhere else to go, but the previous owner is still running: it
+		// keeps the deadline rather than leaving it unowned.
+		ps, _ := shapeFor(p.cfg, it.inst, p.now, p.startAt(it.since))
+		p.assign(it, it.prev, ps, fallback)
+		if inProgress && p.nodes[it.prev].draining {
+			return // it is proving this window; nothing is lost
+		}
+		p.report(it, p.whyNot(it.late, tooBig), p.nodes[it.prev].id)
+		return
+	}
+	if inProgress {
+		// This period's proof is lost (an empty deadline loses nothing).
+		// Assign the next period's window, with Since at this window's end
+		// so that the owner, and a re-plan, know it is not proving this one.
+		var next shape
+		next.add(it.inst.from+PeriodEpochs, PeriodEpochs, s.seg[s.n-1].span)
+		if n, _ := p.search(parts, next); n >= 0 {
+			p.assign(it, n, next, placed)
+			it.since = p.now + Epoch(it.inst.to)
+			if parts > 0 {
+				p.report(it, UnplacedTooLate, p.nodes[n].id)
+			}
+			return
+		}
+	}
+	it.state, it.owner = unowned, -1
+	p.report(it, p.whyNot(it.late, tooBig), "")
+}
+
+func (p *planner) whyNot(late, tooBig bool) UnplacedReason {
+	switch {
+	case late:
+		return UnplacedTooLate
+	case tooBig:
+		return UnplacedTooBig
+	}
+	return UnplacedNoCapacity
+}
+
+func (p *planner) report(it *item, r UnplacedReason, owner string) {
+	u := Unplaced{Key: it.key, Reason: r, Owner: owner}
+	need := time.Duration(it.parts) * time.Duration(p.fastest()) * time.Millisecond
+	left := Epoch(it.inst.to)
+	switch r {
+	case UnplacedTooLate:
+		u.Detail = fmt.Sprintf("window closes in %d epochs (%s of proving time left); %d partitions need %s of GPU time and no live node can finish in time; this period's proof is lost",
+			left, time.Duration(max(left, 0))*EpochDuration, it.parts, need)
+	case UnplacedTooBig:
+		u.Detail = fmt.Sprintf("%d partitions need %s of GPU time; no live node can prove them inside a %d-epoch window even when idle",
+			it.parts, need, p.cfg.UsableEpochs())
+	default:
+		u.Detail = fmt.Sprintf("%d partitions need %s of GPU time; every live node that could prove them is full during this window",
+			it.parts, need)
+	}
+	if owner != "" && r != UnplacedTooLate {
+		u.Detail += "; kept by the previous owner " + owner + " though it does not fit"
+	} else if owner != "" {
+		u.Detail += "; from the next period it is owned by " + owner
+	}
+	p.unplaced = append(p.unplaced, u)
+}
+
+// fastest is the lowest per-partition time among eligible nodes (ms).
+func (p *planner) fastest() int64 {
+	best := int64(0)
+	for _, c := range p.classes {
+		if best == 0 || c.perPart < best {
+			best = c.perPart
+		}
+	}
+	if best == 0 {
+		best = int64(p.cfg.DefaultPartitionTime / time.Millisecond)
+	}
+	return best
+}
+
+// search returns the eligible node on which a deadline of the given shape
+// leaves the lowest peak demand relative to capacity, or -1. tooBig is true
+// when no eligible node could prove it even if idle.
+//
+// It is a best-first search over the heap of nodes ordered by demand at the
+// shape's start: that demand plus the cheapest class's rate is a lower bound
+// of any node's score, so the search stops as soon as the next node's bound
+// cannot beat the best found. Popped nodes are pushed back afterwards.
+func (p *planner) search(parts int, s shape) (best int32, tooBig bool) {
+	pos := s.start()
+	if pos != p.heapPos {
+		for _, n := range p.heap.h {
+			p.heap.key[n] = p.nodes[n].occ[pos]
+		}
+		p.heap.init()
+		p.heapPos = pos
+	}
+	minRatio := math.Inf(1)
+	for c, cl := range p.classes {
+		ok := true
+		for i, g := range s.seg[:s.n] {
+			p.rates[c][i] = rate(parts, cl.perPart, g.span)
+			ok = ok && fitsAlone(parts, cl.gpus, cl.perPart, g.span) && p.rates[c][i] <= cl.cap
+		}
+		p.fits[c] = ok
+		if ok {
+			minRatio = min(minRatio, float64(p.rates[c][0])/float64(cl.cap))
+		}
+	}
+	if math.IsInf(minRatio, 1) {
+		return -1, true
+	}
+	best = -1
+	var bestPeak, bestCap int64
+	p.popped = p.popped[:0]
+	for len(p.heap.h) > 0 {
+		n := p.heap.top()
+		bound := float64(p.heap.key[n])/float64(p.heap.cap[n]) + minRatio
+		if bound > 1+1e-9 {
+			break // no remaining node has room
+		}
+		if best >= 0 && bound >= float64(bestPeak)/float64(bestCap)-1e-12 {
+			break // no remaining node can do better
+		}
+		p.heap.pop()
+		p.popped = append(p.popped, n)
+		nd := &p.nodes[n]
+		if !p.fits[nd.class] {
+			continue
+		}
+		peak := int64(0)
+		for i, g := range s.seg[:s.n] {
+			peak = max(peak, maxRange(nd.occ[g.from:g.to])+p.rates[nd.class][i])
+		}
+		if peak > nd.cap {
+			continue
+		}
+		if best < 0 || lessRatio(peak, nd.cap, bestPeak, bestCap) ||
+			(!lessRatio(bestPeak, bestCap, peak, nd.cap) && n < best) {
+			best, bestPeak, bestCap = n, peak, nd.cap
+		}
+	}
+	for _, n := range p.popped {
+		p.heap.push(n)
+	}
+	return best, false
+}
+
+// searchOpen places a deadline whose window is already open: s.seg[0] is
+// what is left of this window (squeezed, high demand) and s.seg[1] the start
+// of the next period's window at the end of the horizon. The owner chosen
+// now keeps the deadline in every later period, so among the nodes that can
+// still prove this window it picks the one with the lowest demand in the
+// next period's window (then the lowest in this one, then by id). Ranking by
+// this window's crush instead, as search would, leaves the long-term load
+// lopsided after a cold start, when every open window is handed out at once.
+// The heap's lower bound does not apply to this ranking, so it scans every
+// node; open windows are few (at most about 1.3 per miner, at a cold start).
+func (p *planner) searchOpen(parts int, s shape) (best int32, tooBig bool) {
+	best = -1
+	anyFits := false
+	var bestNext, bestNow, bestCap int64
+	for c, cl := range p.classes {
+		ok := true
+		for i, g := range s.seg[:s.n] {
+			p.rates[c][i] = rate(parts, cl.perPart, g.span)
+			ok = ok && fitsAlone(parts, cl.gpus, cl.perPart, g.span) && p.rates[c][i] <= cl.cap
+		}
+		p.fits[c] = ok
+		anyFits = anyFits || ok
+	}
+	if !anyFits {
+		return -1, true
+	}
+	for _, n := range p.heap.h { // every eligible node, in no particular order
+		nd := &p.nodes[n]
+		if !p.fits[nd.class] {
+			continue
+		}
+		r := &p.rates[nd.class]
+		now := maxRange(nd.occ[s.seg[0].from:s.seg[0].to]) + r[0]
+		next := maxRange(nd.occ[s.seg[1].from:s.seg[1].to]) + r[1]
+		if now > nd.cap || next > nd.cap {
+			continue
+		}
+		better := best < 0 || lessRatio(next, nd.cap, bestNext, bestCap)
+		if !better && !lessRatio(bestNext, bestCap, next, nd.cap) { // equal next
+			better = lessRatio(now, nd.cap, bestNow, bestCap) ||
+				(!lessRatio(bestNow, bestCap, now, nd.cap) && n < best)
+		}
+		if better {
+			best, bestNext, bestNow, bestCap = n, next, now, nd.cap
+		}
+	}
+	return best, false
+}
+
+func maxRange(a []int64) int64 {
+	m := int64(0)
+	for _, v := range a {
+		m = max(m, v)
+	}
+	return m
+}
+
+func addRange(a []int64, v int64) {
+	for i := range a {
+		a[i] += v
+	}
+}
+
+func (p *planner) result() Plan {
+	out := Plan{
+		Now:         p.now,
+		Assignments: make([]Assignment, 0, len(p.items)),
+		Unplaced:    p.unplaced,
+	}
+	moves := len(p.stale)
+	for i := range p.items {
+		if it := &p.items[i]; it.owner != it.prev || it.reason == rGone {
+			moves++
+		}
+	}
+	out.Moves = make([]Move, 0, moves)
+	out.Moves = append(out.Moves, p.stale...)
+	fast := p.fastest()
+	diff := make([]int64, PeriodEpochs+1)
+	for i := range p.items {
+		it := &p.items[i]
+		to := ""
+		if it.owner >= 0 {
+			to = p.nodes[it.owner].id
+			out.Assignments = append(out.Assignments, Assignment{Key: it.key, Owner: Owner{Node: to, Since: it.since}})
+		}
+		from := ""
+		switch {
+		case it.prev >= 0:
+			from = p.nodes[it.prev].id
+		case it.reason == rGone:
+			from = p.gone[it.key]
+		}
+		if from != to {
+			r := moveReasons[it.reason]
+			if to == "" {
+				r = MoveUnplaceable
+			}
+			out.Moves = append(out.Moves, Move{Key: it.key, From: from, To: to, Reason: r})
+		}
+		for _, g := range it.shape.seg[:it.shape.n] {
+			r := rate(int(it.parts), fast, g.span)
+			diff[g.from] += r
+			diff[g.to] -= r
+		}
+	}
+	slices.SortFunc(out.Moves, func(a, b Move) int { return a.Key.compare(b.Key) })
+	slices.SortFunc(out.Unplaced, func(a, b Unplaced) int { return a.Key.compare(b.Key) })
+
+	var totalCap, run, peakTotal int64
+	for _, d := range diff[:PeriodEpochs] {
+		run += d
+		peakTotal = max(peakTotal, run)
+	}
+	out.Nodes = make([]NodeLoad, len(p.nodes))
+	for i := range p.nodes {
+		nd := &p.nodes[i]
+		l := NodeLoad{ID: nd.id, GPUs: nd.gpus, Eligible: nd.eligible, Deadlines: nd.deadlines, Partitions: nd.partitions, PeakAt: p.now}
+		var sum, peak int64
+		for t, v := range nd.occ {
+			sum += v
+			if v > peak {
+				peak, l.PeakAt = v, p.now+Epoch(t)
+			}
+		}
+		l.Peak = float64(peak) / micro
+		l.GPUHours = float64(sum) / micro * EpochDuration.Hours()
+		if nd.eligible {
+			totalCap += nd.cap
+			out.PeakUtilization = max(out.PeakUtilization, l.Utilization())
+		}
+		out.Nodes[i] = l
+	}
+	if totalCap > 0 {
+		out.LowerBound = float64(peakTotal) / float64(totalCap)
+	}
+	return out
+}
