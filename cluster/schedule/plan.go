@@ -15,11 +15,10 @@ import (
 //  1. Sticky. A deadline whose current owner is alive, not draining and
 //     still has room for it keeps that owner. Current assignments are checked
 //     in key order against the owner's 24-hour GPU demand; one that no longer
-//     fits (the node lost GPUs, the deadline grew) is released. A deadline
-//     whose window is open and being proved by a healthy owner is never taken
-//     away from it.
+//     fits (the node lost GPUs, the deadline grew) is released.
 //  2. Released deadlines (new, owner dead, gone, draining or full) are placed
-//     in the order their proving windows start, larger first, each on the
+//     in the order their proving windows start, larger first, windows
+//     already open last (see placeReleased), each on the
 //     eligible node whose peak demand over that window, counting this
 //     deadline, is the lowest fraction of its GPUs. Ties go to the smaller
 //     node id. A node is eligible when it is alive, not draining, and can
@@ -284,9 +283,7 @@ func (p *planner) keepSticky() {
 			continue
 		}
 		s, _ := shapeFor(p.cfg, it.inst, p.now, p.startAt(it.since))
-		// An open window stays with the healthy node already proving it:
-		// any other node would start later, with less time.
-		if it.inst.from < 0 || p.fitsOn(it.prev, int(it.parts), s) {
+		if p.fitsOn(it.prev, int(it.parts), s) {
 			p.assign(it, it.prev, s, kept)
 			continue
 		}
@@ -354,7 +351,18 @@ func (p *planner) placeReleased() {
 		s, ok := shapeFor(p.cfg, it.inst, p.now, p.now+p.cfg.StartDelay)
 		it.shape, it.late = s, !ok && it.parts > 0
 		inv := uint64(1<<20-1) - uint64(min(it.parts, 1<<20-1))
-		todo = append(todo, uint64(s.start())<<52|inv<<32|uint64(i))
+		start := uint64(s.start())
+		if it.inst.from < 0 {
+			// Windows already open go last. A new owner has only what is
+			// left of them, so they need more GPUs per partition than any
+			// window that has not opened yet; placing them first would let
+			// them crowd out those easier windows, which is worse (a lost
+			// proof either way, and the easy one was not late). After a cold
+			// start this also lets searchOpen balance their next period
+			// against everything else.
+			start += PeriodEpochs
+		}
+		todo = append(todo, start<<52|inv<<32|uint64(i))
 	}
 	slices.Sort(todo)
 	for _, t := range todo {
@@ -414,7 +422,7 @@ func (p *planner) whyNot(late, tooBig bool) UnplacedReason {
 	switch {
 	case late:
 		return UnplacedTooLate
-	case tooBig:
+	case tooBig && len(p.classes) > 0:
 		return UnplacedTooBig
 	}
 	return UnplacedNoCapacity
@@ -434,6 +442,9 @@ func (p *planner) report(it *item, r UnplacedReason, owner string) {
 	default:
 		u.Detail = fmt.Sprintf("%d partitions need %s of GPU time; every live node that could prove them is full during this window",
 			it.parts, need)
+		if len(p.classes) == 0 {
+			u.Detail = "no node is alive, not draining and has GPUs"
+		}
 	}
 	if owner != "" && r != UnplacedTooLate {
 		u.Detail += "; kept by the previous owner " + owner + " though it does not fit"
