@@ -43,6 +43,8 @@ bench:
 	@echo "== prover: vanilla partition (parallel vs sequential reads), supervisor round trip"
 	$(GO) test -run XXX -bench BenchmarkVanillaPartition -benchtime 3x ./prover/engine/
 	$(GO) test -run XXX -bench BenchmarkSupervisorRoundTrip -benchtime 5000x ./prover/
+	@echo "== scheduler: 10,000 miners x 48 deadlines over 1,000 GPUs"
+	$(GO) test -run XXX -bench . -benchtime 5x ./cluster/schedule
 
 ffi:  # filecoin-ffi prover: needs Rust and CUDA/OpenCL; not built by CI
 	@grep -qs extern/filecoin-ffi .gitmodules || { echo "extern/filecoin-ffi is not a submodule yet; run: git submodule add https://github.com/filecoin-project/filecoin-ffi extern/filecoin-ffi (see README)"; exit 1; }

@@ -48,15 +48,52 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
-// FreePort returns a loopback port that was free a moment ago.
+// ports hands out loopback ports below the kernel's ephemeral range
+// (32768-60999), so a port given to one node is never also picked by the
+// kernel for another listener or an outgoing connection, and never twice
+// in one test process. The start is spread by pid so test processes that
+// run in parallel (go test runs packages at once) rarely meet.
+var ports = struct {
+	sync.Mutex
+	next int
+}{}
+
+// FreePort returns a loopback port that is free for both TCP and UDP
+// (memberlist uses both) and that this process has not handed out before.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports.Lock()
+	defer ports.Unlock()
+	if ports.next == 0 {
+		ports.next = 20000 + (os.Getpid()*211)%12000
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for tries := 0; tries < 2000; tries++ {
+		p := ports.next
+		ports.next++
+		if ports.next >= 32700 {
+			ports.next = 20000
+		}
+		if portFree(p) {
+			return p
+		}
+	}
+	t.Fatal("no free loopback port below the ephemeral range")
+	return 0
+}
+
+func portFree(p int) bool {
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	l.Close()
+	u, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	u.Close()
+	return true
 }
 
 // Node is one vsm daemon with its own home.
