@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -92,6 +93,11 @@ type Node struct {
 	// restoredAtStart is set when startIndex is covered by the snapshot
 	// raft restores inside NewRaft.
 	restoredAtStart bool
+	// leaderReady is set once this node, as leader, has applied everything
+	// earlier leaders committed (a barrier) and the cluster has its id.
+	// Until then its writes wait, so nothing is written before the id.
+	leaderReady atomic.Bool
+	done        chan struct{}
 }
 
 // Open starts the node. It returns once raft is running, not once a leader
@@ -111,7 +117,7 @@ func Open(cfg Config) (*Node, error) {
 	if adv.IP == nil || adv.IP.IsUnspecified() {
 		return nil, fmt.Errorf("raft advertise address %q: peers cannot dial an unspecified address; set raft advertise", cfg.RaftAdvertise)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, fatal: make(chan error, 1)}
+	n := &Node{cfg: cfg, log: cfg.Logger, fatal: make(chan error, 1), done: make(chan struct{})}
 	n.fsm = &trackedFSM{FSM: fsm.New(n.onFatal)}
 	if err := n.open(adv); err != nil {
 		n.closeStores()
@@ -167,6 +173,66 @@ func (n *Node) open(adv *net.TCPAddr) error {
 	n.raft = r
 	// NewRaft restored the latest snapshot before returning.
 	n.restoredAtStart = r.AppliedIndex() >= n.startIndex
+	go n.monitorLeadership()
+	return nil
+}
+
+// monitorLeadership establishes leadership when this node wins an
+// election: a barrier first (so the FSM holds everything earlier leaders
+// committed), then the cluster id. Writes wait for it (see ApplyRaw).
+func (n *Node) monitorLeadership() {
+	for {
+		select {
+		case <-n.done:
+			return
+		case leader := <-n.raft.LeaderCh():
+			n.leaderReady.Store(false)
+			if leader {
+				go n.establishLeadership()
+			}
+		}
+	}
+}
+
+func (n *Node) establishLeadership() {
+	for n.raft.State() == raft.Leader {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := waitFuture(ctx, n.raft.Barrier(0))
+		if err == nil {
+			_, err = n.ensureClusterID(ctx, true)
+		}
+		cancel()
+		if err == nil {
+			n.leaderReady.Store(n.raft.State() == raft.Leader)
+			n.log.Info("leadership established", zap.String("node", n.cfg.NodeID))
+			return
+		}
+		if errors.Is(err, ErrWrongCluster) {
+			n.onFatal(err)
+			return
+		}
+		n.log.Warn("establishing leadership", zap.Error(err))
+		select {
+		case <-n.done:
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// waitLeaderReady waits until this leader has established leadership.
+func (n *Node) waitLeaderReady(ctx context.Context) error {
+	for !n.leaderReady.Load() {
+		if n.raft.State() != raft.Leader {
+			id, addr := n.Leader()
+			return &NotLeaderError{LeaderID: id, LeaderAddr: addr}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for leadership to be established: %w", ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 	return nil
 }
 
@@ -275,6 +341,13 @@ func (n *Node) Apply(ctx context.Context, c fsm.Command) (int, error) {
 
 // ApplyRaw is Apply for an already encoded command (forwarded writes).
 func (n *Node) ApplyRaw(ctx context.Context, data []byte) (int, error) {
+	if err := n.waitLeaderReady(ctx); err != nil {
+		return 0, err
+	}
+	return n.applyRaw(ctx, data)
+}
+
+func (n *Node) applyRaw(ctx context.Context, data []byte) (int, error) {
 	if n.raft.State() != raft.Leader {
 		id, addr := n.Leader()
 		return 0, &NotLeaderError{LeaderID: id, LeaderAddr: addr}
@@ -401,20 +474,26 @@ func (n *Node) SnapshotNow(ctx context.Context) error {
 // EnsureClusterID gives a freshly bootstrapped cluster its id and checks
 // the home's recorded id against the replicated one, so a home directory
 // pointed at another cluster's data is refused.
+// Only the leader, while establishing leadership, gives the cluster its
+// id; on other calls an id not yet replicated returns "".
 func (n *Node) EnsureClusterID(ctx context.Context) (string, error) {
+	return n.ensureClusterID(ctx, false)
+}
+
+func (n *Node) ensureClusterID(ctx context.Context, mayAssign bool) (string, error) {
 	path := filepath.Join(n.cfg.Dir, "cluster-id")
 	recorded, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
 	id := n.fsm.ClusterID()
-	if id == "" && n.IsLeader() {
+	if id == "" && mayAssign {
 		if len(recorded) > 0 {
 			id = string(recorded)
 		} else {
 			id = newClusterID()
 		}
-		if _, err := n.Apply(ctx, fsm.SetClusterID{ID: id}); err != nil {
+		if _, err := n.applyRaw(ctx, fsm.Encode(fsm.SetClusterID{ID: id})); err != nil {
 			return "", fmt.Errorf("set cluster id: %w", err)
 		}
 	}
@@ -447,6 +526,7 @@ func (n *Node) Close(ctx context.Context) error {
 			n.log.Warn("leadership transfer before shutdown failed", zap.Error(err))
 		}
 	}
+	close(n.done)
 	err := n.raft.Shutdown().Error()
 	n.closeStores()
 	if err != nil {

@@ -27,10 +27,7 @@ func TestSingleNodeWritesSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	n := openNode(t, dir)
-	id, err := n.EnsureClusterID(ctx)
-	if err != nil || id == "" {
-		t.Fatalf("cluster id %q: %v", id, err)
-	}
+	id := waitClusterID(t, n)
 	for _, c := range []fsm.Command{
 		fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PartitionSize: 2}},
 		fsm.PutStorage{Instance: fsm.StorageInstance{Name: "s"}},
@@ -60,8 +57,8 @@ func TestSingleNodeWritesSurviveRestart(t *testing.T) {
 	// Restart from snapshot + log tail.
 	n = openNode(t, dir)
 	defer n.Close(ctx)
-	if got, err := n.EnsureClusterID(ctx); err != nil || got != id {
-		t.Fatalf("cluster id after restart %q (%v), want %q", got, err, id)
+	if got := waitClusterID(t, n); got != id {
+		t.Fatalf("cluster id after restart %q, want %q", got, id)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for n.FSM().SectorCount(1000) != 2 {
@@ -80,5 +77,25 @@ func TestAdvertiseMustBeDialable(t *testing.T) {
 	_, err := Open(Config{NodeID: "n1", Dir: t.TempDir(), RaftAddr: "0.0.0.0:0"})
 	if err == nil {
 		t.Fatal("an unspecified advertise address was accepted")
+	}
+}
+
+// waitClusterID waits for the leader to establish leadership, which gives
+// a new cluster its id, and returns the id.
+func waitClusterID(t *testing.T, n *Node) string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		id, err := n.EnsureClusterID(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id != "" {
+			return id
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no cluster id after 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

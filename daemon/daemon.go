@@ -88,6 +88,7 @@ func Run(ctx context.Context, o Options) error {
 	}()
 	rpc.RegisterVSM(mux, server, o.Version)
 	rpc.RegisterCluster(mux, server, stop)
+	srv.Handle(rpc.SnapshotPath, mux.SnapshotHandler(server))
 	registerProving(mux, server, sup, o.Config.StoragePaths)
 	reg.MustRegister(server.Node().Collector(), mux.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 

@@ -15,6 +15,7 @@ import (
 
 // Client calls a vsm node's JSON-RPC API.
 type Client struct {
+	base  string
 	url   string
 	token string
 	http  *http.Client
@@ -27,8 +28,10 @@ func NewClient(addr, token string) *Client {
 	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
 		url = "http://" + url
 	}
+	base := strings.TrimSuffix(url, "/")
 	return &Client{
-		url:   strings.TrimSuffix(url, "/") + "/rpc/v0",
+		base:  base,
+		url:   base + "/rpc/v0",
 		token: token,
 		http:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute}},
 	}
@@ -83,4 +86,55 @@ func (c *Client) Call(ctx context.Context, method string, result any, params ...
 func IsCode(err error, code int) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Code == code
+}
+
+// SaveSnapshot streams a backup from the node into w.
+func (c *Client) SaveSnapshot(ctx context.Context, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+SnapshotPath, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("snapshot save: is the daemon running? %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("snapshot save: HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("snapshot save: %w", err)
+	}
+	return nil
+}
+
+// RestoreSnapshot sends a backup; a follower redirects it to the leader.
+// It returns the node's JSON answer (the backup's metadata).
+func (c *Client) RestoreSnapshot(ctx context.Context, backup []byte) (json.RawMessage, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.base+SnapshotPath, bytes.NewReader(backup))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	// Keep the token across the redirect to the leader (same secret).
+	hc := *c.http
+	hc.CheckRedirect = func(r *http.Request, via []*http.Request) error {
+		if len(via) > 3 {
+			return errors.New("too many redirects")
+		}
+		r.Header.Set("Authorization", "Bearer "+c.token)
+		return nil
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot restore: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("snapshot restore: HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return body, nil
 }

@@ -19,6 +19,7 @@ const DefaultMaxBody = 64 << 20
 
 // Server is the node's HTTP endpoint: /rpc/v0, /healthz and /metrics.
 type Server struct {
+	mux  *http.ServeMux
 	http *http.Server
 	ln   net.Listener
 	log  *zap.Logger
@@ -64,6 +65,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		mux.Handle(path, h)
 	}
 	s := &Server{
+		mux: mux,
 		ln:  ln,
 		log: cfg.Log,
 		http: &http.Server{
@@ -74,6 +76,9 @@ func Listen(cfg ServerConfig) (*Server, error) {
 	}
 	return s, nil
 }
+
+// Handle adds a handler; call it before Serve.
+func (s *Server) Handle(path string, h http.Handler) { s.mux.Handle(path, h) }
 
 // Addr is the bound address (useful with port 0).
 func (s *Server) Addr() string { return s.ln.Addr().String() }

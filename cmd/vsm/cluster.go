@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -26,7 +27,7 @@ func clusterCommand() *cli.Command {
 			&cli.Command{Name: "transfer-leader", Usage: "hand leadership to another voter", Flags: []cli.Flag{&cli.StringFlag{Name: "to", Usage: "target node id (default: any up-to-date voter)"}}, Action: clusterTransfer},
 			&cli.Command{Name: "drain", Usage: "stop giving this node deadlines; its deadlines move elsewhere", Action: clusterDrain(true)},
 			&cli.Command{Name: "undrain", Usage: "let this node take deadlines again", Action: clusterDrain(false)},
-		), &cli.Command{
+		), snapshotCommand(), &cli.Command{
 			Name:  "secrets",
 			Usage: "the secrets every member shares",
 			Subcommands: []*cli.Command{{
@@ -181,5 +182,90 @@ func secretsExport(c *cli.Context) error {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "wrote %s (mode 0600); start other members with 'vsm daemon init --secrets %s'\n", path, path)
+	return nil
+}
+
+func snapshotCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "snapshot",
+		Usage: "operator backups of the replicated state",
+		Subcommands: withAPI(
+			&cli.Command{
+				Name:      "save",
+				Usage:     "write a consistent backup to FILE (verified before it is kept)",
+				ArgsUsage: "FILE",
+				Action:    snapshotSave,
+			},
+			&cli.Command{
+				Name:      "restore",
+				Usage:     "replace the cluster's state with a backup of this cluster, through raft",
+				ArgsUsage: "FILE",
+				Action:    snapshotRestore,
+			},
+		),
+	}
+}
+
+func snapshotSave(c *cli.Context) error {
+	path, err := nameArg(c)
+	if err != nil {
+		return err
+	}
+	cl, err := client(c)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".part"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := cl.SaveSnapshot(c.Context, f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	r, err := os.Open(tmp)
+	if err != nil {
+		return err
+	}
+	meta, _, err := cluster.ReadBackup(r)
+	r.Close()
+	if err != nil {
+		return fmt.Errorf("the saved backup does not verify: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "saved %s: cluster %s, %d miners, %d storage instances, %d sectors, raft index %d\n",
+		path, meta.ClusterID, meta.Miners, meta.Storage, meta.Sectors, meta.AppliedIndex)
+	return nil
+}
+
+func snapshotRestore(c *cli.Context) error {
+	path, err := nameArg(c)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	meta, _, err := cluster.ReadBackup(bytes.NewReader(b))
+	if err != nil {
+		return fmt.Errorf("%s: %w (nothing was restored)", path, err)
+	}
+	cl, err := client(c)
+	if err != nil {
+		return err
+	}
+	if _, err := cl.RestoreSnapshot(c.Context, b); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "restored %s (taken %s from %s): %d miners, %d sectors; every member installs it through raft\n",
+		path, meta.Created.Format(time.RFC3339), meta.Node, meta.Miners, meta.Sectors)
 	return nil
 }
