@@ -37,7 +37,7 @@ func TestSingleNodeWritesSurviveRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, err = n.Apply(ctx, fsm.RemoveStorage{Name: "s"})
+	_, err := n.Apply(ctx, fsm.RemoveStorage{Name: "s"})
 	if !errors.Is(err, fsm.ErrRejected) {
 		t.Fatalf("rejection not passed back: %v", err)
 	}
