@@ -58,6 +58,8 @@ type PutLocations struct{ Locations []SectorLocation }
 type DeleteLocations struct{ IDs []SectorID }
 
 // SetAssignments sets the owner of deadlines. An empty Node unassigns.
+// Generation is ignored (the FSM assigns it); Since is stored with a new
+// owner and updates an unchanged owner's Since.
 type SetAssignments struct{ Assignments []Assignment }
 
 // RecordDeadline stores the outcome of one deadline.
@@ -108,6 +110,7 @@ func (c SetAssignments) encodeBody(e *encoder) {
 		e.uvarint(a.Miner)
 		e.byte(a.Deadline)
 		e.string(a.Node)
+		e.varint(a.Since)
 	}
 }
 func (c RecordDeadline) encodeBody(e *encoder) { encodeRecord(e, c.Record) }
@@ -255,10 +258,11 @@ func decodeDeleteLocations(d *decoder) DeleteLocations {
 }
 
 func decodeSetAssignments(d *decoder) SetAssignments {
-	n := d.count(3)
+	// An assignment takes at least 4 bytes: miner, deadline, node, since.
+	n := d.count(4)
 	as := make([]Assignment, n)
 	for i := range as {
-		as[i] = Assignment{DeadlineKey: DeadlineKey{Miner: d.uvarint(), Deadline: d.byte()}, Node: d.string()}
+		as[i] = Assignment{DeadlineKey: DeadlineKey{Miner: d.uvarint(), Deadline: d.byte()}, Node: d.string(), Since: d.varint()}
 	}
 	return SetAssignments{Assignments: as}
 }

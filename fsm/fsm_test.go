@@ -107,6 +107,27 @@ func TestApply(t *testing.T) {
 					t.Fatalf("assignments %+v", as)
 				}
 			}},
+		{name: "assignment since is kept with the owner", changed: 1,
+			cmds: []Command{
+				SetAssignments{Assignments: []Assignment{{DeadlineKey: DeadlineKey{1000, 3}, Node: "n1", Since: 100}}},
+				SetAssignments{Assignments: []Assignment{{DeadlineKey: DeadlineKey{1000, 4}, Node: "n1", Since: 5}, {DeadlineKey: DeadlineKey{1000, 3}, Node: "n2", Since: 250}}},
+				SetAssignments{Assignments: []Assignment{{DeadlineKey: DeadlineKey{1000, 4}, Node: "n1", Since: 7}}}, // same owner, new since
+			},
+			check: func(t *testing.T, f *FSM) {
+				as := f.Assignments()
+				want := []Assignment{
+					{DeadlineKey: DeadlineKey{1000, 3}, Node: "n2", Generation: 2, Since: 250},
+					{DeadlineKey: DeadlineKey{1000, 4}, Node: "n1", Generation: 1, Since: 7},
+				}
+				if !reflect.DeepEqual(as, want) {
+					t.Fatalf("assignments\n got %+v\nwant %+v", as, want)
+				}
+			}},
+		{name: "assignment same owner and since is no change", changed: 0,
+			cmds: []Command{
+				SetAssignments{Assignments: []Assignment{{DeadlineKey: DeadlineKey{1000, 3}, Node: "n1", Since: -3}}},
+				SetAssignments{Assignments: []Assignment{{DeadlineKey: DeadlineKey{1000, 3}, Node: "n1", Since: -3}}},
+			}},
 		{name: "assignment deadline out of range", cmds: []Command{SetAssignments{Assignments: []Assignment{{DeadlineKey: DeadlineKey{1000, 48}, Node: "n"}}}}, reject: "deadline 48"},
 		{name: "assignment unknown miner", cmds: []Command{SetAssignments{Assignments: []Assignment{{DeadlineKey: DeadlineKey{9, 1}, Node: "n"}}}}, reject: "t09 does not exist"},
 		{name: "deadline records keep a week in order", changed: 1,
@@ -194,7 +215,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		RemoveStorage{Name: "n"},
 		PutLocations{Locations: []SectorLocation{location(1, 2, "a", "b"), {SectorID: SectorID{3, 4}, Sealed: "c", Cache: "d", Upgraded: true}}},
 		DeleteLocations{IDs: []SectorID{{1, 2}, {1 << 40, 1 << 50}}},
-		SetAssignments{Assignments: []Assignment{{DeadlineKey: DeadlineKey{1, 47}, Node: "node-1"}}},
+		SetAssignments{Assignments: []Assignment{{DeadlineKey: DeadlineKey{1, 47}, Node: "node-1", Since: 123456}, {DeadlineKey: DeadlineKey{2, 0}, Since: -1}}},
 		RecordDeadline{Record: DeadlineRecord{DeadlineKey: DeadlineKey{1, 2}, PeriodStart: -5, Outcome: OutcomeFaulty, Node: "x", FaultySector: []uint64{3, 9}, DurationMS: 1234, Message: "m"}},
 	}
 	for _, c := range cmds {
@@ -250,7 +271,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 		locs = append(locs, location(1000+1000*(n%2), n, []string{"a", "b", "c"}[n%3], "c"))
 	}
 	apply(t, f, PutLocations{Locations: locs},
-		SetAssignments{Assignments: []Assignment{{DeadlineKey: DeadlineKey{2000, 5}, Node: "n1"}}},
+		SetAssignments{Assignments: []Assignment{{DeadlineKey: DeadlineKey{2000, 5}, Node: "n1", Since: 9876}}},
 		RecordDeadline{Record: DeadlineRecord{DeadlineKey: DeadlineKey{1000, 1}, PeriodStart: 2880, Outcome: OutcomeProven, FaultySector: []uint64{1}}},
 		RecordDeadline{Record: DeadlineRecord{DeadlineKey: DeadlineKey{1000, 1}, PeriodStart: 0, Outcome: OutcomeFailed}},
 	)

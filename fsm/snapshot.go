@@ -120,6 +120,7 @@ func writeFrames(fw *frameWriter, st *state) error {
 			e.byte(a.Deadline)
 			e.string(a.Node)
 			e.uvarint(a.Generation)
+			e.varint(a.Since)
 		})
 		if err != nil {
 			return err
@@ -265,7 +266,7 @@ func (st *state) readFrame(kind byte, d *decoder) error {
 	case frameSectors:
 		return st.readSectors(d)
 	case frameAssignment:
-		a := Assignment{DeadlineKey: DeadlineKey{Miner: d.uvarint(), Deadline: d.byte()}, Node: d.string(), Generation: d.uvarint()}
+		a := Assignment{DeadlineKey: DeadlineKey{Miner: d.uvarint(), Deadline: d.byte()}, Node: d.string(), Generation: d.uvarint(), Since: d.varint()}
 		st.assignments[a.DeadlineKey] = a
 	case frameRecord:
 		r := decodeRecord(d)

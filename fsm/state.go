@@ -242,6 +242,13 @@ func (s *state) setAssignments(as []Assignment) (int, error) {
 	for _, a := range as {
 		old, had := s.assignments[a.DeadlineKey]
 		if had && old.Node == a.Node {
+			if old.Since != a.Since {
+				// Same owner, new start epoch: not a hand-over, so the
+				// generation stays and a running proof carries on.
+				old.Since = a.Since
+				s.assignments[a.DeadlineKey] = old
+				changed++
+			}
 			continue
 		}
 		if !had && a.Node == "" {
@@ -251,11 +258,12 @@ func (s *state) setAssignments(as []Assignment) (int, error) {
 		if a.Node == "" {
 			// Keep the generation so a later owner still gets a larger one.
 			old.Node = ""
+			old.Since = a.Since
 			old.Generation++
 			s.assignments[a.DeadlineKey] = old
 			continue
 		}
-		s.assignments[a.DeadlineKey] = Assignment{DeadlineKey: a.DeadlineKey, Node: a.Node, Generation: old.Generation + 1}
+		s.assignments[a.DeadlineKey] = Assignment{DeadlineKey: a.DeadlineKey, Node: a.Node, Generation: old.Generation + 1, Since: a.Since}
 	}
 	return changed, nil
 }

@@ -78,6 +78,12 @@ type Assignment struct {
 	DeadlineKey
 	Node       string `json:"node"`
 	Generation uint64 `json:"generation"`
+	// Since is the chain epoch from which Node owns the deadline (the
+	// scheduler's Owner.Since): 0 means long ago. A deadline handed over
+	// while its window was open has the epoch of the move, or the end of the
+	// window when it was too late to prove it this period; the runner does
+	// not start a window before Since.
+	Since int64 `json:"since,omitempty"`
 }
 
 // Outcome is how a deadline ended.
