@@ -75,6 +75,7 @@ type Gossip struct {
 	mu     sync.Mutex
 	meta   Meta
 	states map[string]memberState
+	subs   []chan struct{} // Subscribe's channels
 }
 
 type memberState struct {
@@ -177,10 +178,29 @@ func (g *Gossip) Join(addrs []string) (int, error) {
 // Events fires (coalesced) whenever membership or a member's meta changes.
 func (g *Gossip) Events() <-chan struct{} { return g.events }
 
+// Subscribe returns another coalesced event channel like Events, for a
+// second consumer (the scheduler loop) that must not steal Events' wake-ups.
+func (g *Gossip) Subscribe() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	g.mu.Lock()
+	g.subs = append(g.subs, ch)
+	g.mu.Unlock()
+	return ch
+}
+
 func (g *Gossip) notify() {
 	select {
 	case g.events <- struct{}{}:
 	default:
+	}
+	g.mu.Lock()
+	subs := g.subs
+	g.mu.Unlock()
+	for _, ch := range subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 
