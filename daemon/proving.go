@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -130,16 +129,7 @@ func planCheck(f *fsm.FSM, local map[string]string, miner uint64, sectors []uint
 		}
 	}
 	plan := checkPlan{Proof: proof, Results: make([]SectorCheckResult, 0, len(locs)+len(missing))}
-	paths := map[string]string{} // instance name -> resolved root, or "" when unusable
-	reasons := map[string]string{}
-	root := func(name string) (string, string) {
-		if r, ok := paths[name]; ok {
-			return r, reasons[name]
-		}
-		r, why := instanceRoot(f, local, name)
-		paths[name], reasons[name] = r, why
-		return r, why
-	}
+	loc := prover.Locator{Store: f, Local: local}
 	for len(locs) > 0 || len(missing) > 0 {
 		// Merge the located and missing sectors in number order.
 		if len(missing) > 0 && (len(locs) == 0 || missing[0] < locs[0].Number) {
@@ -149,57 +139,16 @@ func planCheck(f *fsm.FSM, local map[string]string, miner uint64, sectors []uint
 		}
 		l := locs[0]
 		locs = locs[1:]
-		res := SectorCheckResult{Sector: l.Number}
-		sealedRoot, why := root(l.Sealed)
-		cacheRoot, cwhy := root(l.Cache)
-		switch {
-		case why != "":
-			res.Reason = "sealed file: " + why
-		case cwhy != "":
-			res.Reason = "cache directory: " + cwhy
-		case l.SealProof != 0 && sealMismatch(l.SealProof, proof) != "":
-			res.Reason = sealMismatch(l.SealProof, proof)
-		}
-		if res.Reason != "" {
-			plan.Results = append(plan.Results, res)
+		r, why := loc.Replica(l, proof)
+		if why != "" {
+			plan.Results = append(plan.Results, SectorCheckResult{Sector: l.Number, Reason: why})
 			continue
 		}
-		sealed := sectorfile.LayoutPaths(sealedRoot, miner, l.Number, l.Upgraded)
-		cache := sectorfile.LayoutPaths(cacheRoot, miner, l.Number, l.Upgraded)
 		plan.Index = append(plan.Index, len(plan.Results))
-		plan.Results = append(plan.Results, res)
-		plan.Replicas = append(plan.Replicas, prover.Replica{SectorID: l.Number, CommR: prover.Bytes32(l.CommR), SealedFile: sealed.Sealed, CacheDir: cache.Cache})
+		plan.Results = append(plan.Results, SectorCheckResult{Sector: l.Number})
+		plan.Replicas = append(plan.Replicas, r)
 	}
 	return plan, nil
-}
-
-// instanceRoot is where this node mounts a storage instance, or a reason
-// why it cannot be used.
-func instanceRoot(f *fsm.FSM, local map[string]string, name string) (string, string) {
-	if p, ok := local[name]; ok && p != "" {
-		return p, ""
-	}
-	in, ok := f.Storage(name)
-	if !ok {
-		return "", fmt.Sprintf("storage instance %q is not known to the store", name)
-	}
-	if !filepath.IsAbs(in.Path) {
-		return "", fmt.Sprintf("storage instance %q has path %q, which is not absolute; set StoragePaths.%s in this node's config", name, in.Path, name)
-	}
-	return in.Path, ""
-}
-
-// sealMismatch says why a sector sealed with sealProof cannot be proven
-// with the miner's WindowPoSt type, or "" when it can.
-func sealMismatch(sealProof uint8, post sectorfile.PoStProof) string {
-	p, err := sectorfile.PoStProofFromSeal(int64(sealProof))
-	if err != nil {
-		return err.Error()
-	}
-	if p.SectorSize != post.SectorSize {
-		return fmt.Sprintf("seal proof %d is for %s sectors but the miner proves %s sectors", sealProof, sectorfile.FormatSize(p.SectorSize), sectorfile.FormatSize(post.SectorSize))
-	}
-	return ""
 }
 
 // checkTimeout bounds a whole proving check when the caller set no deadline.
