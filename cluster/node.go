@@ -152,6 +152,9 @@ func (n *Node) open(adv *net.TCPAddr) error {
 	}
 	n.logs = logs
 	rc := n.raftConfig()
+	if err := n.recoverFromPeersJSON(rc, logs, store, snaps, trans); err != nil {
+		return err
+	}
 	existing, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
 		return fmt.Errorf("inspect raft state: %w", err)

@@ -153,15 +153,20 @@ func (s *Server) member(id string) (Member, bool) {
 	return Member{}, false
 }
 
+// leaderWait bounds how long a write waits for an election to produce a
+// leader before the caller is told there is none (lost quorum, say).
+const leaderWait = 5 * time.Second
+
 // Apply commits c, on this node if it leads, else on the leader. While no
-// leader is known (an election) it retries until ctx ends: nothing was
-// submitted, so a retry cannot apply twice.
+// leader is known (an election) it retries for up to leaderWait: nothing
+// was submitted, so a retry cannot apply twice.
 func (s *Server) Apply(ctx context.Context, c fsm.Command) (int, error) {
 	data := fsm.Encode(c)
+	giveUp := time.Now().Add(leaderWait)
 	for {
 		n, err := s.applyOnce(ctx, data)
 		var nl *NotLeaderError
-		if err == nil || !errors.As(err, &nl) || nl.LeaderID != "" {
+		if err == nil || !errors.As(err, &nl) || nl.LeaderID != "" || time.Now().After(giveUp) {
 			return n, err
 		}
 		select {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -53,13 +55,19 @@ func client(c *cli.Context) (*rpc.Client, error) {
 	return rpc.NewClient(addr, token), nil
 }
 
+// callTimeout bounds one CLI request, so a command never hangs on a node
+// that cannot answer (lost quorum, a partition).
+const callTimeout = 2 * time.Minute
+
 // call runs one RPC with the command's context.
 func call(c *cli.Context, method string, result any, params ...any) error {
 	cl, err := client(c)
 	if err != nil {
 		return err
 	}
-	return cl.Call(c.Context, method, result, params...)
+	ctx, cancel := context.WithTimeout(c.Context, callTimeout)
+	defer cancel()
+	return cl.Call(ctx, method, result, params...)
 }
 
 func printJSON(w io.Writer, v any) error {

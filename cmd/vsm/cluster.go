@@ -28,6 +28,13 @@ func clusterCommand() *cli.Command {
 			&cli.Command{Name: "drain", Usage: "stop giving this node deadlines; its deadlines move elsewhere", Action: clusterDrain(true)},
 			&cli.Command{Name: "undrain", Usage: "let this node take deadlines again", Action: clusterDrain(false)},
 		), snapshotCommand(), &cli.Command{
+			Name:  "peers-json",
+			Usage: "outage recovery: with this node STOPPED, write raft/peers.json keeping only the surviving servers (see docs/runbooks/outage.md)",
+			Flags: []cli.Flag{
+				&cli.StringSliceFlag{Name: "keep", Usage: "id of a server to keep (repeat, or comma-separate); the others are dropped", Required: true},
+			},
+			Action: peersJSON,
+		}, &cli.Command{
 			Name:  "secrets",
 			Usage: "the secrets every member shares",
 			Subcommands: []*cli.Command{{
@@ -267,5 +274,21 @@ func snapshotRestore(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "restored %s (taken %s from %s): %d miners, %d sectors; every member installs it through raft\n",
 		path, meta.Created.Format(time.RFC3339), meta.Node, meta.Miners, meta.Sectors)
+	return nil
+}
+
+func peersJSON(c *cli.Context) error {
+	h, err := home(c)
+	if err != nil {
+		return err
+	}
+	path, peers, err := cluster.WritePeersJSON(h.RaftDir(), splitList(c.StringSlice("keep")))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "wrote %s with %d servers:\n", path, len(peers))
+	b, _ := json.MarshalIndent(peers, "", "  ")
+	fmt.Fprintln(c.App.Writer, string(b))
+	fmt.Fprintln(c.App.Writer, "copy the same file into the raft directory of every kept server, then start them; each applies it once")
 	return nil
 }
