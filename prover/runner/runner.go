@@ -1,0 +1,671 @@
+// Package runner is the per-node deadline runner: it watches the deadline
+// assignments of its own node in the local replica and, for each, at the
+// challenge epoch plus confidence reads the randomness and partitions from
+// the chain, resolves sector locations from the local store (no remote
+// call on the proving path), proves the partitions on the local ext-prover
+// children, submits the proofs once the window opens and records the
+// outcome through the cluster. Shortly before each deadline's fault cutoff
+// it checks its sectors' readability and declares the unreadable ones
+// faulty. It retries inside the window and gives up only when the window
+// closes, saying so. It knows nothing of raft: it reads assignments
+// through Store and records through Config.Record.
+package runner
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/vsm-project/vsm/fsm"
+	"github.com/vsm-project/vsm/prover"
+	"github.com/vsm-project/vsm/prover/sectorfile"
+	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/rpc/fullnode/bitfield"
+)
+
+// Chain is what the runner needs from the full node. *fullnode.Client
+// implements it.
+type Chain interface {
+	ChainHead(ctx context.Context) (*fullnode.TipSet, error)
+	StateMinerInfo(ctx context.Context, maddr fullnode.Address, tsk fullnode.TipSetKey) (*fullnode.MinerInfo, error)
+	StateMinerProvingDeadline(ctx context.Context, maddr fullnode.Address, tsk fullnode.TipSetKey) (*fullnode.DeadlineInfo, error)
+	StateMinerDeadlines(ctx context.Context, maddr fullnode.Address, tsk fullnode.TipSetKey) ([]fullnode.Deadline, error)
+	StateMinerPartitions(ctx context.Context, maddr fullnode.Address, dlIdx uint64, tsk fullnode.TipSetKey) ([]fullnode.Partition, error)
+	WindowPoStRandomness(ctx context.Context, maddr fullnode.Address, di *fullnode.DeadlineInfo, tsk fullnode.TipSetKey) ([32]byte, error)
+	StateGetRandomnessFromTickets(ctx context.Context, tag fullnode.DomainSeparationTag, epoch fullnode.ChainEpoch, entropy []byte, tsk fullnode.TipSetKey) ([]byte, error)
+	SubmitWindowedPoSt(ctx context.Context, maddr, from fullnode.Address, p *fullnode.SubmitWindowedPoStParams, spec *fullnode.MessageSendSpec) (fullnode.CID, error)
+	DeclareFaults(ctx context.Context, maddr, from fullnode.Address, p *fullnode.DeclareFaultsParams, spec *fullnode.MessageSendSpec) (fullnode.CID, error)
+}
+
+// Prover proves one partition; *prover.Supervisor implements it.
+type Prover interface {
+	Prove(ctx context.Context, task prover.WindowPoStTask) (prover.WindowPoStOutput, error)
+}
+
+// Store is the local replica: assignments and sector locations. *fsm.FSM
+// implements it.
+type Store interface {
+	prover.LocationStore
+	Assignments() []fsm.Assignment
+}
+
+// Config wires a Runner.
+type Config struct {
+	NodeID string
+	Chain  Chain
+	Prover Prover
+	Store  Store
+	// Local maps storage instance names to this node's mount points.
+	Local map[string]string
+	// Ready reports whether the local replica has caught up; the runner
+	// acts on no assignment before it has. Nil: always ready.
+	Ready func() error
+	// Record stores a deadline's outcome through the cluster.
+	Record func(ctx context.Context, r fsm.DeadlineRecord) error
+	// Confidence is how many epochs after the challenge epoch proving
+	// starts (default 4).
+	Confidence int64
+	// MaxPartitionsPerMessage bounds the partitions of one
+	// SubmitWindowedPoSt message (default 4).
+	MaxPartitionsPerMessage int
+	// CheckLead is how many epochs before a deadline's fault cutoff its
+	// sectors are checked (default 20).
+	CheckLead int64
+	// Poll is how often the chain head is read (default 200ms).
+	Poll   time.Duration
+	Logger *zap.Logger
+}
+
+// Runner proves this node's deadlines.
+type Runner struct {
+	cfg Config
+	log *zap.Logger
+
+	mu      sync.Mutex
+	miners  map[uint64]minerInfo
+	jobs    map[occurrence]*job
+	checked map[occurrence]bool
+}
+
+type occurrence struct {
+	key  fsm.DeadlineKey
+	open fullnode.ChainEpoch
+}
+
+type job struct {
+	gen    uint64
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+}
+
+type minerInfo struct {
+	worker fullnode.Address
+	proof  fullnode.RegisteredPoStProof
+	post   sectorfile.PoStProof
+	// periodStart is any epoch at which deadline 0 opens.
+	periodStart fullnode.ChainEpoch
+	policy      fullnode.Policy
+}
+
+var (
+	errWindowClosed = errors.New("the deadline's window closed")
+	errMovedAway    = errors.New("the assignment moved to another node")
+)
+
+// New checks cfg and fills its defaults.
+func New(cfg Config) (*Runner, error) {
+	switch {
+	case cfg.NodeID == "":
+		return nil, errors.New("runner: no node id")
+	case cfg.Chain == nil:
+		return nil, errors.New("runner: no chain client; set Chain.API or --chain-api")
+	case cfg.Prover == nil:
+		return nil, errors.New("runner: no prover children; start the node with --ext-prover")
+	case cfg.Store == nil || cfg.Record == nil:
+		return nil, errors.New("runner: no store")
+	}
+	if cfg.Confidence <= 0 {
+		cfg.Confidence = 4
+	}
+	if cfg.MaxPartitionsPerMessage <= 0 {
+		cfg.MaxPartitionsPerMessage = 4
+	}
+	if cfg.CheckLead <= 0 {
+		cfg.CheckLead = 20
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 200 * time.Millisecond
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func() error { return nil }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return &Runner{cfg: cfg, log: cfg.Logger, miners: map[uint64]minerInfo{}, jobs: map[occurrence]*job{}, checked: map[occurrence]bool{}}, nil
+}
+
+// Run watches the assignments until ctx ends, then waits for its jobs.
+func (r *Runner) Run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.Poll)
+	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var lastErr string
+	for {
+		if err := r.tick(ctx, &wg); err != nil && ctx.Err() == nil {
+			// Said once per distinct error, not every poll.
+			if err.Error() != lastErr {
+				r.log.Warn("runner", zap.Error(err))
+			}
+			lastErr = err.Error()
+		} else {
+			lastErr = ""
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// tick starts and stops jobs for the current head.
+func (r *Runner) tick(ctx context.Context, wg *sync.WaitGroup) error {
+	if err := r.cfg.Ready(); err != nil {
+		return fmt.Errorf("waiting for the local replica: %w", err)
+	}
+	ts, err := r.cfg.Chain.ChainHead(ctx)
+	if err != nil {
+		return fmt.Errorf("chain head: %w", err)
+	}
+	head := ts.Height
+	mine := map[fsm.DeadlineKey]fsm.Assignment{}
+	for _, a := range r.cfg.Store.Assignments() {
+		if a.Node == r.cfg.NodeID {
+			mine[a.DeadlineKey] = a
+		}
+	}
+	r.mu.Lock()
+	// Stop jobs whose assignment moved away or whose window closed.
+	for occ, j := range r.jobs {
+		a, ok := mine[occ.key]
+		switch {
+		case head >= occ.open+windowOf(r.miners[occ.key.Miner].policy):
+			j.cancel(errWindowClosed)
+		case !ok || a.Generation != j.gen:
+			j.cancel(errMovedAway)
+		}
+		select {
+		case <-j.done:
+			delete(r.jobs, occ)
+		default:
+		}
+	}
+	for occ := range r.checked {
+		if head >= occ.open+windowOf(r.miners[occ.key.Miner].policy) {
+			delete(r.checked, occ)
+		}
+	}
+	r.mu.Unlock()
+
+	var errs []error
+	keys := make([]fsm.DeadlineKey, 0, len(mine))
+	for k := range mine {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b fsm.DeadlineKey) int {
+		if a.Miner != b.Miner {
+			return cmpU(a.Miner, b.Miner)
+		}
+		return cmpU(uint64(a.Deadline), uint64(b.Deadline))
+	})
+	for _, k := range keys {
+		a := mine[k]
+		mi, err := r.minerInfo(ctx, k.Miner)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		di := Window(mi.periodStart, uint64(k.Deadline), head, mi.policy)
+		occ := occurrence{key: k, open: di.Open}
+		switch PhaseAt(di, head, fullnode.ChainEpoch(a.Since), fullnode.ChainEpoch(r.cfg.Confidence), fullnode.ChainEpoch(r.cfg.CheckLead)) {
+		case PhaseProve:
+			r.mu.Lock()
+			_, running := r.jobs[occ]
+			if !running {
+				jctx, cancel := context.WithCancelCause(ctx)
+				j := &job{gen: a.Generation, cancel: cancel, done: make(chan struct{})}
+				r.jobs[occ] = j
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer close(j.done)
+					defer cancel(nil)
+					r.proveWindow(jctx, a, mi, di)
+				}()
+			}
+			r.mu.Unlock()
+		case PhaseCheck:
+			r.mu.Lock()
+			done := r.checked[occ]
+			r.checked[occ] = true
+			r.mu.Unlock()
+			if !done {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r.checkWindow(ctx, a, mi, di)
+				}()
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func cmpU(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func windowOf(p fullnode.Policy) fullnode.ChainEpoch {
+	if p.ChallengeWindow == 0 {
+		return fullnode.MainnetPolicy().ChallengeWindow
+	}
+	return p.ChallengeWindow
+}
+
+// minerInfo reads (once) a miner's worker, proof type and proving period.
+func (r *Runner) minerInfo(ctx context.Context, id uint64) (minerInfo, error) {
+	r.mu.Lock()
+	mi, ok := r.miners[id]
+	r.mu.Unlock()
+	if ok {
+		return mi, nil
+	}
+	maddr := fullnode.NewIDAddress(id)
+	info, err := r.cfg.Chain.StateMinerInfo(ctx, maddr, nil)
+	if err != nil {
+		return minerInfo{}, fmt.Errorf("miner %s info: %w", maddr, err)
+	}
+	di, err := r.cfg.Chain.StateMinerProvingDeadline(ctx, maddr, nil)
+	if err != nil {
+		return minerInfo{}, fmt.Errorf("miner %s proving deadline: %w", maddr, err)
+	}
+	post, err := sectorfile.PoStProofFromChain(int64(info.WindowPoStProofType))
+	if err != nil {
+		return minerInfo{}, fmt.Errorf("miner %s: %w", maddr, err)
+	}
+	mi = minerInfo{
+		worker: info.Worker, proof: info.WindowPoStProofType, post: post, periodStart: di.PeriodStart,
+		policy: fullnode.Policy{PeriodDeadlines: di.WPoStPeriodDeadlines, ChallengeWindow: di.WPoStChallengeWindow, ChallengeLookback: di.WPoStChallengeLookback, FaultDeclarationCutoff: di.FaultDeclarationCutoff},
+	}
+	if err := mi.policy.Validate(); err != nil {
+		return minerInfo{}, fmt.Errorf("miner %s: %w", maddr, err)
+	}
+	r.mu.Lock()
+	r.miners[id] = mi
+	r.mu.Unlock()
+	return mi, nil
+}
+
+func (r *Runner) head(ctx context.Context) (fullnode.ChainEpoch, error) {
+	ts, err := r.cfg.Chain.ChainHead(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("chain head: %w", err)
+	}
+	return ts.Height, nil
+}
+
+// proveWindow proves one deadline occurrence, retrying until it is done,
+// the window closes or the assignment moves away.
+func (r *Runner) proveWindow(ctx context.Context, a fsm.Assignment, mi minerInfo, di fullnode.DeadlineInfo) {
+	log := r.log.With(zap.String("deadline", fmt.Sprintf("t0%d/%d", a.Miner, a.Deadline)), zap.Int64("open", int64(di.Open)), zap.Uint64("generation", a.Generation))
+	start := time.Now()
+	st := &proveState{proofs: map[uint64]partProof{}, submitted: map[uint64]bool{}}
+	log.Info("proving deadline", zap.Int64("challenge", int64(di.Challenge)), zap.Int64("close", int64(di.Close)))
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		res, err := r.attempt(ctx, a, mi, di, st)
+		if err == nil {
+			rec := fsm.DeadlineRecord{DeadlineKey: a.DeadlineKey, PeriodStart: int64(di.PeriodStart), Outcome: res.outcome, Node: r.cfg.NodeID,
+				FaultySector: res.skipped, DurationMS: uint64(time.Since(start).Milliseconds()), Message: res.message}
+			log.Info("deadline done", zap.Stringer("outcome", res.outcome), zap.Int("partitions", res.partitions), zap.Int("messages", res.messages),
+				zap.Int("skipped", len(res.skipped)), zap.Int("attempts", attempt), zap.Duration("took", time.Since(start)))
+			r.record(rec, log)
+			return
+		}
+		if ctx.Err() != nil {
+			cause := context.Cause(ctx)
+			switch {
+			case errors.Is(cause, errMovedAway):
+				log.Warn("assignment moved away mid-proof; stopping", zap.Int("attempts", attempt))
+			case errors.Is(cause, errWindowClosed):
+				if lastErr == nil {
+					lastErr = err
+				}
+				log.Error("giving up: the window closed before the deadline was proven", zap.Int("attempts", attempt), zap.Error(lastErr))
+				r.record(fsm.DeadlineRecord{DeadlineKey: a.DeadlineKey, PeriodStart: int64(di.PeriodStart), Outcome: fsm.OutcomeFailed, Node: r.cfg.NodeID,
+					DurationMS: uint64(time.Since(start).Milliseconds()), Message: fmt.Sprintf("window closed after %d attempts: %v", attempt, lastErr)}, log)
+			default:
+				log.Info("stopped proving", zap.Error(cause))
+			}
+			return
+		}
+		lastErr = err
+		log.Warn("proving attempt failed; retrying inside the window", zap.Int("attempt", attempt), zap.Error(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(time.Duration(attempt)*r.cfg.Poll, 5*time.Second)):
+		}
+	}
+}
+
+func (r *Runner) record(rec fsm.DeadlineRecord, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.cfg.Record(ctx, rec); err != nil {
+		log.Warn("recording the deadline outcome", zap.Error(err))
+	}
+}
+
+// proveState is kept across attempts: proofs already computed for this
+// window's randomness, and partitions already submitted.
+type proveState struct {
+	proofs    map[uint64]partProof
+	submitted map[uint64]bool
+}
+
+type partProof struct {
+	proof   []byte // nil: nothing provable in the partition
+	skipped []uint64
+}
+
+type attemptResult struct {
+	outcome    fsm.Outcome
+	partitions int
+	messages   int
+	skipped    []uint64
+	message    string
+}
+
+// attempt is one try at a deadline occurrence.
+func (r *Runner) attempt(ctx context.Context, a fsm.Assignment, mi minerInfo, di fullnode.DeadlineInfo, st *proveState) (attemptResult, error) {
+	maddr := fullnode.NewIDAddress(a.Miner)
+	parts, err := r.cfg.Chain.StateMinerPartitions(ctx, maddr, uint64(a.Deadline), nil)
+	if err != nil {
+		return attemptResult{}, fmt.Errorf("partitions: %w", err)
+	}
+	if len(parts) == 0 {
+		return attemptResult{outcome: fsm.OutcomeProven, message: "no partitions"}, nil
+	}
+	seed, err := r.cfg.Chain.WindowPoStRandomness(ctx, maddr, &di, nil)
+	if err != nil {
+		return attemptResult{}, err
+	}
+	var todo []uint64
+	for i := range parts {
+		if _, ok := st.proofs[uint64(i)]; !ok {
+			todo = append(todo, uint64(i))
+		}
+	}
+	proofs, err := r.provePartitions(ctx, a.Miner, mi, seed, parts, todo)
+	for k, v := range proofs {
+		st.proofs[k] = v
+	}
+	if err != nil {
+		return attemptResult{}, err
+	}
+	// A proof can only land while the window is open.
+	if err := r.waitEpoch(ctx, di.Open); err != nil {
+		return attemptResult{}, err
+	}
+	proven, err := r.provenPartitions(ctx, maddr, a.Deadline)
+	if err != nil {
+		return attemptResult{}, err
+	}
+	var send []uint64
+	res := attemptResult{partitions: len(parts)}
+	for i := range parts {
+		p := uint64(i)
+		pp := st.proofs[p]
+		res.skipped = append(res.skipped, pp.skipped...)
+		switch {
+		case proven.Has(p) || st.submitted[p]:
+		case pp.proof == nil:
+			if !bitfield.Subtract(parts[i].ActiveSectors, parts[i].FaultySectors).IsEmpty() {
+				r.log.Error("no sector of a partition could be proven; it will be marked faulty by the chain", zap.Uint64("miner", a.Miner), zap.Uint8("deadline", a.Deadline), zap.Uint64("partition", p), zap.Uint64s("skipped", pp.skipped))
+			}
+		default:
+			send = append(send, p)
+		}
+	}
+	if err := r.submit(ctx, maddr, mi, di, send, st, &res); err != nil {
+		return attemptResult{}, err
+	}
+	res.outcome = fsm.OutcomeSubmitted
+	if proven, err := r.provenPartitions(ctx, maddr, a.Deadline); err == nil {
+		all := true
+		for i := range parts {
+			if st.proofs[uint64(i)].proof != nil && !proven.Has(uint64(i)) {
+				all = false
+			}
+		}
+		if all {
+			res.outcome = fsm.OutcomeProven
+		}
+	}
+	if len(res.skipped) > 0 {
+		res.outcome = fsm.OutcomeFaulty
+		res.message = fmt.Sprintf("%d sectors skipped as faulty", len(res.skipped))
+	}
+	return res, nil
+}
+
+// submit sends the proofs of send in messages of at most
+// MaxPartitionsPerMessage partitions, one proof per partition.
+func (r *Runner) submit(ctx context.Context, maddr fullnode.Address, mi minerInfo, di fullnode.DeadlineInfo, send []uint64, st *proveState, res *attemptResult) error {
+	if len(send) == 0 {
+		return nil
+	}
+	commit, err := r.cfg.Chain.StateGetRandomnessFromTickets(ctx, fullnode.TagPoStChainCommit, di.Challenge, nil, nil)
+	if err != nil {
+		return fmt.Errorf("chain commit randomness at %d: %w", di.Challenge, err)
+	}
+	for lo := 0; lo < len(send); lo += r.cfg.MaxPartitionsPerMessage {
+		batch := send[lo:min(lo+r.cfg.MaxPartitionsPerMessage, len(send))]
+		params := &fullnode.SubmitWindowedPoStParams{Deadline: di.Index, ChainCommitEpoch: di.Challenge, ChainCommitRand: commit}
+		for _, p := range batch {
+			pp := st.proofs[p]
+			skipped, err := bitfield.FromSet(pp.skipped)
+			if err != nil {
+				return fmt.Errorf("skipped sectors of partition %d: %w", p, err)
+			}
+			params.Partitions = append(params.Partitions, fullnode.PoStPartition{Index: p, Skipped: skipped})
+			params.Proofs = append(params.Proofs, fullnode.PoStProof{PoStProof: mi.proof, ProofBytes: pp.proof})
+		}
+		cid, err := r.cfg.Chain.SubmitWindowedPoSt(ctx, maddr, mi.worker, params, nil)
+		if err != nil {
+			return fmt.Errorf("submit partitions %v: %w", batch, err)
+		}
+		for _, p := range batch {
+			st.submitted[p] = true
+		}
+		res.messages++
+		r.log.Info("window post submitted", zap.Stringer("miner", maddr), zap.Uint64("deadline", di.Index), zap.Uint64s("partitions", batch), zap.Stringer("message", cid))
+	}
+	return nil
+}
+
+// provenPartitions is the deadline's PostSubmissions in its open window.
+func (r *Runner) provenPartitions(ctx context.Context, maddr fullnode.Address, d uint8) (bitfield.BitField, error) {
+	dls, err := r.cfg.Chain.StateMinerDeadlines(ctx, maddr, nil)
+	if err != nil {
+		return bitfield.BitField{}, fmt.Errorf("deadlines: %w", err)
+	}
+	if int(d) >= len(dls) {
+		return bitfield.BitField{}, fmt.Errorf("the chain lists %d deadlines, not %d", len(dls), d+1)
+	}
+	return dls[d].PostSubmissions, nil
+}
+
+// waitEpoch waits until the head reaches e.
+func (r *Runner) waitEpoch(ctx context.Context, e fullnode.ChainEpoch) error {
+	for {
+		h, err := r.head(ctx)
+		if err != nil {
+			return err
+		}
+		if h >= e {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(r.cfg.Poll / 2):
+		}
+	}
+}
+
+// provePartitions proves the listed partitions concurrently on the
+// children (the supervisor queues what does not fit). Sectors whose
+// location cannot be resolved and sectors the prover finds unreadable are
+// skipped (they become faulty). Proofs that succeeded are returned even
+// when another partition failed.
+func (r *Runner) provePartitions(ctx context.Context, miner uint64, mi minerInfo, seed [32]byte, parts []fullnode.Partition, which []uint64) (map[uint64]partProof, error) {
+	loc := prover.Locator{Store: r.cfg.Store, Local: r.cfg.Local}
+	out := map[uint64]partProof{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make([]error, len(which))
+	for i, p := range which {
+		part := parts[p]
+		toProve := bitfield.Union(bitfield.Subtract(part.LiveSectors, part.FaultySectors), part.RecoveringSectors)
+		var replicas []prover.Replica
+		var skipped []uint64
+		_ = toProve.ForEach(func(n uint64) error {
+			rep, why := loc.Sector(miner, n, mi.post)
+			if why != "" {
+				r.log.Warn("sector skipped as faulty", zap.String("sector", sectorfile.SectorName(miner, n)), zap.String("reason", why))
+				skipped = append(skipped, n)
+				return nil
+			}
+			replicas = append(replicas, rep)
+			return nil
+		})
+		if len(replicas) == 0 {
+			mu.Lock()
+			out[p] = partProof{skipped: skipped}
+			mu.Unlock()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outp, err := r.cfg.Prover.Prove(ctx, prover.WindowPoStTask{MinerID: miner, ProofType: mi.post.Name, Replicas: replicas, Seed: prover.Bytes32(seed)})
+			if err != nil {
+				errs[i] = fmt.Errorf("partition %d: %w", p, err)
+				return
+			}
+			pp := partProof{skipped: append(skipped, outp.Faults...)}
+			slices.Sort(pp.skipped)
+			if len(outp.Faults) > 0 {
+				r.log.Warn("prover found faulty sectors; skipping them", zap.Uint64("miner", miner), zap.Uint64("partition", p), zap.Uint64s("sectors", outp.Faults), zap.Any("reasons", outp.FaultReasons))
+			}
+			switch {
+			case len(outp.Proofs) == 1:
+				pp.proof = outp.Proofs[0]
+			case len(outp.Proofs) > 1:
+				errs[i] = fmt.Errorf("partition %d: the prover returned %d proofs for one partition", p, len(outp.Proofs))
+				return
+			}
+			mu.Lock()
+			out[p] = pp
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// checkWindow checks the readability of a deadline's sectors before its
+// fault cutoff and declares the unreadable ones faulty, so the chain
+// does not count the whole partition as missed.
+func (r *Runner) checkWindow(ctx context.Context, a fsm.Assignment, mi minerInfo, di fullnode.DeadlineInfo) {
+	log := r.log.With(zap.String("deadline", fmt.Sprintf("t0%d/%d", a.Miner, a.Deadline)), zap.Int64("open", int64(di.Open)))
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	maddr := fullnode.NewIDAddress(a.Miner)
+	parts, err := r.cfg.Chain.StateMinerPartitions(ctx, maddr, uint64(a.Deadline), nil)
+	if err != nil {
+		log.Warn("fault check: partitions", zap.Error(err))
+		return
+	}
+	var seed [32]byte
+	if _, err := crand.Read(seed[:]); err != nil {
+		log.Warn("fault check: random seed", zap.Error(err))
+		return
+	}
+	seed[31] &= 0x3f
+	loc := prover.Locator{Store: r.cfg.Store, Local: r.cfg.Local}
+	var decl fullnode.DeclareFaultsParams
+	for i, part := range parts {
+		check := bitfield.Subtract(part.LiveSectors, part.FaultySectors)
+		var replicas []prover.Replica
+		var bad []uint64
+		_ = check.ForEach(func(n uint64) error {
+			rep, why := loc.Sector(a.Miner, n, mi.post)
+			if why != "" {
+				log.Warn("fault check: sector cannot be located", zap.String("sector", sectorfile.SectorName(a.Miner, n)), zap.String("reason", why))
+				bad = append(bad, n)
+				return nil
+			}
+			replicas = append(replicas, rep)
+			return nil
+		})
+		if len(replicas) > 0 {
+			out, err := r.cfg.Prover.Prove(ctx, prover.WindowPoStTask{MinerID: a.Miner, ProofType: mi.post.Name, Replicas: replicas, Seed: prover.Bytes32(seed), CheckOnly: true})
+			if err != nil {
+				log.Warn("fault check: prover", zap.Int("partition", i), zap.Error(err))
+				continue
+			}
+			for _, f := range out.Faults {
+				log.Warn("fault check: sector unreadable", zap.String("sector", sectorfile.SectorName(a.Miner, f)), zap.String("reason", out.FaultReasons[fmt.Sprint(f)]))
+			}
+			bad = append(bad, out.Faults...)
+		}
+		if len(bad) > 0 {
+			bf, err := bitfield.FromSet(bad)
+			if err != nil {
+				log.Warn("fault check", zap.Error(err))
+				continue
+			}
+			decl.Faults = append(decl.Faults, fullnode.FaultDeclaration{Deadline: di.Index, Partition: uint64(i), Sectors: bf})
+		}
+	}
+	if len(decl.Faults) == 0 {
+		log.Debug("fault check: every sector readable")
+		return
+	}
+	if h, err := r.head(ctx); err != nil || h >= di.FaultCutoff {
+		log.Warn("fault check found faulty sectors after the cutoff; they will be skipped in the proof", zap.Int("partitions", len(decl.Faults)))
+		return
+	}
+	cid, err := r.cfg.Chain.DeclareFaults(ctx, maddr, mi.worker, &decl, nil)
+	if err != nil {
+		log.Error("declare faults", zap.Error(err))
+		return
+	}
+	log.Warn("declared faulty sectors before the cutoff", zap.Int("partitions", len(decl.Faults)), zap.Stringer("message", cid))
+}

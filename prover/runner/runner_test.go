@@ -1,0 +1,198 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/vsm-project/vsm/fsm"
+	"github.com/vsm-project/vsm/prover"
+	"github.com/vsm-project/vsm/prover/engine"
+	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/rpc/fullnode/devnet"
+)
+
+func TestWindow(t *testing.T) {
+	p := fullnode.MainnetPolicy()
+	tests := []struct {
+		name             string
+		periodStart      fullnode.ChainEpoch
+		d                uint64
+		head             fullnode.ChainEpoch
+		wantOpen, wantPS fullnode.ChainEpoch
+	}{
+		{"deadline 0 at genesis", 0, 0, 0, 0, 0},
+		{"open window is the current one", 100, 2, 100 + 2*60 + 59, 220, 100},
+		{"closed window moves to the next period", 100, 2, 100 + 3*60, 220 + 2880, 2980},
+		{"future window this period", 100, 40, 150, 100 + 40*60, 100},
+		{"period start given from another period", 100 + 5*2880, 1, 3000, 160 + 2880, 2980},
+		{"head before the offset (negative quantisation)", 2000, 47, 10, 2000 - 2880 + 47*60, 2000 - 2880},
+		{"last deadline wraps into the next period", 7, 47, 7 + 2880 - 1, 7 + 47*60, 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			di := Window(tt.periodStart, tt.d, tt.head, p)
+			if di.Open != tt.wantOpen || di.PeriodStart != tt.wantPS || di.Close <= tt.head || di.Index != tt.d {
+				t.Fatalf("Window = open %d period %d close %d, want open %d period %d", di.Open, di.PeriodStart, di.Close, tt.wantOpen, tt.wantPS)
+			}
+			if di.Challenge != di.Open-20 || di.FaultCutoff != di.Open-70 {
+				t.Fatalf("challenge %d cutoff %d for open %d", di.Challenge, di.FaultCutoff, di.Open)
+			}
+		})
+	}
+}
+
+func TestPhaseAt(t *testing.T) {
+	di := fullnode.NewDeadlineInfo(0, 10, 0, fullnode.MainnetPolicy()) // open 600, close 660, challenge 580, cutoff 530
+	tests := []struct {
+		head, since fullnode.ChainEpoch
+		want        Phase
+	}{
+		{head: 400, want: PhaseIdle},
+		{head: 509, want: PhaseIdle},  // before cutoff-20
+		{head: 510, want: PhaseCheck}, // cutoff-20
+		{head: 529, want: PhaseCheck},
+		{head: 530, want: PhaseIdle}, // cutoff passed, challenge not yet
+		{head: 583, want: PhaseIdle}, // challenge+3
+		{head: 584, want: PhaseProve},
+		{head: 620, want: PhaseProve},
+		{head: 659, want: PhaseProve},
+		{head: 660, want: PhaseIdle},                  // closed
+		{head: 620, since: 615, want: PhaseProve},     // taken over inside the window
+		{head: 620, since: 660, want: PhaseNotOurs},   // handed over too late: owned from the close
+		{head: 500, since: 10000, want: PhaseNotOurs}, // owned from a later period
+	}
+	for _, tt := range tests {
+		if got := PhaseAt(di, tt.head, tt.since, 4, 20); got != tt.want {
+			t.Errorf("PhaseAt(head %d, since %d) = %s, want %s", tt.head, tt.since, got, tt.want)
+		}
+	}
+}
+
+// engineProver proves in-process with the built-in engine, as a `vsm
+// wdpost` child would; it can fail its first calls to exercise retries.
+type engineProver struct {
+	failFirst atomic.Int32
+	calls     atomic.Int32
+}
+
+func (p *engineProver) Prove(ctx context.Context, task prover.WindowPoStTask) (prover.WindowPoStOutput, error) {
+	p.calls.Add(1)
+	if p.failFirst.Add(-1) >= 0 {
+		return prover.WindowPoStOutput{}, errors.New("child lost (test)")
+	}
+	var secs []engine.Sector
+	for _, r := range task.Replicas {
+		secs = append(secs, engine.Sector{ID: r.SectorID, CommR: [32]byte(r.CommR), SealedPath: r.SealedFile, CacheDir: r.CacheDir})
+	}
+	res, err := engine.Prover{}.Prove(ctx, task.MinerID, task.ProofType, [32]byte(task.Seed), secs)
+	if err != nil {
+		return prover.WindowPoStOutput{}, err
+	}
+	out := prover.WindowPoStOutput{Proofs: [][]byte{}, Faults: []uint64{}}
+	if res.Proof != nil {
+		out.Proofs = append(out.Proofs, res.Proof)
+	}
+	for _, f := range res.Faults {
+		out.Faults = append(out.Faults, f.SectorID)
+	}
+	return out, nil
+}
+
+type lockedFSM struct {
+	mu sync.Mutex
+	*fsm.FSM
+}
+
+func (l *lockedFSM) apply(t *testing.T, c fsm.Command) {
+	t.Helper()
+	if r := l.ApplyCommand(c); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+}
+
+// TestRunnerProvesEveryDeadline runs the runner against an in-process
+// devnet (4 deadlines of 10 epochs, two partitions in deadlines 0 and 1)
+// for two periods: every judged deadline is proven and verified by the
+// devnet, one partition per message, after a failed first prove attempt.
+func TestRunnerProvesEveryDeadline(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	off := int64(0)
+	spec := &devnet.Spec{
+		Seed: "runner", FirstDueEpoch: 40,
+		Policy: devnet.PolicySpec{PeriodDeadlines: 4, ChallengeWindow: 10, ChallengeLookback: 3, FaultDeclarationCutoff: 5},
+		Miners: []devnet.MinerSpec{{ID: 1000, Worker: 100, Sectors: 8, ProvingPeriodOffset: &off, Deadlines: []uint64{0, 1}}},
+	}
+	dn, err := devnet.New(ctx, devnet.Config{Dir: t.TempDir(), Spec: spec, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(dn.Handler())
+	defer srv.Close()
+	chain := fullnode.NewClient(fullnode.APIInfo{Token: dn.Token(), URL: srv.URL + "/rpc/v1"}, zaptest.NewLogger(t))
+
+	f := &lockedFSM{FSM: fsm.New(nil)}
+	f.apply(t, fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PoStProof: 10, PartitionSize: 2, Enabled: true}})
+	f.apply(t, fsm.PutStorage{Instance: fsm.StorageInstance{Name: "store", Path: dn.Miners()[0].SectorDir}})
+	var locs []fsm.SectorLocation
+	for n := uint64(0); n < 8; n++ {
+		si, err := chain.StateSectorGetInfo(ctx, fullnode.NewIDAddress(1000), n, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		commR, err := si.CommR()
+		if err != nil {
+			t.Fatal(err)
+		}
+		locs = append(locs, fsm.SectorLocation{SectorID: fsm.SectorID{Miner: 1000, Number: n}, Sealed: "store", Cache: "store", CommR: commR})
+	}
+	f.apply(t, fsm.PutLocations{Locations: locs})
+	var as []fsm.Assignment
+	for d := uint8(0); d < 4; d++ {
+		as = append(as, fsm.Assignment{DeadlineKey: fsm.DeadlineKey{Miner: 1000, Deadline: d}, Node: "n1"})
+	}
+	f.apply(t, fsm.SetAssignments{Assignments: as})
+
+	prov := &engineProver{}
+	prov.failFirst.Store(1)
+	r, err := New(Config{
+		NodeID: "n1", Chain: chain, Prover: prov, Store: f.FSM, Confidence: 1, MaxPartitionsPerMessage: 1, CheckLead: 2, Poll: 5 * time.Millisecond,
+		Record: func(_ context.Context, rec fsm.DeadlineRecord) error {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return f.ApplyCommand(fsm.RecordDeadline{Record: rec}).Err
+		},
+		Logger: zaptest.NewLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	// Deadlines 0 and 1 are judged from challenge epoch 40 on: deadline 1
+	// of period 40 and both of period 80.
+	for dn.Height() < 121 {
+		dn.Step(1)
+		time.Sleep(25 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	rep := dn.Report(-1)
+	t.Logf("devnet: %s", rep)
+	if rep.Totals.Missed != 0 || rep.Totals.Faulty != 0 || rep.Totals.Proven != 3 {
+		t.Fatalf("devnet report %s, want 3 proven\n%+v", rep, rep.Records)
+	}
+	f.mu.Lock()
+	recs := f.Records(fsm.DeadlineKey{Miner: 1000, Deadline: 1})
+	f.mu.Unlock()
+	if len(recs) < 2 || recs[len(recs)-1].Outcome != fsm.OutcomeProven || recs[len(recs)-1].Node != "n1" {
+		t.Fatalf("records of deadline 1: %+v", recs)
+	}
+}

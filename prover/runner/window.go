@@ -1,0 +1,74 @@
+package runner
+
+import "github.com/vsm-project/vsm/rpc/fullnode"
+
+// Window returns the occurrence of deadline d to work on at epoch head for
+// a miner whose proving periods start at epochs congruent to periodStart:
+// the current one if it has not closed yet, else the next period's.
+func Window(periodStart fullnode.ChainEpoch, d uint64, head fullnode.ChainEpoch, p fullnode.Policy) fullnode.DeadlineInfo {
+	pp := p.ProvingPeriod()
+	start := head - mod(head-periodStart, pp)
+	di := fullnode.NewDeadlineInfo(start, d, head, p)
+	if di.Close <= head {
+		di = fullnode.NewDeadlineInfo(start+pp, d, head, p)
+	}
+	return di
+}
+
+func mod(a, b fullnode.ChainEpoch) fullnode.ChainEpoch {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
+
+// Phase is what the runner does with one deadline occurrence at an epoch.
+type Phase int
+
+// Phases of a deadline occurrence, in time order.
+const (
+	// PhaseIdle: nothing to do yet.
+	PhaseIdle Phase = iota
+	// PhaseCheck: shortly before the fault cutoff, check the sectors'
+	// readability and declare the unreadable ones faulty.
+	PhaseCheck
+	// PhaseProve: from the challenge epoch plus confidence until the
+	// window closes: read the randomness, prove, submit once open.
+	PhaseProve
+	// PhaseNotOurs: the owner took the deadline too late to prove this
+	// occurrence (its Since is at or after the close); leave it alone.
+	PhaseNotOurs
+)
+
+func (p Phase) String() string {
+	switch p {
+	case PhaseIdle:
+		return "idle"
+	case PhaseCheck:
+		return "check"
+	case PhaseProve:
+		return "prove"
+	case PhaseNotOurs:
+		return "not-ours"
+	}
+	return "phase?"
+}
+
+// PhaseAt says what to do with occurrence di at epoch head for an owner
+// since epoch since (0: long ago). checkLead is how many epochs before the
+// fault cutoff the readability check starts; confidence is how many epochs
+// after the challenge epoch proving starts.
+func PhaseAt(di fullnode.DeadlineInfo, head, since, confidence, checkLead fullnode.ChainEpoch) Phase {
+	switch {
+	case since >= di.Close:
+		return PhaseNotOurs
+	case head >= di.Close:
+		return PhaseIdle
+	case head >= di.Challenge+confidence:
+		return PhaseProve
+	case head >= di.FaultCutoff-checkLead && head < di.FaultCutoff:
+		return PhaseCheck
+	}
+	return PhaseIdle
+}
