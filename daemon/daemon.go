@@ -32,8 +32,12 @@ type Options struct {
 	DeadServerCleanup time.Duration
 	// ExtProver starts the children of ext-prover.cfg on this node.
 	ExtProver bool
-	Version   string
-	Log       *zap.Logger
+	// Poster runs the deadline runner on this node (needs ExtProver and a
+	// chain); ChainAPI overrides Chain.API. See daemon/post.go.
+	Poster   bool
+	ChainAPI string
+	Version  string
+	Log      *zap.Logger
 	// Ready, if set, is called once the API is serving.
 	Ready func(apiAddr string)
 }
@@ -90,6 +94,9 @@ func Run(ctx context.Context, o Options) error {
 	rpc.RegisterCluster(mux, server, stop)
 	srv.Handle(rpc.SnapshotPath, mux.SnapshotHandler(server))
 	registerProving(mux, server, sup, o.Config.StoragePaths)
+	if err := startPoSt(ctx, o, mux, server, sup); err != nil {
+		return err
+	}
 	reg.MustRegister(server.Node().Collector(), mux.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	serveErr := make(chan error, 1)

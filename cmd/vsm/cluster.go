@@ -27,6 +27,7 @@ func clusterCommand() *cli.Command {
 			&cli.Command{Name: "transfer-leader", Usage: "hand leadership to another voter", Flags: []cli.Flag{&cli.StringFlag{Name: "to", Usage: "target node id (default: any up-to-date voter)"}}, Action: clusterTransfer},
 			&cli.Command{Name: "drain", Usage: "stop giving this node deadlines; its deadlines move elsewhere", Action: clusterDrain(true)},
 			&cli.Command{Name: "undrain", Usage: "let this node take deadlines again", Action: clusterDrain(false)},
+			clusterScheduleCommand(),
 		), snapshotCommand(), &cli.Command{
 			Name:  "peers-json",
 			Usage: "outage recovery: with this node STOPPED, write raft/peers.json keeping only the surviving servers (see docs/runbooks/outage.md)",

@@ -30,7 +30,7 @@ func provingCommand() *cli.Command {
 				jsonFlag,
 			},
 			Action: provingCheck,
-		}),
+		}, provingComputeCommand()),
 	}
 }
 

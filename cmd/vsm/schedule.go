@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/vsm-project/vsm/daemon"
+	"github.com/vsm-project/vsm/prover/runner"
+)
+
+func clusterScheduleCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "schedule",
+		Usage: "the next 24 h of deadline windows with their owners, and each node's load",
+		Description: "Rows are deadline windows in the order they open (epochs), with the owner in the\n" +
+			"replicated state and the partitions to prove. The node asked computes the plan from its\n" +
+			"chain and gossip view; moves the leader has not written yet are listed as pending.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "miner", Usage: "only this miner (t01000)"},
+			jsonFlag,
+		},
+		Action: clusterSchedule,
+	}
+}
+
+func clusterSchedule(c *cli.Context) error {
+	var miner uint64
+	if c.IsSet("miner") {
+		m, err := parseActor(c.String("miner"))
+		if err != nil {
+			return err
+		}
+		miner = m
+	}
+	var v daemon.ScheduleView
+	if err := call(c, "VSM.ClusterSchedule", &v, miner); err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, v)
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "head %d; windows opening in the next 24 h (2880 epochs)\n", v.Head)
+	rows := make([][]string, len(v.Slots))
+	for i, s := range v.Slots {
+		owner := s.Owner
+		if owner == "" {
+			owner = "-"
+		}
+		rows[i] = []string{fmt.Sprintf("t0%d", s.Miner), strconv.Itoa(int(s.Deadline)), strconv.FormatInt(s.Open, 10), strconv.FormatInt(s.Close, 10), owner, strconv.Itoa(s.Partitions)}
+	}
+	if err := table(w, []string{"MINER", "DEADLINE", "OPENS", "CLOSES", "OWNER", "PARTITIONS"}, rows); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	rows = rows[:0]
+	for _, n := range v.Nodes {
+		rows = append(rows, []string{n.ID, strconv.Itoa(n.GPUs), strconv.FormatBool(n.Eligible), strconv.Itoa(n.Deadlines), strconv.Itoa(n.Partitions),
+			fmt.Sprintf("%.2f", n.Peak), fmt.Sprintf("%.0f%%", 100*n.Utilization()), fmt.Sprintf("%.2f", n.GPUHours)})
+	}
+	if err := table(w, []string{"NODE", "GPUS", "ELIGIBLE", "DEADLINES", "PARTITIONS", "PEAK GPUS", "PEAK SHARE", "GPU-HOURS"}, rows); err != nil {
+		return err
+	}
+	for _, u := range v.Unplaced {
+		fmt.Fprintf(w, "unplaced %s: %s (owner %q) %s\n", u.Key, u.Reason, u.Owner, u.Detail)
+	}
+	for _, m := range v.Pending {
+		fmt.Fprintf(w, "pending move %s: %q -> %q (%s)\n", m.Key, m.From, m.To, m.Reason)
+	}
+	return nil
+}
+
+func provingComputeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "compute",
+		Usage: "compute one deadline's WindowPoSt now through this node's children (and submit it with --submit)",
+		Description: "Proves the deadline's current window, or its next one if it has closed. Before the\n" +
+			"challenge epoch the head's randomness stands in, which checks sectors and children but\n" +
+			"cannot be submitted; --submit works only while the window is open.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "miner", Usage: "miner actor (t01000)", Required: true},
+			&cli.IntFlag{Name: "deadline", Usage: "deadline index 0..47", Required: true},
+			&cli.BoolFlag{Name: "submit", Usage: "submit the proofs (the window must be open)"},
+			jsonFlag,
+		},
+		Action: provingCompute,
+	}
+}
+
+func provingCompute(c *cli.Context) error {
+	miner, err := parseActor(c.String("miner"))
+	if err != nil {
+		return err
+	}
+	d := c.Int("deadline")
+	if d < 0 || d > 47 {
+		return cli.Exit(fmt.Sprintf("--deadline %d: want 0..47", d), 2)
+	}
+	var res runner.ComputeResult
+	if err := call(c, "VSM.ProvingCompute", &res, miner, d, c.Bool("submit")); err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, res)
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "t0%d deadline %d: window %d..%d (head %d), randomness of epoch %d\n", res.Miner, res.Deadline, res.Open, res.Close, res.Head, res.RandomnessEpoch)
+	if res.Note != "" {
+		fmt.Fprintln(w, "note:", res.Note)
+	}
+	rows := make([][]string, len(res.Partitions))
+	skipped := 0
+	for i, p := range res.Partitions {
+		skipped += len(p.Skipped)
+		rows[i] = []string{strconv.FormatUint(p.Index, 10), strconv.FormatUint(p.Sectors, 10), fmt.Sprint(p.Skipped), strconv.Itoa(p.ProofBytes)}
+	}
+	if err := table(w, []string{"PARTITION", "SECTORS", "SKIPPED", "PROOF BYTES"}, rows); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "computed %d partitions in %d ms, %d sectors skipped", len(res.Partitions), res.TookMS, skipped)
+	if res.Submitted {
+		fmt.Fprintf(w, "; submitted in %d messages", res.Messages)
+	}
+	fmt.Fprintln(w)
+	return nil
+}

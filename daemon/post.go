@@ -1,0 +1,179 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/vsm-project/vsm/cluster"
+	"github.com/vsm-project/vsm/cluster/schedule"
+	"github.com/vsm-project/vsm/fsm"
+	"github.com/vsm-project/vsm/prover"
+	"github.com/vsm-project/vsm/prover/runner"
+	"github.com/vsm-project/vsm/rpc"
+	"github.com/vsm-project/vsm/rpc/fullnode"
+)
+
+// startPoSt wires WindowPoSt on this node: with a chain (Chain.API or
+// --chain-api) the leader's scheduler loop runs here (it acts only while
+// this node leads), and with --poster the deadline runner proves this
+// node's deadlines on its --ext-prover children. It registers
+// VSM.ClusterSchedule and VSM.ProvingCompute either way; without a chain
+// they say what is missing.
+func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Server, sup *prover.Supervisor) error {
+	log := o.Log
+	api := o.Config.Chain.API
+	if o.ChainAPI != "" {
+		api = o.ChainAPI
+	}
+	p := &post{node: o.Config.Node.ID}
+	mux.Register("VSM.ClusterSchedule", rpc.PermRead, p.clusterSchedule)
+	mux.Register("VSM.ProvingCompute", rpc.PermWrite, p.provingCompute)
+	if api == "" {
+		if o.Poster {
+			return errors.New("--poster needs a chain: set Chain.API in config.toml or give --chain-api (a FULLNODE_API_INFO string)")
+		}
+		log.Info("no chain configured (Chain.API, --chain-api): this node neither schedules nor proves deadlines")
+		return nil
+	}
+	chain, err := fullnode.Dial(api, log.Named("chain"), fullnode.WithCallTimeout(30*time.Second))
+	if err != nil {
+		return fmt.Errorf("chain api: %w", err)
+	}
+	conf := o.Config.PoSt
+	p.sched = cluster.NewScheduler(server, chain, cluster.SchedulerConfig{
+		Schedule: schedule.Config{Confidence: schedule.Epoch(conf.Confidence)},
+		Logger:   log.Named("scheduler"),
+	})
+	go p.sched.Run(ctx, server.Gossip().Subscribe())
+
+	if sup != nil {
+		p.runner, err = runner.New(runner.Config{
+			NodeID:                  o.Config.Node.ID,
+			Chain:                   chain,
+			Prover:                  sup,
+			Store:                   server.FSM(),
+			Local:                   o.Config.StoragePaths,
+			Ready:                   server.ReadReady,
+			Record:                  func(ctx context.Context, r fsm.DeadlineRecord) error { _, err := server.Apply(ctx, fsm.RecordDeadline{Record: r}); return err },
+			Confidence:              int64(conf.Confidence),
+			MaxPartitionsPerMessage: int(conf.MaxPartitionsPerMessage),
+			Logger:                  log.Named("runner"),
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if o.Poster {
+		if p.runner == nil {
+			return errors.New("--poster needs prover children: add --ext-prover (children come from ext-prover.cfg)")
+		}
+		go p.runner.Run(ctx)
+		log.Info("deadline runner started", zap.String("node", o.Config.Node.ID), zap.String("chain", chain.Info().URL))
+	}
+	return nil
+}
+
+type post struct {
+	node   string
+	sched  *cluster.Scheduler
+	runner *runner.Runner
+}
+
+// ScheduleSlot is one row of VSM.ClusterSchedule: a deadline window of
+// the next 24 hours and its owner in the replicated state.
+type ScheduleSlot struct {
+	Miner      uint64 `json:"miner"`
+	Deadline   uint8  `json:"deadline"`
+	Open       int64  `json:"open"`
+	Close      int64  `json:"close"`
+	Owner      string `json:"owner"`
+	Partitions int    `json:"partitions"`
+}
+
+// ScheduleView is VSM.ClusterSchedule's result.
+type ScheduleView struct {
+	Head     int64               `json:"head"`
+	Slots    []ScheduleSlot      `json:"slots"`
+	Nodes    []schedule.NodeLoad `json:"nodes"`
+	Unplaced []schedule.Unplaced `json:"unplaced"`
+	// Pending lists the moves the next scheduler round would make.
+	Pending []schedule.Move `json:"pending"`
+}
+
+// clusterSchedule is VSM.ClusterSchedule: params [miner?] (0: all).
+func (p *post) clusterSchedule(ctx context.Context, params []json.RawMessage) (any, error) {
+	var miner uint64
+	if err := rpc.Params(params, 1, &miner); err != nil {
+		return nil, err
+	}
+	if p.sched == nil {
+		return nil, rpc.Errorf(rpc.CodeUnavailable, "node %s has no chain configured (Chain.API or --chain-api), so it cannot compute the schedule; ask a node that has", p.node)
+	}
+	plan, miners, err := p.sched.Preview(ctx)
+	if err != nil {
+		return nil, rpc.Errorf(rpc.CodeUnavailable, "schedule: %v", err)
+	}
+	// The owners shown are the replicated ones the runners act on; the
+	// load summary is the plan's (the same unless moves are pending).
+	var owners []schedule.Assignment
+	for _, a := range plan.Assignments {
+		owners = append(owners, a)
+	}
+	for _, m := range plan.Moves {
+		for i := range owners {
+			if owners[i].Key == m.Key {
+				owners[i].Node = m.From
+			}
+		}
+	}
+	view := ScheduleView{Head: int64(plan.Now), Nodes: plan.Nodes, Unplaced: plan.Unplaced, Pending: plan.Moves}
+	for _, s := range schedule.Timeline(miners, owners, schedule.Config{}, plan.Now, schedule.PeriodEpochs) {
+		if miner != 0 && s.Key.Miner != miner {
+			continue
+		}
+		view.Slots = append(view.Slots, ScheduleSlot{Miner: s.Key.Miner, Deadline: s.Key.Deadline, Open: int64(s.Open), Close: int64(s.Close), Owner: s.Owner, Partitions: s.Partitions})
+	}
+	if miner != 0 {
+		view.Unplaced = filterKeys(view.Unplaced, func(u schedule.Unplaced) bool { return u.Key.Miner == miner })
+		view.Pending = filterKeys(view.Pending, func(m schedule.Move) bool { return m.Key.Miner == miner })
+	}
+	return view, nil
+}
+
+func filterKeys[T any](xs []T, keep func(T) bool) []T {
+	var out []T
+	for _, x := range xs {
+		if keep(x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// provingCompute is VSM.ProvingCompute: params [miner, deadline, submit?].
+func (p *post) provingCompute(ctx context.Context, params []json.RawMessage) (any, error) {
+	var miner uint64
+	var dl uint8
+	var submit bool
+	if err := rpc.Params(params, 1, &miner, &dl, &submit); err != nil {
+		return nil, err
+	}
+	if p.runner == nil {
+		return nil, rpc.Errorf(rpc.CodeUnavailable, "node %s cannot compute proofs: it needs prover children (--ext-prover) and a chain (Chain.API or --chain-api)", p.node)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, checkTimeout)
+		defer cancel()
+	}
+	res, err := p.runner.Compute(ctx, miner, dl, submit)
+	if err != nil {
+		return nil, rpc.Errorf(rpc.CodeRejected, "proving compute t0%d deadline %d: %v", miner, dl, err)
+	}
+	return res, nil
+}
