@@ -16,15 +16,23 @@ import (
 	"github.com/vsm-project/vsm/rpc"
 )
 
-// startCluster inits n homes sharing one set of secrets and starts them
-// with --bootstrap-expect n, each joining all the others.
+// startCluster inits n homes on loopback sharing one set of secrets and
+// starts them with --bootstrap-expect n, each joining all the others.
 func startCluster(t *testing.T, n int) []*harness.Node {
 	t.Helper()
-	nodes := []*harness.Node{harness.NewNode(t, "n1")}
+	return startClusterWith(t, n, func(i int, extraInit ...string) *harness.Node {
+		return harness.NewNode(t, fmt.Sprintf("n%d", i+1), extraInit...)
+	})
+}
+
+// startClusterWith is startCluster with a choice of where nodes live.
+func startClusterWith(t *testing.T, n int, newNode func(i int, extraInit ...string) *harness.Node) []*harness.Node {
+	t.Helper()
+	nodes := []*harness.Node{newNode(0)}
 	secrets := filepath.Join(t.TempDir(), "secrets.json")
 	nodes[0].MustRun("cluster", "secrets", "export", secrets)
-	for i := 2; i <= n; i++ {
-		nodes = append(nodes, harness.NewNode(t, fmt.Sprintf("n%d", i), "--secrets", secrets))
+	for i := 1; i < n; i++ {
+		nodes = append(nodes, newNode(i, "--secrets", secrets))
 	}
 	var gossip []string
 	for _, nd := range nodes {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -35,6 +36,13 @@ func NewClient(addr, token string) *Client {
 		token: token,
 		http:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute}},
 	}
+}
+
+// WithDialer makes the client dial through dial (tests reach nodes in
+// other network namespaces this way).
+func (c *Client) WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *Client {
+	c.http = &http.Client{Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute}}
+	return c
 }
 
 // Call invokes method with positional params and decodes the result into

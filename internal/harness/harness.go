@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vsm-project/vsm/internal/harness/netns"
 	"github.com/vsm-project/vsm/rpc"
 )
 
@@ -109,6 +110,9 @@ type Node struct {
 	cmd     *exec.Cmd
 	logFile *os.File
 	exited  chan struct{}
+	// net is set for a node in its own network namespace (NewNodeIn).
+	net *netns.Net
+	ns  *netns.Host
 }
 
 // NewNode inits a home with fresh loopback ports.
@@ -129,12 +133,52 @@ func NewNode(t testing.TB, id string, extraInit ...string) *Node {
 	return n
 }
 
+// NewNodeIn inits a node that runs inside network namespace host of nw,
+// at the host's address with the default ports.
+func NewNodeIn(t testing.TB, id string, nw *netns.Net, host netns.Host, extraInit ...string) *Node {
+	t.Helper()
+	n := &Node{
+		t:      t,
+		Bin:    Binary(t),
+		Home:   filepath.Join(t.TempDir(), id),
+		ID:     id,
+		API:    host.Addr() + ":1789",
+		Raft:   host.Addr() + ":1790",
+		Gossip: host.Addr() + ":1791",
+		net:    nw,
+		ns:     &host,
+	}
+	args := append([]string{"daemon", "init", "--node-id", id, "--listen", n.API, "--raft-addr", n.Raft, "--gossip-addr", n.Gossip}, extraInit...)
+	n.MustRun(args...)
+	t.Cleanup(n.Kill)
+	return n
+}
+
+// command builds a vsm command, inside the node's namespace if it has one.
+func (n *Node) command(ctx context.Context, args ...string) *exec.Cmd {
+	if n.ns != nil {
+		return n.ns.Command(ctx, n.Bin, args...)
+	}
+	if ctx == nil {
+		return exec.Command(n.Bin, args...)
+	}
+	return exec.CommandContext(ctx, n.Bin, args...)
+}
+
+// httpClient reaches the node's API, through its namespace if it has one.
+func (n *Node) httpClient() *http.Client {
+	if n.net != nil {
+		return &http.Client{Transport: &http.Transport{DialContext: n.net.DialContext}, Timeout: 2 * time.Second}
+	}
+	return &http.Client{Timeout: 2 * time.Second}
+}
+
 // Run runs a CLI command against this node's home and returns stdout,
 // stderr and the error.
 func (n *Node) Run(args ...string) (string, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, n.Bin, append([]string{"--home", n.Home}, args...)...)
+	cmd := n.command(ctx, append([]string{"--home", n.Home}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -159,7 +203,7 @@ func (n *Node) Start() {
 		n.t.Fatal(err)
 	}
 	args := append([]string{"--home", n.Home, "daemon", "run"}, n.RunArgs...)
-	cmd := exec.Command(n.Bin, args...)
+	cmd := n.command(nil, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -174,7 +218,7 @@ func (n *Node) WaitHealthy(timeout time.Duration) {
 	n.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + n.API + "/healthz")
+		resp, err := n.httpClient().Get("http://" + n.API + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -231,4 +275,10 @@ func (n *Node) Token() string {
 }
 
 // Client returns an RPC client with the given token.
-func (n *Node) Client(token string) *rpc.Client { return rpc.NewClient(n.API, token) }
+func (n *Node) Client(token string) *rpc.Client {
+	c := rpc.NewClient(n.API, token)
+	if n.net != nil {
+		c.WithDialer(n.net.DialContext)
+	}
+	return c
+}
