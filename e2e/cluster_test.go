@@ -281,3 +281,71 @@ func TestJoinWithWrongGossipKeyIsRefused(t *testing.T) {
 		t.Fatalf("the stranger got in: %+v", peers)
 	}
 }
+
+// TestRollingRestartUnderWrites restarts every node in turn (SIGTERM, so a
+// leader hands over first) while clients write; nothing acknowledged is lost.
+func TestRollingRestartUnderWrites(t *testing.T) {
+	nodes := startCluster(t, 3)
+	leader := leaderOf(t, nodes)
+	leader.MustRun("miner", "add", "t01000", "--sector-size", "2KiB")
+	leader.MustRun("storage", "add", "s", "--path", "/s")
+	var clients []*rpc.Client
+	for _, n := range nodes {
+		clients = append(clients, n.Client(n.Token()))
+	}
+	w := &writer{first: map[uint64]time.Time{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func(i int) { defer wg.Done(); w.run(ctx, i, clients) }(i)
+	}
+	for _, n := range nodes {
+		time.Sleep(500 * time.Millisecond)
+		if err := n.Stop(15 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		n.Start()
+		n.WaitHealthy(30 * time.Second)
+	}
+	time.Sleep(500 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	t.Logf("%d writes acknowledged across the rolling restart", len(w.acked))
+	if len(w.acked) < 50 {
+		t.Fatalf("only %d writes went through", len(w.acked))
+	}
+	waitConverged(t, nodes, w.acked)
+}
+
+// TestNonVoterServesReads joins a read replica that never votes.
+func TestNonVoterServesReads(t *testing.T) {
+	nodes := startCluster(t, 3)
+	nodes[0].MustRun("miner", "add", "t01000", "--sector-size", "2KiB")
+	secrets := filepath.Join(t.TempDir(), "s.json")
+	nodes[0].MustRun("cluster", "secrets", "export", secrets)
+	replica := harness.NewNode(t, "r1", "--secrets", secrets)
+	replica.RunArgs = []string{"--join", nodes[0].Gossip, "--non-voter"}
+	replica.Start()
+	replica.WaitHealthy(30 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(replica.MustRun("miner", "list"), "t01000") {
+		if time.Now().After(deadline) {
+			t.Fatal("the replica never received the miner")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(4 * time.Second) // longer than the promotion delay
+	var peers []cluster.Peer
+	if err := nodes[0].Client(nodes[0].Token()).Call(context.Background(), "VSM.ClusterPeers", &peers); err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(peers, func(p cluster.Peer) bool { return p.ID == "r1" })
+	if i < 0 || peers[i].Voter {
+		t.Fatalf("replica in configuration: %+v", peers)
+	}
+	// It serves reads, consistent ones included, and forwards writes.
+	replica.MustRun("storage", "add", "s", "--path", "/s")
+	replica.MustRun("sector", "location", "put", "--miner", "t01000", "--number", "1", "--sealed", "s", "--cache", "s")
+	replica.MustRun("sector", "location", "get", "--miner", "t01000", "--number", "1", "--consistent", "--json")
+}
