@@ -5,12 +5,18 @@ LDFLAGS  := -X main.version=$(VERSION)
 # Real-process tests start many daemons; keep the whole suite bounded.
 TEST_TIMEOUT ?= 20m
 
-.PHONY: help build test vet fuzz bench demo clean ffi
+# The deadline test (issue 5) runs one full proving period with real
+# processes, about 5 minutes: make e2e runs it alone; make test skips it.
+E2E_TIMEOUT ?= 15m
+E2E_LOG     ?= /tmp/vsm-e2e-deadlines.log
+
+.PHONY: help build test vet fuzz bench demo clean ffi e2e
 
 help:
 	@echo "make build   build bin/vsm"
 	@echo "make demo    run a local vsm node with sectors (the README's run command)"
-	@echo "make test    go vet + every test, real processes included"
+	@echo "make test    go vet + every test, real processes included (but the deadline e2e)"
+	@echo "make e2e     the deadline test: devnet, 3 nodes, 12 miners, one proving period, kill -9 (about 5 min)"
 	@echo "make fuzz    run each fuzz target briefly (FUZZTIME=10s)"
 	@echo "make bench   print the performance figures the issues ask for"
 	@echo "make ffi     build bin/vsm-ffi-prover (filecoin-ffi; needs Rust and CUDA/OpenCL, not built by CI)"
@@ -23,7 +29,15 @@ vet:
 	$(GO) vet ./...
 
 test: vet
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -skip '^TestDeadlinesSurviveNodeLoss$$' ./...
+
+# Its last line is the devnet's count for the proving period, e.g.
+# "deadlines proven 576, faulty 0, missed 0".
+e2e:
+	@echo "== e2e: devnet at 80 ms/epoch, 3 nodes x 2 children, 12 miners, one proving period (log: $(E2E_LOG))"
+	@$(GO) test -count=1 -timeout $(E2E_TIMEOUT) -run '^TestDeadlinesSurviveNodeLoss$$' -v ./e2e > $(E2E_LOG) 2>&1 || { tail -150 $(E2E_LOG); exit 1; }
+	@grep -E 'deadlines_test.go|^--- |^reassignment latency' $(E2E_LOG)
+	@grep '^deadlines proven' $(E2E_LOG) | tail -1
 
 FUZZTIME ?= 10s
 fuzz:
@@ -40,9 +54,13 @@ bench:
 	$(GO) test -run XXX -bench 'SnapshotRestore1M|MemoryPerSector' -benchtime 1x ./fsm
 	@echo "== import of 1,000,000 locations through RPC into a real daemon"
 	$(GO) test -run XXX -bench 'Import1M' -benchtime 1x ./e2e
+	@echo "== cluster: leader kill -9 to first acknowledged write (20 trials), 3-node/1-node throughput, gossip dead detection"
+	$(GO) test -run XXX -bench 'Failover|ReplicatedThroughput|GossipDeadDetection' -benchtime 1x -timeout 20m ./e2e
 	@echo "== prover: vanilla partition (parallel vs sequential reads), supervisor round trip"
 	$(GO) test -run XXX -bench BenchmarkVanillaPartition -benchtime 3x ./prover/engine/
 	$(GO) test -run XXX -bench BenchmarkSupervisorRoundTrip -benchtime 5000x ./prover/
+	@echo "== reassignment latency: kill -9 of a node -> its deadlines reassigned in the FSM (3 real nodes)"
+	$(GO) test -run XXX -bench BenchmarkReassignmentLatency -benchtime 1x ./e2e
 	@echo "== scheduler: 10,000 miners x 48 deadlines over 1,000 GPUs"
 	$(GO) test -run XXX -bench . -benchtime 5x ./cluster/schedule
 

@@ -18,7 +18,7 @@ import (
 
 // startCluster inits n homes on loopback sharing one set of secrets and
 // starts them with --bootstrap-expect n, each joining all the others.
-func startCluster(t *testing.T, n int) []*harness.Node {
+func startCluster(t testing.TB, n int) []*harness.Node {
 	t.Helper()
 	return startClusterWith(t, n, func(i int, extraInit ...string) *harness.Node {
 		return harness.NewNode(t, fmt.Sprintf("n%d", i+1), extraInit...)
@@ -26,7 +26,7 @@ func startCluster(t *testing.T, n int) []*harness.Node {
 }
 
 // startClusterWith is startCluster with a choice of where nodes live.
-func startClusterWith(t *testing.T, n int, newNode func(i int, extraInit ...string) *harness.Node) []*harness.Node {
+func startClusterWith(t testing.TB, n int, newNode func(i int, extraInit ...string) *harness.Node) []*harness.Node {
 	t.Helper()
 	nodes := []*harness.Node{newNode(0)}
 	secrets := filepath.Join(t.TempDir(), "secrets.json")
@@ -48,7 +48,7 @@ func startClusterWith(t *testing.T, n int, newNode func(i int, extraInit ...stri
 	return nodes
 }
 
-func status(t *testing.T, n *harness.Node) (cluster.Status, error) {
+func status(t testing.TB, n *harness.Node) (cluster.Status, error) {
 	var st cluster.Status
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -56,7 +56,7 @@ func status(t *testing.T, n *harness.Node) (cluster.Status, error) {
 	return st, err
 }
 
-func leaderOf(t *testing.T, nodes []*harness.Node) *harness.Node {
+func leaderOf(t testing.TB, nodes []*harness.Node) *harness.Node {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
