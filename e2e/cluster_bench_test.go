@@ -188,4 +188,3 @@ func BenchmarkGossipDeadDetection(b *testing.B) {
 		}
 	}
 }
-
