@@ -20,6 +20,7 @@ func main() {
 func newApp() *cli.App {
 	return &cli.App{
 		Name:                 "vsm",
+		Version:              version,
 		Usage:                "clustered WindowPoSt service for Filecoin storage providers",
 		EnableBashCompletion: true,
 		Flags: []cli.Flag{
