@@ -3,6 +3,9 @@ package cluster
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,6 +98,31 @@ func waitClusterID(t *testing.T, n *Node) string {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no cluster id after 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestHomeOfAnotherClusterIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	n := openNode(t, dir)
+	waitClusterID(t, n)
+	if err := n.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cluster-id"), []byte("0123456789abcdef"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n = openNode(t, dir)
+	defer n.Close(context.Background())
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := n.EnsureClusterID(context.Background())
+		if errors.Is(err, ErrWrongCluster) && strings.Contains(err.Error(), "0123456789abcdef") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("home of another cluster not refused: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

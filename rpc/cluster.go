@@ -152,7 +152,9 @@ func (f *Forwarder) client(addr string) *Client {
 func fromRemote(addr string, err error) error {
 	var e *Error
 	if !errors.As(err, &e) {
-		return fmt.Errorf("forward to %s: %w", addr, err)
+		// The leader could not be reached: retryable once an election
+		// or the network settles.
+		return fmt.Errorf("%w: leader at %s unreachable: %v", cluster.ErrTimeout, addr, err)
 	}
 	switch e.Code {
 	case CodeRejected:
