@@ -67,3 +67,40 @@ func TestJoinAnotherClusterIsRefused(t *testing.T) {
 		t.Fatalf("the other cluster's node got in: %+v", peers)
 	}
 }
+
+func TestDeadServerCleanup(t *testing.T) {
+	nodes := startClusterWith(t, 3, func(i int, extraInit ...string) *harness.Node {
+		return harness.NewNode(t, "d"+string(rune('1'+i)), extraInit...)
+	})
+	for _, n := range nodes { // restart with cleanup on; same data, same cluster
+		if err := n.Stop(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range nodes {
+		n.RunArgs = append(n.RunArgs, "--dead-server-cleanup", "2s")
+		n.Start()
+	}
+	for _, n := range nodes {
+		n.WaitHealthy(30 * time.Second)
+	}
+	leader := leaderOf(t, nodes)
+	var victim *harness.Node
+	for _, n := range nodes {
+		if n != leader {
+			victim = n
+			break
+		}
+	}
+	victim.Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for slices.ContainsFunc(peersOf(t, leader), func(p cluster.Peer) bool { return p.ID == victim.ID }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dead voter %s was not cleaned up", victim.ID)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(leader.Log(), "removing member from raft") {
+		t.Fatal("the leader's log does not say why the member was removed")
+	}
+}
