@@ -75,7 +75,11 @@ type Gossip struct {
 	mu     sync.Mutex
 	meta   Meta
 	states map[string]memberState
-	subs   []chan struct{} // Subscribe's channels
+	// subs are Subscribe's channels, under their own lock: notify runs
+	// inside memberlist callbacks that hold memberlist's node lock, and
+	// Members takes mu and then that lock.
+	subsMu sync.Mutex
+	subs   []chan struct{}
 }
 
 type memberState struct {
@@ -182,9 +186,9 @@ func (g *Gossip) Events() <-chan struct{} { return g.events }
 // second consumer (the scheduler loop) that must not steal Events' wake-ups.
 func (g *Gossip) Subscribe() <-chan struct{} {
 	ch := make(chan struct{}, 1)
-	g.mu.Lock()
+	g.subsMu.Lock()
 	g.subs = append(g.subs, ch)
-	g.mu.Unlock()
+	g.subsMu.Unlock()
 	return ch
 }
 
@@ -193,9 +197,9 @@ func (g *Gossip) notify() {
 	case g.events <- struct{}{}:
 	default:
 	}
-	g.mu.Lock()
+	g.subsMu.Lock()
 	subs := g.subs
-	g.mu.Unlock()
+	g.subsMu.Unlock()
 	for _, ch := range subs {
 		select {
 		case ch <- struct{}{}:

@@ -55,7 +55,7 @@ type SchedulerConfig struct {
 	// start are cached (default 10m): they change rarely.
 	PartitionsTTL time.Duration
 	// SuspectGrace is how long a member may stay suspect before it loses
-	// its deadlines as a dead one would (default 2s).
+	// its deadlines as a dead one would (default 1s).
 	SuspectGrace time.Duration
 	// BatchSize bounds the assignments in one SetAssignments entry
 	// (default 2000).
@@ -73,7 +73,7 @@ func (c *SchedulerConfig) withDefaults() {
 		c.PartitionsTTL = 10 * time.Minute
 	}
 	if c.SuspectGrace <= 0 {
-		c.SuspectGrace = 2 * time.Second
+		c.SuspectGrace = time.Second
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 2000
