@@ -53,13 +53,16 @@ func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Ser
 
 	if sup != nil {
 		p.runner, err = runner.New(runner.Config{
-			NodeID:                  o.Config.Node.ID,
-			Chain:                   chain,
-			Prover:                  sup,
-			Store:                   server.FSM(),
-			Local:                   o.Config.StoragePaths,
-			Ready:                   server.ReadReady,
-			Record:                  func(ctx context.Context, r fsm.DeadlineRecord) error { _, err := server.Apply(ctx, fsm.RecordDeadline{Record: r}); return err },
+			NodeID: o.Config.Node.ID,
+			Chain:  chain,
+			Prover: sup,
+			Store:  server.FSM(),
+			Local:  o.Config.StoragePaths,
+			Ready:  server.ReadReady,
+			Record: func(ctx context.Context, r fsm.DeadlineRecord) error {
+				_, err := server.Apply(ctx, fsm.RecordDeadline{Record: r})
+				return err
+			},
 			Confidence:              int64(conf.Confidence),
 			MaxPartitionsPerMessage: int(conf.MaxPartitionsPerMessage),
 			Logger:                  log.Named("runner"),
