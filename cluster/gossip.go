@@ -229,10 +229,14 @@ func (g *Gossip) UpdateMeta(update func(*Meta)) error {
 // Members lists every member memberlist knows, including dead and left
 // ones until memberlist forgets them, sorted by id.
 func (g *Gossip) Members() []Member {
+	// memberlist calls our delegates (NotifyAlive, NotifyJoin, ...) while
+	// holding its node lock, and they take g.mu; so its node list is read
+	// before g.mu is taken, never under it (that order deadlocked).
+	nodes := g.ml.Members()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var out []Member
-	for _, n := range g.ml.Members() {
+	for _, n := range nodes {
 		out = append(out, g.member(n))
 	}
 	// memberlist.Members lists only live and suspect nodes; add the ones
