@@ -1,0 +1,359 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vsm-project/vsm/cluster"
+	"github.com/vsm-project/vsm/daemon"
+	"github.com/vsm-project/vsm/internal/harness"
+	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/rpc/fullnode/devnet"
+)
+
+// Deadline test parameters. At 80 ms per epoch one deadline window (60
+// epochs) lasts 4.8 s and the proving period (2880 epochs) 3.8 minutes.
+const (
+	dlEpoch    = 80 * time.Millisecond
+	dlMiners   = 12
+	dlSectors  = 96  // 2 KiB sectors per miner: one 2-sector partition in each of the 48 deadlines
+	dlFirstDue = 250 // the devnet judges deadlines whose challenge epoch is at or after this
+)
+
+// startDevnetProcess runs `vsm devnet run` and returns its FULLNODE_API_INFO
+// and the process.
+func startDevnetProcess(t testing.TB, bin, dir, spec string, epoch time.Duration) (string, *exec.Cmd) {
+	t.Helper()
+	cmd := exec.Command(bin, "--log-level", "warn", "devnet", "run", "--dir", dir, "--spec", spec, "--listen", "127.0.0.1:0", "--epoch", epoch.String())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir + ".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait(); logf.Close() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("devnet api info: %v", err)
+	}
+	info, ok := strings.CutPrefix(strings.TrimSpace(line), "FULLNODE_API_INFO=")
+	if !ok {
+		t.Fatalf("devnet first line %q", line)
+	}
+	return info, cmd
+}
+
+func nodeStatus(n *harness.Node) (cluster.Status, error) {
+	var st cluster.Status
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := n.Client(n.Token()).Call(ctx, "VSM.Status", &st)
+	return st, err
+}
+
+func findLeader(t testing.TB, nodes []*harness.Node) *harness.Node {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, n := range nodes {
+			if st, err := nodeStatus(n); err == nil && st.State == "Leader" {
+				return n
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("no leader elected")
+	return nil
+}
+
+func writeFileErr(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func scheduleOf(n *harness.Node) (daemon.ScheduleView, error) {
+	var v daemon.ScheduleView
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := n.Client(n.Token()).Call(ctx, "VSM.ClusterSchedule", &v, 0)
+	if took := time.Since(start); took > time.Second {
+		fmt.Printf("slow VSM.ClusterSchedule on %s: %v (%v)\n", n.ID, took, err)
+	}
+	return v, err
+}
+
+// owned lists the deadlines n owns in the replicated state (as n sees it).
+func owned(v daemon.ScheduleView, id string) map[string]bool {
+	out := map[string]bool{}
+	for _, s := range v.Slots {
+		if s.Owner == id {
+			out[fmt.Sprintf("t0%d/%d", s.Miner, s.Deadline)] = true
+		}
+	}
+	return out
+}
+
+// waitReassigned polls survivor's view until no deadline is owned by
+// gone and returns how long that took since killedAt.
+func waitReassigned(t testing.TB, survivor *harness.Node, gone string, killedAt time.Time) time.Duration {
+	t.Helper()
+	for time.Since(killedAt) < 60*time.Second {
+		if v, err := scheduleOf(survivor); err == nil && len(v.Slots) > 0 && len(owned(v, gone)) == 0 {
+			return time.Since(killedAt)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("deadlines of %s not reassigned within 60 s", gone)
+	return 0
+}
+
+// TestDeadlinesSurviveNodeLoss is issue 5's test: a devnet at 80 ms per
+// epoch, 3 vsm nodes with 2 ext-prover children each (--ext-prover
+// --poster), 12 miners of 96 real 2 KiB sectors, one full proving period.
+// A non-leader is killed -9 in the middle of an open deadline it owns and
+// restarted; later the leader is killed -9. Every deadline of the period
+// must be proven and verified by the devnet; none missed.
+func TestDeadlinesSurviveNodeLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a full proving period (about 5 minutes): make e2e")
+	}
+	start := time.Now()
+	bin := harness.Binary(t)
+	work := t.TempDir()
+	var spec strings.Builder
+	fmt.Fprintf(&spec, "Seed = \"deadlines-e2e\"\nFirstDueEpoch = %d\n", dlFirstDue)
+	for i := range dlMiners {
+		fmt.Fprintf(&spec, "[[Miners]]\nID = %d\nSectorSize = \"2KiB\"\nSectors = %d\n", 1000+i, dlSectors)
+	}
+	specPath := filepath.Join(work, "spec.toml")
+	writeFile(t, specPath, spec.String())
+	dnDir := filepath.Join(work, "dn")
+	sealStart := time.Now()
+	apiInfo, dnCmd := startDevnetProcess(t, bin, dnDir, specPath, dlEpoch)
+	t.Logf("devnet sealed %d sectors in %v; %s", dlMiners*dlSectors, time.Since(sealStart).Round(time.Millisecond), apiInfo)
+	chain, err := fullnode.Dial(apiInfo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	// Three nodes, two children each, all posters.
+	nodes := []*harness.Node{harness.NewNode(t, "n1")}
+	secrets := filepath.Join(work, "secrets.json")
+	nodes[0].MustRun("cluster", "secrets", "export", secrets)
+	for i := 1; i < 3; i++ {
+		nodes = append(nodes, harness.NewNode(t, fmt.Sprintf("n%d", i+1), "--secrets", secrets))
+	}
+	var gossip []string
+	for _, n := range nodes {
+		gossip = append(gossip, n.Gossip)
+	}
+	for _, n := range nodes {
+		writeFile(t, filepath.Join(n.Home, "ext-prover.cfg"), twoChildren)
+		n.RunArgs = []string{"--bootstrap-expect", "3", "--join", strings.Join(gossip, ","), "--ext-prover", "--poster", "--chain-api", apiInfo}
+		n.Start()
+	}
+	for _, n := range nodes {
+		n.WaitHealthy(60 * time.Second)
+	}
+
+	// Import the miners and their sector locations, with CommR from the chain.
+	var miners []devnet.MinerSummary
+	if err := chain.Call(ctx, "Devnet.Miners", &miners); err != nil {
+		t.Fatal(err)
+	}
+	n1 := nodes[0]
+	n1.MustRun("storage", "add", "sectors", "--path", miners[0].SectorDir)
+	var jsonl strings.Builder
+	for _, m := range miners {
+		if m.SectorDir != miners[0].SectorDir {
+			t.Fatalf("miners in several sector dirs: %+v", miners)
+		}
+		n1.MustRun("miner", "add", fmt.Sprintf("t0%d", m.ID), "--sector-size", "2KiB")
+		for s := uint64(0); s < uint64(m.Sectors); s++ {
+			si, err := chain.StateSectorGetInfo(ctx, fullnode.NewIDAddress(m.ID), s, nil)
+			if err != nil || si == nil {
+				t.Fatalf("sector %d of t0%d: %v", s, m.ID, err)
+			}
+			commR, err := si.CommR()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&jsonl, `{"miner":"t0%d","number":%d,"sealed":"sectors","cache":"sectors","proof":%d,"commr":"%x"}`+"\n", m.ID, s, si.SealProof, commR)
+		}
+	}
+	locs := filepath.Join(work, "locs.jsonl")
+	writeFile(t, locs, jsonl.String())
+	n1.MustRun("sector", "location", "import", "--file", locs, "--quiet")
+	head, err := chain.ChainHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cluster up and %d locations imported at epoch %d (first judged challenge epoch %d), %v after start", dlMiners*dlSectors, head.Height, dlFirstDue, time.Since(start).Round(time.Millisecond))
+	if head.Height >= dlFirstDue-30 {
+		t.Fatalf("set-up took too long: epoch %d, the first judged deadline's challenge is at %d", head.Height, dlFirstDue)
+	}
+
+	// Wait until every deadline has an owner.
+	leader := findLeader(t, nodes)
+	for {
+		v, err := scheduleOf(leader)
+		if err == nil && len(v.Slots) >= dlMiners*48 && len(owned(v, "")) == 0 {
+			loads := []string{}
+			for _, n := range v.Nodes {
+				loads = append(loads, fmt.Sprintf("%s:%d", n.ID, n.Deadlines))
+			}
+			t.Logf("all %d deadlines assigned: %s", dlMiners*48, strings.Join(loads, " "))
+			break
+		}
+		if time.Since(start) > 3*time.Minute {
+			t.Fatalf("deadlines not all assigned: %v %+v", err, v.Nodes)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	heightNow := func() fullnode.ChainEpoch {
+		h, err := chain.ChainHead(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.Height
+	}
+	waitEpoch := func(e fullnode.ChainEpoch) {
+		for heightNow() < e {
+			time.Sleep(dlEpoch / 2)
+		}
+	}
+
+	// Kill -9 a non-leader in the middle of an open deadline it owns,
+	// about a third into the period.
+	waitEpoch(dlFirstDue + 900)
+	var victim *harness.Node
+	for _, n := range nodes {
+		if n != leader {
+			victim = n
+			break
+		}
+	}
+	var target daemon.ScheduleSlot
+	for target.Owner == "" {
+		v, err := scheduleOf(leader)
+		if err != nil {
+			t.Logf("schedule: %v", err)
+			time.Sleep(time.Second)
+			continue
+		}
+		h := int64(heightNow())
+		for _, s := range v.Slots {
+			if s.Owner == victim.ID && s.Open > h+5 {
+				target = s
+				break
+			}
+		}
+	}
+	waitEpoch(fullnode.ChainEpoch(target.Open + 20))
+	killedAt := time.Now()
+	victim.Kill()
+	t.Logf("killed -9 %s (not the leader) at epoch %d, in the open window %d..%d of t0%d/%d it owns", victim.ID, heightNow(), target.Open, target.Close, target.Miner, target.Deadline)
+	lat1 := waitReassigned(t, leader, victim.ID, killedAt)
+	t.Logf("reassignment latency after kill -9 of %s: %v", victim.ID, lat1.Round(time.Millisecond))
+
+	time.Sleep(10 * time.Second)
+	victim.Start()
+	victim.WaitHealthy(60 * time.Second)
+	t.Logf("restarted %s at epoch %d", victim.ID, heightNow())
+
+	// Then kill -9 the leader, two thirds into the period; quorum remains.
+	waitEpoch(dlFirstDue + 1900)
+	var survivor *harness.Node
+	for _, n := range nodes {
+		if n != leader {
+			survivor = n
+		}
+	}
+	if v, err := scheduleOf(leader); err != nil || len(owned(v, leader.ID)) == 0 {
+		t.Fatalf("the leader %s owns no deadlines to lose (%v)", leader.ID, err)
+	}
+	killedAt = time.Now()
+	leader.Kill()
+	t.Logf("killed -9 the leader %s at epoch %d", leader.ID, heightNow())
+	lat2 := waitReassigned(t, survivor, leader.ID, killedAt)
+	newLeader := findLeader(t, nodes)
+	t.Logf("reassignment latency after kill -9 of the leader %s: %v (new leader %s)", leader.ID, lat2.Round(time.Millisecond), newLeader.ID)
+
+	// One full period of judged windows: those opening in
+	// [first+20, first+20+2880) close by first+2960.
+	from, to := fullnode.ChainEpoch(dlFirstDue+20), fullnode.ChainEpoch(dlFirstDue+20+2880)
+	waitEpoch(to + 60 + 2)
+	var rep devnet.Report
+	if err := chain.Call(ctx, "Devnet.Report", &rep, -1); err != nil {
+		t.Fatal(err)
+	}
+	var proven, faulty, missed int
+	for _, r := range rep.Records {
+		if r.Open < from || r.Open >= to {
+			continue
+		}
+		switch r.Outcome {
+		case "proven":
+			proven++
+		case "faulty":
+			faulty++
+		default:
+			missed++
+			t.Errorf("deadline t0%d/%d (open %d) %s", r.Miner, r.Index, r.Open, r.Outcome)
+		}
+	}
+	_ = dnCmd.Process.Signal(syscall.SIGTERM)
+	_ = dnCmd.Wait()
+
+	logs := ""
+	for _, n := range nodes {
+		logs += n.Log()
+	}
+	moves := strings.Count(logs, "scheduler: deadline reassigned")
+	deadMoves := strings.Count(logs, `"reason": "owner-dead"`) + strings.Count(logs, "\towner-dead")
+	t.Logf("log: %d reassignment lines (%d owner-dead), %d proofs submitted, %d give-ups", moves, deadMoves, strings.Count(logs, "window post submitted"), strings.Count(logs, "giving up"))
+	shown := 0
+	for l := range strings.SplitSeq(logs, "\n") {
+		if strings.Contains(l, "giving up") && shown < 5 {
+			t.Logf("give-up: %s", l)
+			shown++
+		}
+	}
+	if deadMoves == 0 && !strings.Contains(logs, "owner-dead") {
+		t.Errorf("the logs show no owner-dead reassignment")
+	}
+	t.Logf("devnet totals over the whole run: %s; test took %v", rep, time.Since(start).Round(time.Second))
+	if proven != dlMiners*48 || faulty != 0 || missed != 0 || rep.Totals.Missed != 0 || rep.Totals.Faulty != 0 {
+		t.Errorf("one proving period: proven %d, faulty %d, missed %d; want %d proven and none missed (devnet totals %s)", proven, faulty, missed, dlMiners*48, rep)
+	}
+	// make e2e prints this line last.
+	fmt.Printf("deadlines proven %d, faulty %d, missed %d\n", proven, faulty, missed)
+	fmt.Printf("reassignment latency: non-leader %v, leader %v\n", lat1.Round(time.Millisecond), lat2.Round(time.Millisecond))
+}
