@@ -53,6 +53,7 @@ func TestEveryMethodIsDocumented(t *testing.T) {
 	}
 	mux := NewMux(&Auth{secret: make([]byte, 16)}, 1, zap.NewNop())
 	RegisterVSM(mux, &memStore{}, "")
+	RegisterCluster(mux, nil, nil)
 	for name, perm := range mux.Methods() {
 		i := bytes.Index(doc, []byte("### "+name+"\n"))
 		if i < 0 {
