@@ -234,6 +234,11 @@ func (r *Runner) tick(ctx context.Context, wg *sync.WaitGroup) error {
 			continue
 		}
 		di := Window(mi.periodStart, uint64(k.Deadline), head, mi.policy)
+		if di.Challenge < 0 {
+			// A window right after genesis has no randomness to prove
+			// with, and the chain does not judge it.
+			continue
+		}
 		occ := occurrence{key: k, open: di.Open}
 		switch PhaseAt(di, head, fullnode.ChainEpoch(a.Since), fullnode.ChainEpoch(r.cfg.Confidence), fullnode.ChainEpoch(r.cfg.CheckLead)) {
 		case PhaseProve:
