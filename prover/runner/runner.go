@@ -193,19 +193,24 @@ func (r *Runner) tick(ctx context.Context, wg *sync.WaitGroup) error {
 		}
 	}
 	r.mu.Lock()
-	// Stop jobs whose assignment moved away or whose window closed.
+	// Stop jobs whose assignment moved away or whose window closed. A
+	// finished job stays until its window closes, so the occurrence is
+	// not proven again.
 	for occ, j := range r.jobs {
 		a, ok := mine[occ.key]
+		closed := head >= occ.open+windowOf(r.miners[occ.key.Miner].policy)
 		switch {
-		case head >= occ.open+windowOf(r.miners[occ.key.Miner].policy):
+		case closed:
 			j.cancel(errWindowClosed)
 		case !ok || a.Generation != j.gen:
 			j.cancel(errMovedAway)
 		}
-		select {
-		case <-j.done:
-			delete(r.jobs, occ)
-		default:
+		if closed {
+			select {
+			case <-j.done:
+				delete(r.jobs, occ)
+			default:
+			}
 		}
 	}
 	for occ := range r.checked {
@@ -243,8 +248,18 @@ func (r *Runner) tick(ctx context.Context, wg *sync.WaitGroup) error {
 		switch PhaseAt(di, head, fullnode.ChainEpoch(a.Since), fullnode.ChainEpoch(r.cfg.Confidence), fullnode.ChainEpoch(r.cfg.CheckLead)) {
 		case PhaseProve:
 			r.mu.Lock()
-			_, running := r.jobs[occ]
-			if !running {
+			prev, seen := r.jobs[occ]
+			start := !seen
+			if seen && prev.gen != a.Generation {
+				// The deadline came back to this node with a new
+				// generation: start again once the old job has stopped.
+				select {
+				case <-prev.done:
+					start = true
+				default:
+				}
+			}
+			if start {
 				jctx, cancel := context.WithCancelCause(ctx)
 				j := &job{gen: a.Generation, cancel: cancel, done: make(chan struct{})}
 				r.jobs[occ] = j
