@@ -96,3 +96,31 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descFSM, prometheus.GaugeValue, float64(v), kind)
 	}
 }
+
+var descMembers = prometheus.NewDesc("vsm_gossip_members", "Gossip members this node sees, by state.", []string{"state"}, nil)
+
+// Collector exports the raft and FSM gauges plus gossip members by state.
+func (s *Server) Collector() prometheus.Collector {
+	return &serverCollector{s: s, node: s.node.Collector()}
+}
+
+type serverCollector struct {
+	s    *Server
+	node prometheus.Collector
+}
+
+func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
+	c.node.Describe(ch)
+	ch <- descMembers
+}
+
+func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
+	c.node.Collect(ch)
+	counts := map[string]int{"alive": 0, "suspect": 0, "dead": 0, "left": 0}
+	for _, m := range c.s.Members() {
+		counts[m.State]++
+	}
+	for state, n := range counts {
+		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(n), state)
+	}
+}

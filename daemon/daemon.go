@@ -18,6 +18,7 @@ import (
 	"github.com/vsm-project/vsm/config"
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/rpc"
+	"github.com/vsm-project/vsm/web"
 )
 
 // Options are the daemon's inputs after flags have overridden the config.
@@ -94,10 +95,12 @@ func Run(ctx context.Context, o Options) error {
 	rpc.RegisterCluster(mux, server, stop)
 	srv.Handle(rpc.SnapshotPath, mux.SnapshotHandler(server))
 	registerProving(mux, server, sup, o.Config.StoragePaths)
-	if err := startPoSt(ctx, o, mux, server, sup); err != nil {
+	post, err := startPoSt(ctx, o, mux, server, sup, reg)
+	if err != nil {
 		return err
 	}
-	reg.MustRegister(server.Node().Collector(), mux.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv.Handle("/", web.NewHandler(server, post.statusSchedule, log.Named("web")))
+	reg.MustRegister(server.Collector(), mux.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/vsm-project/vsm/cluster"
@@ -16,6 +17,7 @@ import (
 	"github.com/vsm-project/vsm/prover/runner"
 	"github.com/vsm-project/vsm/rpc"
 	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/web"
 )
 
 // startPoSt wires WindowPoSt on this node: with a chain (Chain.API or
@@ -24,7 +26,7 @@ import (
 // node's deadlines on its --ext-prover children. It registers
 // VSM.ClusterSchedule and VSM.ProvingCompute either way; without a chain
 // they say what is missing.
-func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Server, sup *prover.Supervisor) error {
+func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Server, sup *prover.Supervisor, reg prometheus.Registerer) (*post, error) {
 	log := o.Log
 	api := o.Config.Chain.API
 	if o.ChainAPI != "" {
@@ -35,14 +37,14 @@ func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Ser
 	mux.Register("VSM.ProvingCompute", rpc.PermWrite, p.provingCompute)
 	if api == "" {
 		if o.Poster {
-			return errors.New("--poster needs a chain: set Chain.API in config.toml or give --chain-api (a FULLNODE_API_INFO string)")
+			return nil, errors.New("--poster needs a chain: set Chain.API in config.toml or give --chain-api (a FULLNODE_API_INFO string)")
 		}
 		log.Info("no chain configured (Chain.API, --chain-api): this node neither schedules nor proves deadlines")
-		return nil
+		return p, nil
 	}
 	chain, err := fullnode.Dial(api, log.Named("chain"), fullnode.WithCallTimeout(30*time.Second))
 	if err != nil {
-		return fmt.Errorf("chain api: %w", err)
+		return nil, fmt.Errorf("chain api: %w", err)
 	}
 	conf := o.Config.PoSt
 	p.sched = cluster.NewScheduler(server, chain, cluster.SchedulerConfig{
@@ -66,19 +68,20 @@ func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Ser
 			Confidence:              int64(conf.Confidence),
 			MaxPartitionsPerMessage: int(conf.MaxPartitionsPerMessage),
 			Logger:                  log.Named("runner"),
+			Metrics:                 reg,
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if o.Poster {
 		if p.runner == nil {
-			return errors.New("--poster needs prover children: add --ext-prover (children come from ext-prover.cfg)")
+			return nil, errors.New("--poster needs prover children: add --ext-prover (children come from ext-prover.cfg)")
 		}
 		go p.runner.Run(ctx)
 		log.Info("deadline runner started", zap.String("node", o.Config.Node.ID), zap.String("chain", chain.Info().URL))
 	}
-	return nil
+	return p, nil
 }
 
 type post struct {
@@ -114,12 +117,17 @@ func (p *post) clusterSchedule(ctx context.Context, params []json.RawMessage) (a
 	if err := rpc.Params(params, 1, &miner); err != nil {
 		return nil, err
 	}
+	return p.scheduleView(ctx, miner)
+}
+
+// scheduleView is the next 24 h of deadlines and owners (miner 0: all).
+func (p *post) scheduleView(ctx context.Context, miner uint64) (ScheduleView, error) {
 	if p.sched == nil {
-		return nil, rpc.Errorf(rpc.CodeUnavailable, "node %s has no chain configured (Chain.API or --chain-api), so it cannot compute the schedule; ask a node that has", p.node)
+		return ScheduleView{}, rpc.Errorf(rpc.CodeUnavailable, "node %s has no chain configured (Chain.API or --chain-api), so it cannot compute the schedule; ask a node that has", p.node)
 	}
 	plan, miners, err := p.sched.Preview(ctx)
 	if err != nil {
-		return nil, rpc.Errorf(rpc.CodeUnavailable, "schedule: %v", err)
+		return ScheduleView{}, rpc.Errorf(rpc.CodeUnavailable, "schedule: %v", err)
 	}
 	// The owners shown are the replicated ones the runners act on; the
 	// load summary is the plan's (the same unless moves are pending).
@@ -179,4 +187,17 @@ func (p *post) provingCompute(ctx context.Context, params []json.RawMessage) (an
 		return nil, rpc.Errorf(rpc.CodeRejected, "proving compute t0%d deadline %d: %v", miner, dl, err)
 	}
 	return res, nil
+}
+
+// statusSchedule feeds the status page's timeline.
+func (p *post) statusSchedule(ctx context.Context) (int64, []web.Slot, error) {
+	view, err := p.scheduleView(ctx, 0)
+	if err != nil {
+		return 0, nil, err
+	}
+	slots := make([]web.Slot, len(view.Slots))
+	for i, s := range view.Slots {
+		slots[i] = web.Slot{Miner: s.Miner, Deadline: s.Deadline, Open: s.Open, Close: s.Close, Owner: s.Owner, Partitions: s.Partitions}
+	}
+	return view.Head, slots, nil
 }

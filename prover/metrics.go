@@ -19,7 +19,7 @@ func (s *Supervisor) Collectors() []prometheus.Collector {
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc("vsm_prover_child_"+name, help, l, nil)
 	}
-	return []prometheus.Collector{&collector{
+	return []prometheus.Collector{s.partitionSeconds, &collector{
 		s:        s,
 		up:       d("up", "1 when the ext-prover child is ready for requests."),
 		slots:    d("slots", "Concurrent slots of the child."),

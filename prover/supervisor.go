@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -98,6 +99,8 @@ type Supervisor struct {
 	closed  bool
 	cancel  context.CancelFunc
 	loops   sync.WaitGroup
+	// partitionSeconds is the time of each proven partition, by child.
+	partitionSeconds *prometheus.HistogramVec
 }
 
 // child is the long-lived record of one [[WdPost]] block; conn is its
@@ -130,7 +133,12 @@ func NewSupervisor(cfg Config, opts Options) (*Supervisor, error) {
 	if err := opts.applyDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Supervisor{opts: opts, log: opts.Logger.Named("ext-prover"), changed: make(chan struct{})}
+	s := &Supervisor{opts: opts, log: opts.Logger.Named("ext-prover"), changed: make(chan struct{}),
+		partitionSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vsm_prover_partition_seconds",
+			Help:    "Time from dispatch to answer of each proven partition (vanilla reads and proof), by child.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 16),
+		}, []string{"child"})}
 	for i, pc := range cfg.WdPost {
 		bin := pc.Bin
 		if bin == "" {
@@ -434,6 +442,7 @@ func (s *Supervisor) Prove(ctx context.Context, task WindowPoStTask) (WindowPoSt
 		// Exponential average, so the gossiped figure follows a GPU that
 		// slows down (thermal, a neighbour process) within a few proofs.
 		took := time.Since(start).Seconds()
+		s.partitionSeconds.WithLabelValues(c.name).Observe(took)
 		if c.spp == 0 {
 			c.spp = took
 		} else {

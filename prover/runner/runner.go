@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/vsm-project/vsm/fsm"
@@ -80,12 +81,15 @@ type Config struct {
 	// Poll is how often the chain head is read (default 200ms).
 	Poll   time.Duration
 	Logger *zap.Logger
+	// Metrics, if set, receives the runner's Prometheus collectors.
+	Metrics prometheus.Registerer
 }
 
 // Runner proves this node's deadlines.
 type Runner struct {
-	cfg Config
-	log *zap.Logger
+	cfg     Config
+	log     *zap.Logger
+	metrics *metrics
 
 	mu      sync.Mutex
 	miners  map[uint64]minerInfo
@@ -148,7 +152,11 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Runner{cfg: cfg, log: cfg.Logger, miners: map[uint64]minerInfo{}, jobs: map[occurrence]*job{}, checked: map[occurrence]bool{}}, nil
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("runner metrics: %w", err)
+	}
+	return &Runner{cfg: cfg, log: cfg.Logger, metrics: m, miners: map[uint64]minerInfo{}, jobs: map[occurrence]*job{}, checked: map[occurrence]bool{}}, nil
 }
 
 // Run watches the assignments until ctx ends, then waits for its jobs.
@@ -395,6 +403,7 @@ func (r *Runner) proveWindow(ctx context.Context, a fsm.Assignment, mi minerInfo
 func (r *Runner) record(rec fsm.DeadlineRecord, log *zap.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	r.metrics.recorded(rec)
 	if err := r.cfg.Record(ctx, rec); err != nil {
 		log.Warn("recording the deadline outcome", zap.Error(err))
 	}
@@ -521,6 +530,9 @@ func (r *Runner) submit(ctx context.Context, maddr fullnode.Address, mi minerInf
 		}
 		for _, p := range batch {
 			st.submitted[p] = true
+		}
+		if head, err := r.head(ctx); err == nil {
+			r.metrics.submitted(head, di.Close, len(batch))
 		}
 		res.messages++
 		r.log.Info("window post submitted", zap.Stringer("miner", maddr), zap.Uint64("deadline", di.Index), zap.Uint64s("partitions", batch), zap.Stringer("message", cid))

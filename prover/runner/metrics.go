@@ -1,0 +1,67 @@
+package runner
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vsm-project/vsm/fsm"
+	"github.com/vsm-project/vsm/rpc/fullnode"
+)
+
+// nominalEpoch converts epochs to seconds for metrics: the chain's 30 s,
+// whatever speed a devnet runs at, so dashboards read the same everywhere.
+const nominalEpoch = 30
+
+type metrics struct {
+	outcomes     *prometheus.CounterVec
+	beforeClose  prometheus.Histogram
+	partitions   prometheus.Counter
+	submissions  prometheus.Counter
+	proveSeconds prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vsm_deadlines_total",
+			Help: "Deadlines this node proved, by outcome (proven, submitted, failed, faulty).",
+		}, []string{"outcome"}),
+		beforeClose: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vsm_deadline_submit_seconds_before_close",
+			Help:    "Time left in the window when a SubmitWindowedPoSt went out, in nominal chain seconds (epochs x 30 s).",
+			Buckets: []float64{30, 60, 120, 300, 600, 900, 1200, 1800},
+		}),
+		partitions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vsm_partitions_proven_total",
+			Help: "Partitions this node proved on its children.",
+		}),
+		submissions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vsm_post_messages_total",
+			Help: "SubmitWindowedPoSt messages this node sent.",
+		}),
+		proveSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vsm_deadline_prove_seconds",
+			Help:    "Wall time from starting a deadline to recording its outcome.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2, 14),
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.outcomes, m.beforeClose, m.partitions, m.submissions, m.proveSeconds} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) recorded(r fsm.DeadlineRecord) {
+	m.outcomes.WithLabelValues(r.Outcome.String()).Inc()
+	m.proveSeconds.Observe(float64(r.DurationMS) / 1000)
+}
+
+func (m *metrics) submitted(head, close fullnode.ChainEpoch, partitions int) {
+	m.submissions.Inc()
+	m.partitions.Add(float64(partitions))
+	m.beforeClose.Observe(float64(close-head) * nominalEpoch)
+}
