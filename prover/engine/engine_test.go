@@ -158,7 +158,7 @@ func TestProveFaults(t *testing.T) {
 func TestProveBadInput(t *testing.T) {
 	ctx := context.Background()
 	sectors := makeSectors(t, t.TempDir(), 1000, 1)
-	if _, err := (Prover{}).Prove(ctx, 1000, "StackedDrgWindow3KiBV1_2", [32]byte{}, sectors); err == nil || !strings.Contains(err.Error(), "unknown WindowPoSt proof type") {
+	if _, err := (Prover{}).Prove(ctx, 1000, "StackedDrgWindow3KiBV1_2", [32]byte{}, sectors); err == nil || !strings.Contains(err.Error(), "unknown PoSt proof type") {
 		t.Errorf("unknown proof type: %v", err)
 	}
 	if _, err := (Prover{}).Prove(ctx, 1000, proofType, [32]byte{}, append(sectors, sectors[0])); err == nil || !strings.Contains(err.Error(), "twice") {

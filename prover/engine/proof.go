@@ -28,24 +28,25 @@ type SectorProof struct {
 
 // partitionProof is the decoded form of a proof.
 type partitionProof struct {
-	Miner     uint64
-	ChainType uint8
-	Depth     int
-	Sectors   []SectorProof
+	Miner      uint64
+	ChainType  uint8
+	Challenges int
+	Depth      int
+	Sectors    []SectorProof
 }
 
-func sectorProofSize(depth int) int {
-	return 8 + 2*sectorfile.NodeSize + ChallengesPerSector*(1+depth)*sectorfile.NodeSize
+func sectorProofSize(depth, challenges int) int {
+	return 8 + 2*sectorfile.NodeSize + challenges*(1+depth)*sectorfile.NodeSize
 }
 
 // encodeProof serialises a partition proof (see the package comment).
 func encodeProof(miner uint64, pp sectorfile.PoStProof, depth int, sectors []SectorProof) []byte {
-	out := make([]byte, 0, headerSize+len(sectors)*sectorProofSize(depth))
+	out := make([]byte, 0, headerSize+len(sectors)*sectorProofSize(depth, pp.Challenges()))
 	out = append(out, magic[:]...)
 	out = binary.LittleEndian.AppendUint64(out, miner)
 	out = append(out, uint8(pp.ChainID))
 	out = binary.LittleEndian.AppendUint32(out, uint32(len(sectors)))
-	out = append(out, ChallengesPerSector, uint8(depth))
+	out = append(out, uint8(pp.Challenges()), uint8(depth))
 	for _, s := range sectors {
 		out = binary.LittleEndian.AppendUint64(out, s.SectorID)
 		out = append(out, s.CommC[:]...)
@@ -74,15 +75,16 @@ func decodeProof(b []byte) (partitionProof, error) {
 		ChainType: b[16],
 	}
 	count := binary.LittleEndian.Uint32(b[17:21])
-	if b[21] != ChallengesPerSector {
-		return partitionProof{}, fmt.Errorf("proof has %d challenges per sector, want %d", b[21], ChallengesPerSector)
+	p.Challenges = int(b[21])
+	if p.Challenges != ChallengesPerSector && p.Challenges != WinningChallengesPerSector {
+		return partitionProof{}, fmt.Errorf("proof has %d challenges per sector, want %d (WindowPoSt) or %d (WinningPoSt)", b[21], ChallengesPerSector, WinningChallengesPerSector)
 	}
 	p.Depth = int(b[22])
 	if p.Depth < 1 || p.Depth > 40 {
 		return partitionProof{}, fmt.Errorf("proof has path depth %d, outside 1..40", p.Depth)
 	}
 	body := b[headerSize:]
-	per := sectorProofSize(p.Depth)
+	per := sectorProofSize(p.Depth, p.Challenges)
 	if uint64(len(body)) != uint64(count)*uint64(per) {
 		return partitionProof{}, fmt.Errorf("proof body is %d bytes, want %d for %d sectors of depth %d", len(body), uint64(count)*uint64(per), count, p.Depth)
 	}
@@ -95,9 +97,9 @@ func decodeProof(b []byte) (partitionProof, error) {
 		copy(s.CommC[:], r[:32])
 		copy(s.CommRLast[:], r[32:64])
 		r = r[64:]
-		s.Leaves = make([]node, ChallengesPerSector)
-		s.Paths = make([][]node, ChallengesPerSector)
-		for c := range ChallengesPerSector {
+		s.Leaves = make([]node, p.Challenges)
+		s.Paths = make([][]node, p.Challenges)
+		for c := range p.Challenges {
 			copy(s.Leaves[c][:], r[:32])
 			r = r[32:]
 			s.Paths[c] = make([]node, p.Depth)

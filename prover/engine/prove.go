@@ -91,7 +91,7 @@ func (p Prover) Prove(ctx context.Context, miner uint64, proofType string, rando
 					return
 				}
 				var n int64
-				proofs[i], n, faults[i] = ReadSector(geo, rnd, sectors[i])
+				proofs[i], n, faults[i] = ReadSectorN(geo, rnd, sectors[i], pp.Challenges())
 				reads.Add(n)
 			}
 		}()
@@ -123,6 +123,11 @@ func (p Prover) Prove(ctx context.Context, miner uint64, proofType string, rando
 // a non-nil error (the fault reason) when the sector cannot be proven.
 // randomness must be normalized.
 func ReadSector(geo sectorfile.Geometry, randomness [32]byte, s Sector) (SectorProof, int64, error) {
+	return ReadSectorN(geo, randomness, s, ChallengesPerSector)
+}
+
+// ReadSectorN is ReadSector with n challenges (WinningPoSt reads 66).
+func ReadSectorN(geo sectorfile.Geometry, randomness [32]byte, s Sector, n int) (SectorProof, int64, error) {
 	aux, err := sectorfile.ReadPAux(s.CacheDir)
 	if err != nil {
 		return SectorProof{}, 0, fmt.Errorf("cache dir %s: %w", s.CacheDir, err)
@@ -161,12 +166,12 @@ func ReadSector(geo sectorfile.Geometry, randomness [32]byte, s Sector) (SectorP
 
 	sp := SectorProof{
 		SectorID: s.ID, CommC: aux.CommC, CommRLast: aux.CommRLast,
-		Leaves: make([]node, ChallengesPerSector),
-		Paths:  make([][]node, ChallengesPerSector),
+		Leaves: make([]node, n),
+		Paths:  make([][]node, n),
 	}
 	var pair [2 * sectorfile.NodeSize]byte
 	var reads int64
-	for i := range ChallengesPerSector {
+	for i := range n {
 		leaf := Challenge(randomness, s.ID, uint64(i), geo.Leaves)
 		// The leaf and its sibling are adjacent in the replica: one read.
 		if err := readAt(sealed, pair[:], int64(leaf&^1)*sectorfile.NodeSize, s.SealedPath); err != nil {

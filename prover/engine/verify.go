@@ -35,6 +35,9 @@ func Verify(miner uint64, proofType string, randomness [32]byte, sectors []Secto
 	if int64(p.ChainType) != pp.ChainID {
 		return fmt.Errorf("verify: proof is for chain proof type %d, not %s (%d)", p.ChainType, pp.Name, pp.ChainID)
 	}
+	if p.Challenges != pp.Challenges() {
+		return fmt.Errorf("verify: proof has %d challenges per sector, %s needs %d", p.Challenges, pp.Name, pp.Challenges())
+	}
 	if p.Depth != geo.Depth {
 		return fmt.Errorf("verify: proof paths have depth %d, %s sectors need %d", p.Depth, sectorfile.FormatSize(pp.SectorSize), geo.Depth)
 	}
@@ -65,7 +68,7 @@ func Verify(miner uint64, proofType string, randomness [32]byte, sectors []Secto
 		if sectorfile.CommR(s.CommC, s.CommRLast) != commR {
 			return fmt.Errorf("verify: sector %d: H(comm_c || comm_r_last) does not equal its comm_r", s.SectorID)
 		}
-		for i := range ChallengesPerSector {
+		for i := range p.Challenges {
 			leaf := Challenge(rnd, s.SectorID, uint64(i), geo.Leaves)
 			if got := sectorfile.RootFromPath(s.Leaves[i], leaf, s.Paths[i]); got != s.CommRLast {
 				return fmt.Errorf("verify: sector %d challenge %d (leaf %d): path does not lead to comm_r_last", s.SectorID, i, leaf)

@@ -74,6 +74,10 @@ func handler(log *zap.Logger) prover.Handler {
 		if err != nil {
 			return nil, err
 		}
+		if pp.Winning {
+			// TODO: ffi.GenerateWinningPoSt; until then say so plainly.
+			return nil, fmt.Errorf("%s: WinningPoSt is not implemented by this prover yet (only WindowPoSt)", task.ProofType)
+		}
 		sectors := make([]ffi.PrivateSectorInfo, 0, len(task.Replicas))
 		for i, r := range task.Replicas {
 			sealed, err := commcid.ReplicaCommitmentV1ToCID(r.CommR[:])

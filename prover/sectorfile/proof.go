@@ -15,7 +15,18 @@ const (
 	Size64GiB  uint64 = 64 << 30
 )
 
-// PoStProof describes a WindowPoSt proof type.
+// Challenge counts per sector (Filecoin's WINDOW_POST_CHALLENGE_COUNT and
+// WINNING_POST_CHALLENGE_COUNT).
+const (
+	WindowPoStChallenges  = 10
+	WinningPoStChallenges = 66
+)
+
+// WinningPoStSectorCount is how many sectors one WinningPoSt proves
+// (Filecoin's WINNING_POST_SECTOR_COUNT).
+const WinningPoStSectorCount = 1
+
+// PoStProof describes a WindowPoSt or WinningPoSt proof type.
 type PoStProof struct {
 	// Name is the proofs-api (rust-fil-proofs) name used on the child
 	// protocol, always the V1_2 form, e.g. "StackedDrgWindow2KiBV1_2".
@@ -28,8 +39,21 @@ type PoStProof struct {
 	SealProof int64
 	// SectorSize is the sector size in bytes.
 	SectorSize uint64
-	// PartitionSectors is the number of sectors in one WindowPoSt partition.
+	// PartitionSectors is the number of sectors in one WindowPoSt partition
+	// (for a WinningPoSt type: WinningPoStSectorCount).
 	PartitionSectors int
+	// Winning marks a WinningPoSt type (Name "StackedDrgWinning...V1",
+	// ChainID 0..4).
+	Winning bool
+}
+
+// Challenges is the number of leaves challenged per sector: 10 for
+// WindowPoSt, 66 for WinningPoSt.
+func (p PoStProof) Challenges() int {
+	if p.Winning {
+		return WinningPoStChallenges
+	}
+	return WindowPoStChallenges
 }
 
 // postProofs lists the WindowPoSt types by sector size. The chain IDs follow
@@ -43,21 +67,65 @@ var postProofs = []PoStProof{
 	{Name: "StackedDrgWindow64GiBV1_2", ChainID: 14, SealProof: 9, SectorSize: Size64GiB, PartitionSectors: 2300},
 }
 
+// winningProofs lists the WinningPoSt types by sector size
+// (StackedDrgWinning*V1 are 0..4 in go-state-types/abi; there is only V1).
+var winningProofs = []PoStProof{
+	{Name: "StackedDrgWinning2KiBV1", ChainID: 0, SealProof: 5, SectorSize: Size2KiB, PartitionSectors: WinningPoStSectorCount, Winning: true},
+	{Name: "StackedDrgWinning8MiBV1", ChainID: 1, SealProof: 6, SectorSize: Size8MiB, PartitionSectors: WinningPoStSectorCount, Winning: true},
+	{Name: "StackedDrgWinning512MiBV1", ChainID: 2, SealProof: 7, SectorSize: Size512MiB, PartitionSectors: WinningPoStSectorCount, Winning: true},
+	{Name: "StackedDrgWinning32GiBV1", ChainID: 3, SealProof: 8, SectorSize: Size32GiB, PartitionSectors: WinningPoStSectorCount, Winning: true},
+	{Name: "StackedDrgWinning64GiBV1", ChainID: 4, SealProof: 9, SectorSize: Size64GiB, PartitionSectors: WinningPoStSectorCount, Winning: true},
+}
+
+// WinningPoStProofForSize returns the WinningPoSt type of a sector size.
+func WinningPoStProofForSize(size uint64) (PoStProof, error) {
+	for _, p := range winningProofs {
+		if p.SectorSize == size {
+			return p, nil
+		}
+	}
+	return PoStProof{}, fmt.Errorf("no WinningPoSt proof type for sector size %d bytes (sizes: 2KiB, 8MiB, 512MiB, 32GiB, 64GiB)", size)
+}
+
+// WinningPoStProofFromChain maps a chain RegisteredPoStProof number 0..4 to
+// its WinningPoSt type.
+func WinningPoStProofFromChain(id int64) (PoStProof, error) {
+	for _, p := range winningProofs {
+		if p.ChainID == id {
+			return p, nil
+		}
+	}
+	return PoStProof{}, fmt.Errorf("chain RegisteredPoStProof %d is not a WinningPoSt type (WinningPoSt types are 0..4)", id)
+}
+
 func knownNames() string {
 	names := make([]string, len(postProofs))
 	for i, p := range postProofs {
 		names[i] = p.Name
 	}
+	for _, p := range winningProofs {
+		names = append(names, p.Name)
+	}
 	return strings.Join(names, ", ")
 }
 
-// PoStProofByName resolves a WindowPoSt proof type given by its proofs-api
-// name. The V1, V1_1 and V1_2 spellings of a size all resolve to the V1_2
-// type, because that is the only one provers still accept. A decimal chain
-// RegisteredPoStProof number (5..14) is accepted too.
+// PoStProofByName resolves a PoSt proof type given by its proofs-api name.
+// For WindowPoSt, the V1, V1_1 and V1_2 spellings of a size all resolve to
+// the V1_2 type, because that is the only one provers still accept.
+// WinningPoSt names ("StackedDrgWinning2KiBV1") resolve to their WinningPoSt
+// type. A decimal chain RegisteredPoStProof number (0..4 winning, 5..14
+// window) is accepted too.
 func PoStProofByName(name string) (PoStProof, error) {
 	if id, err := strconv.ParseInt(name, 10, 64); err == nil {
+		if id >= 0 && id <= 4 {
+			return WinningPoStProofFromChain(id)
+		}
 		return PoStProofFromChain(id)
+	}
+	for _, p := range winningProofs {
+		if p.Name == name {
+			return p, nil
+		}
 	}
 	base := name
 	for _, suffix := range []string{"V1_2", "V1_1", "V1"} {
@@ -71,7 +139,7 @@ func PoStProofByName(name string) (PoStProof, error) {
 			return p, nil
 		}
 	}
-	return PoStProof{}, fmt.Errorf("unknown WindowPoSt proof type %q (known: %s)", name, knownNames())
+	return PoStProof{}, fmt.Errorf("unknown PoSt proof type %q (known: %s)", name, knownNames())
 }
 
 // PoStProofFromChain maps a chain RegisteredPoStProof number (V1 5..9 or

@@ -52,14 +52,22 @@ func TestPoStProofNames(t *testing.T) {
 		{"13", "StackedDrgWindow32GiBV1_2", false},
 		{"8", "StackedDrgWindow32GiBV1_2", false},
 		{"StackedDrgWindow2KiB", "", true},
-		{"StackedDrgWinning2KiBV1", "", true},
-		{"4", "", true},
+		{"StackedDrgWinning2KiBV1", "StackedDrgWinning2KiBV1", false},
+		{"StackedDrgWinning2KiBV1_1", "", true},
+		{"4", "StackedDrgWinning64GiBV1", false},
+		{"15", "", true},
 	}
 	for _, tt := range tests {
 		got, err := PoStProofByName(tt.in)
 		if (err != nil) != tt.wantErr || got.Name != tt.want {
 			t.Errorf("PoStProofByName(%q) = %q, %v; want %q, err=%v", tt.in, got.Name, err, tt.want, tt.wantErr)
 		}
+	}
+	if w, _ := PoStProofByName("StackedDrgWinning2KiBV1"); !w.Winning || w.Challenges() != 66 || w.ChainID != 0 {
+		t.Errorf("winning 2KiB = %+v, challenges %d", w, w.Challenges())
+	}
+	if w, _ := PoStProofByName("StackedDrgWindow2KiBV1_2"); w.Winning || w.Challenges() != 10 {
+		t.Errorf("window 2KiB = %+v, challenges %d", w, w.Challenges())
 	}
 	for seal := int64(0); seal < 20; seal++ {
 		p, err := PoStProofFromSeal(seal)
