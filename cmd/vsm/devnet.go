@@ -173,7 +173,7 @@ func devnetReport(c *cli.Context) error {
 			return err
 		}
 	}
-	fmt.Fprintf(c.App.Writer, "height %d\n%s\n", r.Height, r.String())
+	fmt.Fprintf(c.App.Writer, "height %d\n%s\n%s\n", r.Height, r.WinningString(), r.String())
 	return nil
 }
 

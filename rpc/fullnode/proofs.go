@@ -23,12 +23,13 @@ var sizeTable = []struct {
 	sealV1_1   RegisteredSealProof
 	windowV1   RegisteredPoStProof
 	windowV1_1 RegisteredPoStProof
+	winningV1  RegisteredPoStProof
 }{
-	{SectorSize2KiB, "2KiB", 2, 5, 5, 10},
-	{SectorSize8MiB, "8MiB", 2, 6, 6, 11},
-	{SectorSize512MiB, "512MiB", 2, 7, 7, 12},
-	{SectorSize32GiB, "32GiB", 2349, 8, 8, 13},
-	{SectorSize64GiB, "64GiB", 2300, 9, 9, 14},
+	{SectorSize2KiB, "2KiB", 2, 5, 5, 10, 0},
+	{SectorSize8MiB, "8MiB", 2, 6, 6, 11, 1},
+	{SectorSize512MiB, "512MiB", 2, 7, 7, 12, 2},
+	{SectorSize32GiB, "32GiB", 2349, 8, 8, 13, 3},
+	{SectorSize64GiB, "64GiB", 2300, 9, 9, 14, 4},
 }
 
 // ParseSectorSize accepts "2KiB", "8MiB", "512MiB", "32GiB", "64GiB"
@@ -119,4 +120,45 @@ func (p RegisteredPoStProof) ProofsAPIName() (string, error) {
 		return "StackedDrgWindow" + r.name + "V1", nil
 	}
 	return "StackedDrgWindow" + r.name + "V1_2", nil
+}
+
+// IsWinning reports whether p is a WinningPoSt type (0..4).
+func (p RegisteredPoStProof) IsWinning() bool {
+	for _, r := range sizeTable {
+		if r.winningV1 == p {
+			return true
+		}
+	}
+	return false
+}
+
+// WinningPoStProof returns the WinningPoSt type that goes with a WindowPoSt
+// type (as the miner actor's WinningPoStProofTypeFromWindowPoStProofType).
+func (p RegisteredPoStProof) WinningPoStProof() (RegisteredPoStProof, error) {
+	i, ok := p.row()
+	if !ok {
+		return 0, fmt.Errorf("unknown WindowPoSt proof type %d", p)
+	}
+	return sizeTable[i].winningV1, nil
+}
+
+// WinningPoStProofName is the proofs-api name of a WinningPoSt type
+// ("StackedDrgWinning2KiBV1"), the proof_type of a winning task.
+func (p RegisteredPoStProof) WinningPoStProofName() (string, error) {
+	for _, r := range sizeTable {
+		if r.winningV1 == p {
+			return "StackedDrgWinning" + r.name + "V1", nil
+		}
+	}
+	return "", fmt.Errorf("RegisteredPoStProof %d is not a WinningPoSt type (0..4)", p)
+}
+
+// WinningPoStProofForSize returns the WinningPoSt type for a sector size.
+func WinningPoStProofForSize(size uint64) (RegisteredPoStProof, error) {
+	for _, r := range sizeTable {
+		if r.size == size {
+			return r.winningV1, nil
+		}
+	}
+	return 0, fmt.Errorf("no WinningPoSt proof type for sector size %d", size)
 }

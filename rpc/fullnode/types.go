@@ -55,13 +55,40 @@ func (k TipSetKey) Equal(o TipSetKey) bool {
 	return true
 }
 
-// BlockHeader holds the block fields vsm reads; the rest of a Lotus block
-// header is ignored on decode.
+// BlockHeader holds the block fields vsm reads and, for a mined block, the
+// ones it fills (Ticket, ElectionProof, BeaconEntries, WinPoStProof); the
+// rest of a Lotus block header (state roots, messages root, BLS aggregate,
+// signature, parent weight and base fee) is ignored on decode and left out
+// on encode.
 type BlockHeader struct {
-	Miner     Address
-	Height    ChainEpoch
-	Timestamp uint64
-	Parents   []CID
+	Miner         Address
+	Ticket        *Ticket        `json:",omitempty"`
+	ElectionProof *ElectionProof `json:",omitempty"`
+	BeaconEntries []BeaconEntry  `json:",omitempty"`
+	WinPoStProof  []PoStProof    `json:",omitempty"`
+	Parents       []CID
+	Height        ChainEpoch
+	Timestamp     uint64
+}
+
+// Ticket is a block's ticket (a VRF output over the previous ticket).
+type Ticket struct {
+	VRFProof []byte
+}
+
+// ElectionProof is a block's proof that its miner was elected leader:
+// WinCount is how many times it won the round.
+type ElectionProof struct {
+	WinCount int64
+	VRFProof []byte
+}
+
+// BlockMsg is what Filecoin.SyncSubmitBlock takes: a header and the CIDs of
+// its messages.
+type BlockMsg struct {
+	Header        *BlockHeader
+	BlsMessages   []CID
+	SecpkMessages []CID
 }
 
 // TipSet is ChainHead's answer.

@@ -138,7 +138,10 @@ type persisted struct {
 	Records     []DeadlineRecord
 	Totals      Totals
 	Messages    map[string]*msgRecord
-	Nonces      map[uint64]uint64
+	// WinningPoSt outcomes (see winning.go).
+	WinTotals  WinTotals
+	WinRecords []WinRecord
+	Nonces     map[uint64]uint64
 }
 
 const stateVersion = 1
@@ -156,6 +159,10 @@ type chain struct {
 	verifier Verifier
 	log      *zap.Logger
 	dirty    bool
+	// mining is the spec's [Mining] table (nil: no miner is ever elected).
+	mining *MiningSpec
+	// blocks holds the blocks submitted for rounds not yet judged.
+	blocks map[winKey]*submitted
 }
 
 func newChain(st persisted, spec *Spec, v Verifier, log *zap.Logger) (*chain, error) {
@@ -168,6 +175,8 @@ func newChain(st persisted, spec *Spec, v Verifier, log *zap.Logger) (*chain, er
 		headCh:   make(chan struct{}),
 		verifier: v,
 		log:      log,
+		mining:   spec.Mining,
+		blocks:   map[winKey]*submitted{},
 	}
 	if c.st.Messages == nil {
 		c.st.Messages = map[string]*msgRecord{}
@@ -267,6 +276,7 @@ func (c *chain) advance() []DeadlineRecord {
 			recs = append(recs, rec)
 		}
 	}
+	c.judgeRoundLocked(h - 1)
 	c.st.Height = h
 	c.dirty = true
 	close(c.headCh)
@@ -384,15 +394,17 @@ func (c *chain) tipset(h ChainEpoch, genesisUnix int64, blockSecs float64) fulln
 }
 
 // draw mirrors Lotus's DrawRandomness (H(tag || H(base) || epoch ||
-// entropy)) with SHA-256 in place of blake2b.
+// entropy)) with SHA-256 in place of blake2b (fullnode.DrawRandomnessFromBase,
+// which miners use on the beacon entries of MinerGetBaseInfo).
 func draw(base [32]byte, tag fullnode.DomainSeparationTag, epoch ChainEpoch, entropy []byte) []byte {
-	h := sha256.New()
-	_ = binary.Write(h, binary.BigEndian, int64(tag))
-	inner := sha256.Sum256(base[:])
-	h.Write(inner[:])
-	_ = binary.Write(h, binary.BigEndian, int64(epoch))
-	h.Write(entropy)
-	return h.Sum(nil)
+	r := fullnode.DrawRandomnessFromBase(base[:], tag, epoch, entropy)
+	return r[:]
+}
+
+// beaconBase is the devnet's beacon value of an epoch (its stand-in for a
+// drand round): the base of every beacon randomness drawn at that epoch.
+func (c *chain) beaconBase(epoch ChainEpoch) [32]byte {
+	return sha256.Sum256(fmt.Appendf(nil, "vsm-devnet/%s/%s/%d", "beacon", c.seed, epoch))
 }
 
 func (c *chain) randomness(kind string, tag fullnode.DomainSeparationTag, epoch ChainEpoch, entropy []byte, tsk fullnode.TipSetKey) ([]byte, error) {

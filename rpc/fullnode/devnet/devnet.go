@@ -55,9 +55,25 @@ type WindowPoStVerifyInfo struct {
 	Proof      []byte
 }
 
-// Verifier checks WindowPoSt proofs.
+// WinningPoStVerifyInfo is one WinningPoSt to check: the proof must cover
+// exactly the challenged Sectors for this miner, proof type and randomness.
+type WinningPoStVerifyInfo struct {
+	Miner      uint64
+	ProofType  fullnode.RegisteredPoStProof // a WinningPoSt type (0..4)
+	Randomness [32]byte
+	Sectors    []SectorCommitment
+	Proof      []byte
+}
+
+// Verifier checks PoSt proofs and derives the WinningPoSt sector
+// challenge, as the chain's proofs verifier does.
 type Verifier interface {
 	VerifyWindowPoSt(ctx context.Context, v WindowPoStVerifyInfo) error
+	VerifyWinningPoSt(ctx context.Context, v WinningPoStVerifyInfo) error
+	// GenerateWinningPoStSectorChallenge returns the indexes, into the
+	// miner's eligible sectors sorted by number, of the sectors a
+	// WinningPoSt with this randomness proves.
+	GenerateWinningPoStSectorChallenge(ctx context.Context, proofType fullnode.RegisteredPoStProof, miner uint64, randomness [32]byte, eligible uint64) ([]uint64, error)
 }
 
 // Sealer makes a sector exist on disk and returns its replica commitment.
@@ -76,6 +92,23 @@ func (BuiltinVerifier) VerifyWindowPoSt(_ context.Context, v WindowPoStVerifyInf
 		sectors[i] = engine.SectorCommitment{ID: s.Number, CommR: s.CommR}
 	}
 	return engine.Verify(v.Miner, strconv.FormatInt(int64(v.ProofType), 10), v.Randomness, sectors, v.Proof)
+}
+
+// VerifyWinningPoSt calls engine.Verify with the WinningPoSt type.
+func (BuiltinVerifier) VerifyWinningPoSt(_ context.Context, v WinningPoStVerifyInfo) error {
+	if !v.ProofType.IsWinning() {
+		return fmt.Errorf("proof type %d is not a WinningPoSt type", v.ProofType)
+	}
+	sectors := make([]engine.SectorCommitment, len(v.Sectors))
+	for i, s := range v.Sectors {
+		sectors[i] = engine.SectorCommitment{ID: s.Number, CommR: s.CommR}
+	}
+	return engine.Verify(v.Miner, strconv.FormatInt(int64(v.ProofType), 10), v.Randomness, sectors, v.Proof)
+}
+
+// GenerateWinningPoStSectorChallenge calls engine.WinningSectorChallenges.
+func (BuiltinVerifier) GenerateWinningPoStSectorChallenge(_ context.Context, _ fullnode.RegisteredPoStProof, miner uint64, randomness [32]byte, eligible uint64) ([]uint64, error) {
+	return engine.WinningSectorChallenges(miner, randomness, eligible)
 }
 
 // BuiltinSealer writes sectors in the built-in engine's format with
@@ -365,11 +398,20 @@ type Report struct {
 	Height  ChainEpoch
 	Totals  Totals
 	Records []DeadlineRecord // the most recent, oldest first
+	// Winning counts elected rounds by WinningPoSt outcome; WinRecords
+	// are the most recent, oldest first.
+	Winning    WinTotals
+	WinRecords []WinRecord
 }
 
 // String is the one-line summary `vsm devnet report` prints last.
 func (r Report) String() string {
 	return fmt.Sprintf("deadlines proven %d, faulty %d, missed %d", r.Totals.Proven, r.Totals.Faulty, r.Totals.Missed)
+}
+
+// WinningString is the WinningPoSt summary line of `vsm devnet report`.
+func (r Report) WinningString() string {
+	return fmt.Sprintf("winning posts elected %d: proven %d, invalid %d, missed %d", r.Winning.Elected, r.Winning.Proven, r.Winning.Invalid, r.Winning.Missed)
 }
 
 // Report returns the totals and up to limit recent records (all if limit
@@ -385,7 +427,12 @@ func reportFrom(st *persisted, limit int) Report {
 	if limit >= 0 && len(recs) > limit {
 		recs = recs[len(recs)-limit:]
 	}
-	return Report{Height: st.Height, Totals: st.Totals, Records: append([]DeadlineRecord{}, recs...)}
+	wins := st.WinRecords
+	if limit >= 0 && len(wins) > limit {
+		wins = wins[len(wins)-limit:]
+	}
+	return Report{Height: st.Height, Totals: st.Totals, Records: append([]DeadlineRecord{}, recs...),
+		Winning: st.WinTotals, WinRecords: append([]WinRecord{}, wins...)}
 }
 
 // ReadReport reads the report from a devnet directory's saved state, for

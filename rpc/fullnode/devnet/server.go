@@ -319,42 +319,21 @@ func (d *Devnet) methods() map[string]method {
 			}
 		}),
 		"Filecoin.MinerGetBaseInfo": read(func(ctx context.Context, p params) (any, error) {
-			var epoch ChainEpoch
-			c.mu.Lock()
-			defer c.mu.Unlock()
 			var addr fullnode.Address
+			var round ChainEpoch
 			var tsk fullnode.TipSetKey
-			if err := p.decode(&addr, &epoch, &tsk); err != nil {
+			if err := p.decode(&addr, &round, &tsk); err != nil {
 				return nil, bad(err)
 			}
-			m, err := c.minerLocked(addr)
-			if err != nil {
-				return nil, err
-			}
-			bi := &fullnode.MiningBaseInfo{
-				SectorSize: m.SectorSize, WorkerKey: fullnode.NewIDAddress(m.Worker).String(),
-				EligibleForMining: true, BeaconEntries: []fullnode.BeaconEntry{},
-			}
-			var total uint64
-			for _, mm := range c.miners {
-				total += uint64(len(mm.Sectors)) * mm.SectorSize
-			}
-			bi.NetworkPower = fullnode.NewBigInt(int64(total))
-			var power uint64
-			for _, dl := range m.Deadlines {
-				for _, ps := range dl.Partitions {
-					_ = ps.active().ForEach(func(n uint64) error {
-						bi.Sectors = append(bi.Sectors, fullnode.ExtendedSectorInfo{
-							SealProof: m.SealProof, SectorNumber: n, SealedCID: fullnode.SealedCIDFromCommR(m.commR[n]),
-						})
-						power += m.SectorSize
-						return nil
-					})
-				}
-			}
-			bi.MinerPower = fullnode.NewBigInt(int64(power))
-			return bi, nil
+			return c.baseInfo(ctx, addr, round, tsk)
 		}),
+		"Filecoin.SyncSubmitBlock": {sign: true, call: func(ctx context.Context, p params) (any, error) {
+			var blk fullnode.BlockMsg
+			if err := p.decode(&blk); err != nil {
+				return nil, bad(err)
+			}
+			return nil, c.submitBlock(ctx, &blk)
+		}},
 		"Devnet.Report": read(func(ctx context.Context, p params) (any, error) {
 			limit := 100
 			if len(p.raw) > 0 {

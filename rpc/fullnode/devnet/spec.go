@@ -30,6 +30,22 @@ type Spec struct {
 	// Policy overrides the mainnet timing constants (all zero: mainnet).
 	Policy PolicySpec  `toml:"Policy" json:"Policy"`
 	Miners []MinerSpec `toml:"Miners" json:"Miners"`
+	// Mining enables the WinningPoSt election (absent: no miner is ever
+	// elected, and MinerGetBaseInfo says so).
+	Mining *MiningSpec `toml:"Mining" json:"Mining,omitempty"`
+}
+
+// MiningSpec configures the devnet's leader election.
+type MiningSpec struct {
+	// ExpectedLeadersPerEpoch is the mean number of elected miners per
+	// epoch over the whole devnet (Filecoin's is 5). A miner's win count in
+	// a round is Poisson with mean ExpectedLeadersPerEpoch times its share
+	// of the devnet's committed sectors; it is elected when the count is at
+	// least 1.
+	ExpectedLeadersPerEpoch float64 `toml:"ExpectedLeadersPerEpoch" json:"ExpectedLeadersPerEpoch"`
+	// FirstEpoch: rounds before it are not judged, which gives miners time
+	// to start. Default: the spec's FirstDueEpoch.
+	FirstEpoch int64 `toml:"FirstEpoch" json:"FirstEpoch"`
 }
 
 // PolicySpec overrides WindowPoSt timing; zero fields keep mainnet values.
@@ -133,6 +149,14 @@ func (s *Spec) Validate() error {
 	}
 	if len(s.Miners) == 0 {
 		return fmt.Errorf("no miners")
+	}
+	if m := s.Mining; m != nil {
+		if !(m.ExpectedLeadersPerEpoch > 0 && m.ExpectedLeadersPerEpoch <= 100) {
+			return fmt.Errorf("Mining.ExpectedLeadersPerEpoch %g must be in (0, 100]", m.ExpectedLeadersPerEpoch)
+		}
+		if m.FirstEpoch == 0 {
+			m.FirstEpoch = s.FirstDueEpoch
+		}
 	}
 	seen := map[uint64]bool{}
 	for i := range s.Miners {
