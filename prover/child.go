@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vsm-project/vsm/prover/engine"
+	"github.com/vsm-project/vsm/prover/sectorfile"
 )
 
 // Handler serves one task of a child. It returns the output (marshalled to
@@ -187,6 +188,66 @@ func runHandler(ctx context.Context, h Handler, req Request, log *zap.Logger) (r
 
 // EngineName identifies the built-in engine in outputs.
 const EngineName = "vsm-builtin-sha256 (not valid on mainnet)"
+
+// PoStHandler serves WindowPoSt and WinningPoSt tasks with the built-in
+// engine, telling them apart by proof_type: a StackedDrgWinning type is a
+// WinningPoSt task, anything else goes to WindowPoStHandler (which rejects
+// what it does not know). This is what `vsm wdpost` runs.
+func PoStHandler(p engine.Prover, log *zap.Logger) Handler {
+	window := WindowPoStHandler(p, log)
+	winning := WinningPoStHandler(p, log)
+	return func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var peek struct {
+			ProofType string `json:"proof_type"`
+		}
+		if err := json.Unmarshal(raw, &peek); err == nil {
+			if pp, err := sectorfile.PoStProofByName(peek.ProofType); err == nil && pp.Winning {
+				return winning(ctx, raw)
+			}
+		}
+		return window(ctx, raw)
+	}
+}
+
+// WinningPoStHandler serves WinningPoSt tasks with the built-in engine:
+// 66 challenged leaves of the one challenged sector, with their paths.
+func WinningPoStHandler(p engine.Prover, log *zap.Logger) Handler {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return func(ctx context.Context, raw json.RawMessage) (any, error) {
+		task, err := decodeWindowPoStTask(raw)
+		if err != nil {
+			return nil, fmt.Errorf("winning post: %w", err)
+		}
+		pp, err := sectorfile.PoStProofByName(task.ProofType)
+		if err != nil {
+			return nil, err
+		}
+		if !pp.Winning {
+			return nil, fmt.Errorf("proof_type %q is not a WinningPoSt type (StackedDrgWinning...V1)", task.ProofType)
+		}
+		if len(task.Replicas) != sectorfile.WinningPoStSectorCount {
+			return nil, fmt.Errorf("winning post of miner t0%d: %d replicas, want exactly the %d challenged sector(s)", task.MinerID, len(task.Replicas), sectorfile.WinningPoStSectorCount)
+		}
+		sectors := make([]engine.Sector, len(task.Replicas))
+		for i, r := range task.Replicas {
+			sectors[i] = engine.Sector{ID: r.SectorID, CommR: r.CommR, SealedPath: r.SealedFile, CacheDir: r.CacheDir}
+		}
+		start := time.Now()
+		res, err := p.Prove(ctx, task.MinerID, task.ProofType, task.Seed, sectors)
+		if err != nil {
+			return nil, fmt.Errorf("winning post of miner t0%d: %w", task.MinerID, err)
+		}
+		if len(res.Faults) > 0 {
+			f := res.Faults[0]
+			log.Warn("challenged sector unreadable", zap.Uint64("miner", task.MinerID), zap.Uint64("sector", f.SectorID), zap.String("reason", f.Reason))
+			return nil, fmt.Errorf("winning post of miner t0%d: challenged sector %d cannot be proven: %s", task.MinerID, f.SectorID, f.Reason)
+		}
+		log.Info("winning post proven", zap.Uint64("miner", task.MinerID), zap.Uint64("sector", task.Replicas[0].SectorID), zap.Duration("took", time.Since(start)))
+		return WinningPoStOutput{Proofs: [][]byte{res.Proof}, Engine: EngineName, ChallengedReads: res.Reads, VanillaSeconds: time.Since(start).Seconds()}, nil
+	}
+}
 
 // WindowPoStHandler serves WindowPoSt tasks with the built-in engine.
 func WindowPoStHandler(p engine.Prover, log *zap.Logger) Handler {

@@ -205,3 +205,28 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
+
+// WinningPoStTask is the task of a WinningPoSt request: prove the
+// challenged sector(s) of a mining round. Its fields are the WindowPoSt
+// task's (as damocles' vc-processors WinningPoSt task); ProofType is a
+// WinningPoSt name ("StackedDrgWinning32GiBV1"), which is how a child tells
+// the two kinds apart, and Replicas holds exactly the challenged sectors
+// (one, WINNING_POST_SECTOR_COUNT).
+type WinningPoStTask struct {
+	MinerID   uint64    `json:"miner_id"`
+	ProofType string    `json:"proof_type"`
+	Replicas  []Replica `json:"replicas"`
+	// Seed is the WinningPoSt randomness with seed[31] &= 0x3f applied.
+	Seed Bytes32 `json:"seed"`
+}
+
+// WinningPoStOutput is the output of a WinningPoSt response: one proof.
+// A sector that cannot be proven is an error (err_msg), not a fault: a
+// block cannot skip its challenged sector.
+type WinningPoStOutput struct {
+	Proofs [][]byte `json:"proofs"`
+	// The built-in engine's own keys, as in WindowPoStOutput.
+	Engine          string  `json:"engine,omitempty"`
+	ChallengedReads int64   `json:"challenged_reads,omitempty"`
+	VanillaSeconds  float64 `json:"vanilla_seconds,omitempty"`
+}

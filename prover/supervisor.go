@@ -453,6 +453,30 @@ func (s *Supervisor) Prove(ctx context.Context, task WindowPoStTask) (WindowPoSt
 	return res, nil
 }
 
+// ProveWinning sends a WinningPoSt task (the challenged sector of a mining
+// round) and decodes the output, which must hold exactly one proof.
+func (s *Supervisor) ProveWinning(ctx context.Context, task WinningPoStTask) (WinningPoStOutput, error) {
+	raw, err := json.Marshal(task)
+	if err != nil {
+		return WinningPoStOutput{}, fmt.Errorf("encode WinningPoSt task: %w", err)
+	}
+	out, c, err := s.call(ctx, raw)
+	if err != nil {
+		return WinningPoStOutput{}, fmt.Errorf("winning post of miner t0%d: %w", task.MinerID, err)
+	}
+	var res WinningPoStOutput
+	if err := json.Unmarshal(out, &res); err != nil {
+		return WinningPoStOutput{}, fmt.Errorf("winning post of miner t0%d: child %s answered with output that is not a WinningPoSt output: %w", task.MinerID, c.name, err)
+	}
+	if len(res.Proofs) != 1 || len(res.Proofs[0]) == 0 {
+		return WinningPoStOutput{}, fmt.Errorf("winning post of miner t0%d: child %s answered with %d proofs, want 1", task.MinerID, c.name, len(res.Proofs))
+	}
+	s.mu.Lock()
+	c.proven++
+	s.mu.Unlock()
+	return res, nil
+}
+
 // ChildCapacity is one child's part of Capacity.
 type ChildCapacity struct {
 	Name       string     `json:"name"`

@@ -17,7 +17,7 @@ import (
 func wdpostCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "wdpost",
-		Usage: "serve WindowPoSt requests on stdin/stdout with the built-in engine (started by the daemon as an ext-prover child)",
+		Usage: "serve WindowPoSt and WinningPoSt requests on stdin/stdout with the built-in engine (started by the daemon as an ext-prover child)",
 		Description: "Speaks the damocles vc-processors protocol (docs/ext-prover.md): prints \"" + prover.ReadyLine + "\",\n" +
 			"then answers newline-delimited JSON requests. The built-in engine's proofs are NOT valid on Filecoin mainnet.",
 		Flags: []cli.Flag{
@@ -35,7 +35,7 @@ func wdpostCommand() *cli.Command {
 			defer func() { _ = log.Sync() }()
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM)
 			defer stop()
-			h := prover.WindowPoStHandler(engine.Prover{Parallel: c.Int("parallel-reads")}, log)
+			h := prover.PoStHandler(engine.Prover{Parallel: c.Int("parallel-reads")}, log)
 			return prover.Serve(ctx, os.Stdin, os.Stdout, h, prover.ServeOptions{Logger: log, MaxConcurrent: c.Int("concurrent")})
 		},
 	}

@@ -1,0 +1,71 @@
+package prover_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/vsm-project/vsm/prover"
+	"github.com/vsm-project/vsm/prover/engine"
+)
+
+// TestWinningPoStRealChild sends WinningPoSt and WindowPoSt tasks to one
+// real `vsm wdpost` child: the same child serves both, told apart by
+// proof_type, and the WinningPoSt proof verifies for the challenged sector
+// only.
+func TestWinningPoStRealChild(t *testing.T) {
+	const miner = 1000
+	bin := buildVSM(t)
+	reps := createSectors(t, t.TempDir(), miner, 3)
+	block := prover.ProcessorConfig{Bin: bin, Args: []string{"wdpost"}, Concurrent: 2, Weight: 1, ReadyTimeoutSecs: 10}
+	sup, err := prover.NewSupervisor(prover.Config{WdPost: []prover.ProcessorConfig{block}}, prover.Options{Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := sup.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer sup.Close(context.Background()) //nolint:errcheck // test cleanup
+
+	seed := prover.Bytes32{1, 2, 3}
+	out, err := sup.ProveWinning(ctx, prover.WinningPoStTask{MinerID: miner, ProofType: "StackedDrgWinning2KiBV1", Replicas: reps[1:2], Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.ChallengedReads != engine.WinningChallengesPerSector {
+		t.Errorf("challenged reads %d, want %d", out.ChallengedReads, engine.WinningChallengesPerSector)
+	}
+	good := []engine.SectorCommitment{{ID: reps[1].SectorID, CommR: reps[1].CommR}}
+	if err := engine.Verify(miner, "StackedDrgWinning2KiBV1", seed, good, out.Proofs[0]); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	other := []engine.SectorCommitment{{ID: reps[0].SectorID, CommR: reps[0].CommR}}
+	if err := engine.Verify(miner, "StackedDrgWinning2KiBV1", seed, other, out.Proofs[0]); err == nil {
+		t.Fatal("proof verified for a sector it does not cover")
+	}
+
+	// The same child still proves WindowPoSt.
+	win, err := sup.Prove(ctx, prover.WindowPoStTask{MinerID: miner, ProofType: "StackedDrgWindow2KiBV1_2", Replicas: reps, Seed: seed})
+	if err != nil || len(win.Proofs) != 1 || len(win.Faults) != 0 {
+		t.Fatalf("window post: %+v, %v", win, err)
+	}
+
+	// Errors, said plainly: two replicas, an unreadable sector.
+	_, err = sup.ProveWinning(ctx, prover.WinningPoStTask{MinerID: miner, ProofType: "StackedDrgWinning2KiBV1", Replicas: reps[:2], Seed: seed})
+	if err == nil || !strings.Contains(err.Error(), "want exactly the 1 challenged sector") {
+		t.Errorf("two replicas: %v", err)
+	}
+	if err := os.Remove(reps[2].SealedFile); err != nil {
+		t.Fatal(err)
+	}
+	_, err = sup.ProveWinning(ctx, prover.WinningPoStTask{MinerID: miner, ProofType: "StackedDrgWinning2KiBV1", Replicas: reps[2:3], Seed: seed})
+	if err == nil || !strings.Contains(err.Error(), "challenged sector 3 cannot be proven") {
+		t.Errorf("unreadable sector: %v", err)
+	}
+}
