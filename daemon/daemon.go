@@ -41,6 +41,9 @@ type Options struct {
 	Log      *zap.Logger
 	// Ready, if set, is called once the API is serving.
 	Ready func(apiAddr string)
+	// Miner runs the mining module (WinningPoSt; needs ExtProver and a
+	// chain). See daemon/mining.go.
+	Miner bool
 }
 
 // Run serves until ctx is cancelled, the node leaves the cluster, or it
@@ -97,6 +100,9 @@ func Run(ctx context.Context, o Options) error {
 	registerProving(mux, server, sup, o.Config.StoragePaths)
 	post, err := startPoSt(ctx, o, mux, server, sup, reg)
 	if err != nil {
+		return err
+	}
+	if err := startMining(ctx, o, server, sup, reg); err != nil {
 		return err
 	}
 	srv.Handle("/", web.NewHandler(server, post.statusSchedule, log.Named("web")))
