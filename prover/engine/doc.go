@@ -14,6 +14,17 @@
 //
 // where randomness has the top two bits of its last byte cleared.
 //
+// # WinningPoSt
+//
+// The WinningPoSt types (StackedDrgWinning*V1, chain 0..4) prove one
+// sector with 66 challenges derived as above. Which sector of the miner's
+// eligible set (sorted by number) is challenged follows rust-fil-proofs'
+// generate_sector_challenge (WinningSectorChallenges):
+//
+//	index = LE64(SHA-256(prover_id || randomness || LE64(n))[0:8]) mod setLen
+//
+// with prover_id the miner id as LEB128, zero-padded to 32 bytes.
+//
 // # Verifying (the devnet chain's entry point)
 //
 //	err := engine.Verify(minerID, "StackedDrgWindow2KiBV1_2", randomness,
@@ -32,5 +43,6 @@
 // Little-endian: "VSMWPST1", miner u64, chain proof type u8, sector count u32,
 // challenges per sector u8, path depth u8; then per sector: sector number u64,
 // comm_c [32], comm_r_last [32], and per challenge the leaf [32] followed by
-// depth sibling nodes [32] from the leaf level up.
+// depth sibling nodes [32] from the leaf level up. The challenge count is 10
+// for WindowPoSt and 66 for WinningPoSt; Verify insists on the proof type's.
 package engine
