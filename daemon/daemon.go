@@ -37,8 +37,15 @@ type Options struct {
 	// chain); ChainAPI overrides Chain.API. See daemon/post.go.
 	Poster   bool
 	ChainAPI string
-	Version  string
-	Log      *zap.Logger
+	// Proxy runs a proxy node (see daemon/proxy.go): not a raft member,
+	// sector locations copied read-only from ProxySource (or, when that is
+	// empty, from the node whose home holds the config files). With
+	// ProxyIndexerOff the node uses its own home's store instead.
+	Proxy           bool
+	ProxySource     string
+	ProxyIndexerOff bool
+	Version         string
+	Log             *zap.Logger
 	// Ready, if set, is called once the API is serving.
 	Ready func(apiAddr string)
 	// Miner runs the mining module (WinningPoSt; needs ExtProver and a
@@ -51,6 +58,13 @@ type Options struct {
 func Run(ctx context.Context, o Options) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	if o.Proxy && !o.ProxyIndexerOff {
+		return runProxy(ctx, o)
+	}
+	if o.Proxy {
+		o.Log.Info("--proxy-sector-indexer-off: sector locations come from this node's own home, as a single-node store")
+		o.Bootstrap = true
+	}
 	log := o.Log
 	secret, err := o.Home.JWTSecret()
 	if err != nil {
