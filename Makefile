@@ -14,7 +14,7 @@ E2E_LOG     ?= /tmp/vsm-e2e-deadlines.log
 
 help:
 	@echo "make build   build bin/vsm"
-	@echo "make demo    run a local vsm node with sectors (the README's run command)"
+	@echo "make demo    devnet + 3-node cluster proving deadlines live under ./.demo (the README's run command)"
 	@echo "make test    go vet + every test, real processes included (but the deadline e2e)"
 	@echo "make e2e     the deadline test: devnet, 3 nodes, 12 miners, one proving period, kill -9 (about 5 min)"
 	@echo "make fuzz    run each fuzz target briefly (FUZZTIME=10s)"

@@ -1,50 +1,252 @@
 #!/usr/bin/env bash
-# make demo: a local vsm node on the embedded defaults (raft on bolt, the
-# built-in proof engine's sector format), with a miner and real sectors on
-# disk whose locations are stored in the replicated index. Ctrl-C stops it.
+# make demo: a devnet (simulated chain, fast epochs) and a 3-node vsm
+# cluster on this machine. Each node runs two ext-prover children
+# (`vsm wdpost`, the built-in engine: real sector reads, NOT valid on
+# mainnet) and proves the deadlines the cluster's leader assigns to it.
+# The devnet judges every deadline; this script prints its totals and the
+# raft leader every few seconds. Ctrl-C stops every process it started.
+#
+# Everything lives in ./.demo, wiped at each start. Knobs (environment):
+#   VSM_DEMO_PORT   first of the 9 node ports (default 1789: node 1 uses
+#                   1789 API, 1790 raft, 1791 gossip; node 2 1792-1794;
+#                   node 3 1795-1797). The devnet takes a free port.
+#   VSM_DEMO_EPOCH  wall time per epoch (default 200ms: a deadline window
+#                   of 60 epochs is open 12 s)
+#   VSM_DEMO_MINERS number of miners (default 4), 96 2 KiB sectors each
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VSM="$PWD/bin/vsm"
-DEMO="$PWD/.demo"
-HOME_DIR="$DEMO/node1"
-SECTORS="$DEMO/store-1"
-API=127.0.0.1:${VSM_DEMO_PORT:-1789}
+ROOT=$PWD
+DEMO="$ROOT/.demo"
+BASE=${VSM_DEMO_PORT:-1789}
+EPOCH=${VSM_DEMO_EPOCH:-200ms}
+MINERS=${VSM_DEMO_MINERS:-4}
+SECTORS=96     # 2 KiB sectors, 2 per partition: one partition in each of the 48 deadlines
+FIRST_DUE=50   # the devnet judges deadlines whose challenge epoch is at or after this
+STAGGER=15     # miner i's proving period starts 15*i epochs after miner 0's
 
-rm -rf "$DEMO"
-mkdir -p "$DEMO"
-vsm() { "$VSM" --home "$HOME_DIR" "$@"; }
+[ -x "$ROOT/bin/vsm" ] || { echo "bin/vsm is missing: run 'make demo' (or 'make build' first)" >&2; exit 1; }
 
-vsm daemon init --node-id node1 --listen "$API" --raft-addr 127.0.0.1:1790 --gossip-addr 127.0.0.1:1791 >/dev/null
-vsm daemon run --bootstrap >"$DEMO/node1.log" 2>&1 &
-DAEMON=$!
-trap 'echo; echo "stopping"; kill $DAEMON 2>/dev/null; wait $DAEMON 2>/dev/null; exit 0' INT TERM
-trap 'kill $DAEMON 2>/dev/null || true' EXIT
+# A demo still running from an earlier start (e.g. its terminal was closed):
+# stop the processes it recorded, by pid, before wiping its directory.
+if [ -f "$DEMO/pids" ]; then
+  while read -r pid; do
+    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
+    if [[ "$cmd" == *"$DEMO"* ]]; then
+      echo "stopping pid $pid left by an earlier demo"
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  done <"$DEMO/pids"
+  sleep 2
+fi
 
-for _ in $(seq 100); do
-  curl -sf "http://$API/healthz" >/dev/null 2>&1 && break
-  kill -0 $DAEMON 2>/dev/null || { cat "$DEMO/node1.log"; exit 1; }
-  sleep 0.1
+# Port n of node i (0-based): BASE + 3*i + n.
+port() { echo $((BASE + 3 * $1 + $2)); }
+in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for i in 0 1 2; do
+  for n in 0 1 2; do
+    p=$(port $i $n)
+    if in_use "$p"; then
+      echo "port $p is in use; stop what uses it or pick other ports: VSM_DEMO_PORT=2789 make demo" >&2
+      exit 1
+    fi
+  done
 done
 
-echo "== creating 8 real 2KiB sectors for miner t01000 in $SECTORS"
-vsm miner add t01000 --sector-size 2KiB
-vsm storage add store-1 --path "$SECTORS"
-"$VSM" util sector create --miner 1000 --number 0 --count 8 --dir "$SECTORS" --json |
-  sed -E 's/.*"number":([0-9]+).*"seal_proof":([0-9]+),"comm_r":"([0-9a-f]+)".*/{"miner":1000,"number":\1,"sealed":"store-1","cache":"store-1","proof":\2,"commr":"\3"}/' \
-  >"$DEMO/locations.jsonl"
-vsm sector location import --file "$DEMO/locations.jsonl" --quiet
+rm -rf "$DEMO"
+mkdir -p "$DEMO/bin"
+# Every process of the demo runs this path, so `pgrep -f .demo` finds them
+# all, the prover children included.
+ln -s "$ROOT/bin/vsm" "$DEMO/bin/vsm"
+VSM="$DEMO/bin/vsm"
+: >"$DEMO/pids"
 
-echo "== the replicated index"
-vsm miner list
-vsm storage list
-vsm sector location list --miner t01000
+PIDS=()       # daemons and the devnet, each the leader of its own process group
+DEVNET_PID=""
+STOPPING=""
+stop_all() {
+  [ -n "$STOPPING" ] && return
+  STOPPING=1
+  trap - INT TERM HUP
+  echo
+  echo "== stopping the 3 nodes and the devnet"
+  local kids=() pid
+  for pid in "${PIDS[@]}"; do
+    # the prover children run in their own process groups: note them by pid
+    mapfile -t -O "${#kids[@]}" kids < <(pgrep -P "$pid" 2>/dev/null || true)
+  done
+  for pid in "${PIDS[@]}"; do
+    [ "$pid" = "$DEVNET_PID" ] || kill -TERM "$pid" 2>/dev/null || true
+  done
+  for _ in $(seq 100); do    # up to 10 s for a clean shutdown
+    local alive=0
+    for pid in "${PIDS[@]}"; do
+      [ "$pid" = "$DEVNET_PID" ] || ! kill -0 "$pid" 2>/dev/null || alive=1
+    done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
+  [ -n "$DEVNET_PID" ] && kill -TERM "$DEVNET_PID" 2>/dev/null || true
+  for _ in $(seq 50); do
+    kill -0 "$DEVNET_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  for pid in "${PIDS[@]}" "${kids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "pid $pid did not stop in time: kill -9"
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  wait 2>/dev/null || true
+  local left
+  left=$(pgrep -f "$DEMO/bin/vsm" || true)
+  if [ -n "$left" ]; then
+    echo "still running (pids $(echo $left)): stop them with kill" >&2
+  else
+    rm -f "$DEMO/pids"
+    echo "all stopped (no process of $DEMO/bin/vsm left); logs stay in $DEMO until the next start"
+  fi
+}
+on_signal() { stop_all; exit 0; }
+trap on_signal INT TERM HUP
+trap stop_all EXIT
 
+# start NAME CMD...: run CMD in the background in a new session (Ctrl-C
+# reaches only this script, which stops the processes in order), log to
+# .demo/NAME.log.
+start() {
+  local name=$1
+  shift
+  setsid "$@" >"$DEMO/$name.log" 2>&1 </dev/null &
+  PIDS+=($!)
+  echo $! >>"$DEMO/pids"
+}
+
+http_ok() { # http_ok HOST:PORT PATH: the status line of GET PATH is 200
+  (
+    exec 3<>"/dev/tcp/${1%:*}/${1#*:}" || exit 1
+    printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$2" "$1" >&3
+    read -r -t 2 status <&3
+    [[ "$status" == *" 200 "* ]]
+  ) 2>/dev/null
+}
+
+# --- the chain --------------------------------------------------------------
+echo "== devnet: $MINERS miners x $SECTORS sectors of 2 KiB, $EPOCH per epoch"
+DN="$DEMO/devnet"
+mkdir -p "$DN/sectors"
+{
+  echo "Seed = \"vsm-demo\""
+  echo "FirstDueEpoch = $FIRST_DUE"
+  for ((i = 0; i < MINERS; i++)); do
+    printf '[[Miners]]\nID = %d\nSectorSize = "2KiB"\nSectors = %d\nProvingPeriodOffset = %d\n' \
+      $((1000 + i)) $SECTORS $((STAGGER * i))
+  done
+} >"$DEMO/devnet.toml"
+# Write the sector files here (the devnet "seals" a sector by reusing the
+# files already on disk) so that their CommR is at hand for the import.
+: >"$DEMO/locations.jsonl"
+for ((i = 0; i < MINERS; i++)); do
+  "$VSM" util sector create --miner $((1000 + i)) --number 0 --count $SECTORS --size 2KiB --dir "$DN/sectors" --json |
+    sed -E 's/.*"miner":([0-9]+),"number":([0-9]+),.*"seal_proof":([0-9]+),"comm_r":"([0-9a-f]+)".*/{"miner":\1,"number":\2,"sealed":"sectors","cache":"sectors","proof":\3,"commr":"\4"}/' \
+      >>"$DEMO/locations.jsonl"
+done
+start devnet "$VSM" --log-level warn devnet run --dir "$DN" --spec "$DEMO/devnet.toml" --listen 127.0.0.1:0 --epoch "$EPOCH"
+DEVNET_PID=$!
+for _ in $(seq 300); do
+  [ -s "$DN/api-info" ] && break
+  kill -0 "$DEVNET_PID" 2>/dev/null || { cat "$DEMO/devnet.log"; exit 1; }
+  sleep 0.1
+done
+CHAIN=$(cat "$DN/api-info")
+echo "   FULLNODE_API_INFO=$CHAIN"
+
+# --- the cluster ------------------------------------------------------------
+# Two children per node, as for two GPUs (see docs/ext-prover.md).
+extprover() {
+  cat <<CFG
+# two children, as for two GPUs; the built-in engine (not valid on mainnet)
+[[WdPost]]
+Bin = "$VSM"
+Args = ["wdpost"]
+Concurrent = 2
+ReadyTimeoutSecs = 20
+
+[[WdPost]]
+Bin = "$VSM"
+Args = ["wdpost"]
+Concurrent = 2
+ReadyTimeoutSecs = 20
+CFG
+}
+API=() GOSSIP=()
+for i in 0 1 2; do
+  API+=("127.0.0.1:$(port $i 0)")
+  GOSSIP+=("127.0.0.1:$(port $i 2)")
+done
+JOIN=$(IFS=,; echo "${GOSSIP[*]}")
+echo "== 3 nodes: bootstrap-expect 3, each with 2 ext-prover children, --poster"
+for i in 0 1 2; do
+  id=n$((i + 1))
+  secrets=()
+  [ $i -gt 0 ] && secrets=(--secrets "$DEMO/secrets.json")
+  "$VSM" --home "$DEMO/$id" daemon init --node-id $id --listen "${API[$i]}" \
+    --raft-addr "127.0.0.1:$(port $i 1)" --gossip-addr "${GOSSIP[$i]}" "${secrets[@]}" >/dev/null
+  [ $i -eq 0 ] && "$VSM" --home "$DEMO/n1" cluster secrets export "$DEMO/secrets.json" >/dev/null
+  extprover >"$DEMO/$id/ext-prover.cfg"
+  start $id "$VSM" --home "$DEMO/$id" daemon run --bootstrap-expect 3 --join "$JOIN" \
+    --ext-prover --poster --chain-api "$CHAIN"
+  echo "   $id  api ${API[$i]}  raft 127.0.0.1:$(port $i 1)  gossip ${GOSSIP[$i]}  log .demo/$id.log"
+done
+n1() { "$VSM" --home "$DEMO/n1" "$@"; }
+leader() { n1 cluster status --json 2>/dev/null | sed -nE 's/.*"leader_id": "([^"]*)".*/\1/p' || true; }
+for _ in $(seq 600); do
+  [ -n "$(leader)" ] && break
+  for pid in "${PIDS[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { echo "a process exited during start-up; logs:"; tail -n 20 "$DEMO"/*.log; exit 1; }
+  done
+  sleep 0.1
+done
+echo "   leader: $(leader)"
+
+echo "== miners, storage and $((MINERS * SECTORS)) sector locations into the replicated store (through n1)"
+n1 storage add sectors --path "$DN/sectors" >/dev/null
+for ((i = 0; i < MINERS; i++)); do
+  n1 miner add "t0$((1000 + i))" --sector-size 2KiB >/dev/null
+done
+n1 sector location import --file "$DEMO/locations.jsonl" --quiet
+height() { "$VSM" devnet report --dir "$DN" | sed -nE 's/^height ([0-9]+)$/\1/p'; }
+h=$(height)
+echo "   ready at epoch $h; the first judged deadlines are challenged at epoch $FIRST_DUE and close about $((FIRST_DUE + 80))"
+if [ "${h:-0}" -ge $((FIRST_DUE - 10)) ]; then
+  echo "   (start-up was slow on this machine: the first judged deadlines may be missed)"
+fi
+
+if http_ok "${API[0]}" /; then
+  PAGE="status page   http://${API[0]}/"
+else
+  PAGE="status page   not served by this build yet; see the metrics and the schedule below"
+fi
 cat <<MSG
 
-vsm node1 is running (log: $DEMO/node1.log)
-  API      http://$API/rpc/v0   (token in $HOME_DIR/token)
-  metrics  http://$API/metrics
-  try      ./bin/vsm --home $HOME_DIR sector location get --miner t01000 --number 3
+vsm is running: 3 nodes, 6 prover children, $MINERS miners on a devnet at $EPOCH per epoch.
+  $PAGE
+  metrics       http://${API[0]}/metrics   (also :$(port 1 0) and :$(port 2 0))
+  schedule      ./bin/vsm --home .demo/n1 cluster schedule
+  members       ./bin/vsm --home .demo/n1 cluster members
+  chain         ./bin/vsm devnet report --dir .demo/devnet --records 10
+  logs          .demo/n1.log .demo/n2.log .demo/n3.log .demo/devnet.log
+A deadline window is open 60 epochs; every miner has a partition in each of its 48
+deadlines, and the devnet verifies each proof and counts the windows as they close.
 Press Ctrl-C to stop.
+
 MSG
-wait $DAEMON
+
+while true; do
+  rep=$("$VSM" devnet report --dir "$DN" --records 1 2>/dev/null || true)
+  h=$(sed -nE 's/^height ([0-9]+)$/\1/p' <<<"$rep")
+  tot=$(tail -n 1 <<<"$rep")
+  last=$(awk 'NR==2 && $1 ~ /^t0/ {print "last closed " $1 " deadline " $3 " " $6}' <<<"$rep")
+  ldr=$(leader || true)
+  printf '%s  epoch %-5s  %s  leader %s  %s\n' "$(date +%H:%M:%S)" "${h:-?}" "${tot:-devnet not answering}" "${ldr:-?}" "$last"
+  sleep 3
+done
