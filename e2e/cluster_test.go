@@ -25,8 +25,9 @@ func startCluster(t testing.TB, n int) []*harness.Node {
 	})
 }
 
-// startClusterWith is startCluster with a choice of where nodes live.
-func startClusterWith(t testing.TB, n int, newNode func(i int, extraInit ...string) *harness.Node) []*harness.Node {
+// startClusterWith is startCluster with a choice of where nodes live and
+// extra `daemon run` flags.
+func startClusterWith(t testing.TB, n int, newNode func(i int, extraInit ...string) *harness.Node, runArgs ...string) []*harness.Node {
 	t.Helper()
 	nodes := []*harness.Node{newNode(0)}
 	secrets := filepath.Join(t.TempDir(), "secrets.json")
@@ -39,7 +40,7 @@ func startClusterWith(t testing.TB, n int, newNode func(i int, extraInit ...stri
 		gossip = append(gossip, nd.Gossip)
 	}
 	for _, nd := range nodes {
-		nd.RunArgs = []string{"--bootstrap-expect", fmt.Sprint(n), "--join", strings.Join(gossip, ",")}
+		nd.RunArgs = append([]string{"--bootstrap-expect", fmt.Sprint(n), "--join", strings.Join(gossip, ",")}, runArgs...)
 		nd.Start()
 	}
 	for _, nd := range nodes {

@@ -143,73 +143,9 @@ func TestDeadlinesSurviveNodeLoss(t *testing.T) {
 		t.Skip("runs a full proving period (about 5 minutes): make e2e")
 	}
 	start := time.Now()
-	bin := harness.Binary(t)
-	work := t.TempDir()
-	var spec strings.Builder
-	fmt.Fprintf(&spec, "Seed = \"deadlines-e2e\"\nFirstDueEpoch = %d\n", dlFirstDue)
-	for i := range dlMiners {
-		fmt.Fprintf(&spec, "[[Miners]]\nID = %d\nSectorSize = \"2KiB\"\nSectors = %d\n", 1000+i, dlSectors)
-	}
-	specPath := filepath.Join(work, "spec.toml")
-	writeFile(t, specPath, spec.String())
-	dnDir := filepath.Join(work, "dn")
-	sealStart := time.Now()
-	apiInfo, dnCmd := startDevnetProcess(t, bin, dnDir, specPath, dlEpoch)
-	t.Logf("devnet sealed %d sectors in %v; %s", dlMiners*dlSectors, time.Since(sealStart).Round(time.Millisecond), apiInfo)
-	chain, err := fullnode.Dial(apiInfo, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := startPosterCluster(t, dlMiners, dlSectors, dlFirstDue, dlEpoch, "deadlines-e2e")
+	chain, nodes, dnCmd := pc.chain, pc.nodes, pc.devnet
 	ctx := context.Background()
-
-	// Three nodes, two children each, all posters.
-	nodes := []*harness.Node{harness.NewNode(t, "n1")}
-	secrets := filepath.Join(work, "secrets.json")
-	nodes[0].MustRun("cluster", "secrets", "export", secrets)
-	for i := 1; i < 3; i++ {
-		nodes = append(nodes, harness.NewNode(t, fmt.Sprintf("n%d", i+1), "--secrets", secrets))
-	}
-	var gossip []string
-	for _, n := range nodes {
-		gossip = append(gossip, n.Gossip)
-	}
-	for _, n := range nodes {
-		writeFile(t, filepath.Join(n.Home, "ext-prover.cfg"), twoChildren)
-		n.RunArgs = []string{"--bootstrap-expect", "3", "--join", strings.Join(gossip, ","), "--ext-prover", "--poster", "--chain-api", apiInfo}
-		n.Start()
-	}
-	for _, n := range nodes {
-		n.WaitHealthy(60 * time.Second)
-	}
-
-	// Import the miners and their sector locations, with CommR from the chain.
-	var miners []devnet.MinerSummary
-	if err := chain.Call(ctx, "Devnet.Miners", &miners); err != nil {
-		t.Fatal(err)
-	}
-	n1 := nodes[0]
-	n1.MustRun("storage", "add", "sectors", "--path", miners[0].SectorDir)
-	var jsonl strings.Builder
-	for _, m := range miners {
-		if m.SectorDir != miners[0].SectorDir {
-			t.Fatalf("miners in several sector dirs: %+v", miners)
-		}
-		n1.MustRun("miner", "add", fmt.Sprintf("t0%d", m.ID), "--sector-size", "2KiB")
-		for s := uint64(0); s < uint64(m.Sectors); s++ {
-			si, err := chain.StateSectorGetInfo(ctx, fullnode.NewIDAddress(m.ID), s, nil)
-			if err != nil || si == nil {
-				t.Fatalf("sector %d of t0%d: %v", s, m.ID, err)
-			}
-			commR, err := si.CommR()
-			if err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(&jsonl, `{"miner":"t0%d","number":%d,"sealed":"sectors","cache":"sectors","proof":%d,"commr":"%x"}`+"\n", m.ID, s, si.SealProof, commR)
-		}
-	}
-	locs := filepath.Join(work, "locs.jsonl")
-	writeFile(t, locs, jsonl.String())
-	n1.MustRun("sector", "location", "import", "--file", locs, "--quiet")
 	head, err := chain.ChainHead(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -324,6 +260,7 @@ func TestDeadlinesSurviveNodeLoss(t *testing.T) {
 			proven++
 		case "faulty":
 			faulty++
+			t.Errorf("deadline t0%d/%d (open %d) faulty: %+v", r.Miner, r.Index, r.Open, r)
 		default:
 			missed++
 			t.Errorf("deadline t0%d/%d (open %d) %s", r.Miner, r.Index, r.Open, r.Outcome)
@@ -339,6 +276,13 @@ func TestDeadlinesSurviveNodeLoss(t *testing.T) {
 	moves := strings.Count(logs, "scheduler: deadline reassigned")
 	deadMoves := strings.Count(logs, `"reason": "owner-dead"`) + strings.Count(logs, "\towner-dead")
 	t.Logf("log: %d reassignment lines (%d owner-dead), %d proofs submitted, %d give-ups", moves, deadMoves, strings.Count(logs, "window post submitted"), strings.Count(logs, "giving up"))
+	faultLines := 0
+	for l := range strings.SplitSeq(logs, "\n") {
+		if (strings.Contains(l, "fault check") || strings.Contains(l, "declared faulty")) && faultLines < 20 {
+			t.Logf("fault: %s", l)
+			faultLines++
+		}
+	}
 	shown := 0
 	for l := range strings.SplitSeq(logs, "\n") {
 		if strings.Contains(l, "giving up") && shown < 5 {

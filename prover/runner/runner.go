@@ -42,6 +42,7 @@ type Chain interface {
 	StateGetRandomnessFromTickets(ctx context.Context, tag fullnode.DomainSeparationTag, epoch fullnode.ChainEpoch, entropy []byte, tsk fullnode.TipSetKey) ([]byte, error)
 	SubmitWindowedPoSt(ctx context.Context, maddr, from fullnode.Address, p *fullnode.SubmitWindowedPoStParams, spec *fullnode.MessageSendSpec) (fullnode.CID, error)
 	DeclareFaults(ctx context.Context, maddr, from fullnode.Address, p *fullnode.DeclareFaultsParams, spec *fullnode.MessageSendSpec) (fullnode.CID, error)
+	DeclareFaultsRecovered(ctx context.Context, maddr, from fullnode.Address, p *fullnode.DeclareFaultsParams, spec *fullnode.MessageSendSpec) (fullnode.CID, error)
 }
 
 // Prover proves one partition; *prover.Supervisor implements it.
@@ -631,9 +632,13 @@ func (r *Runner) provePartitions(ctx context.Context, miner uint64, mi minerInfo
 	return out, errors.Join(errs...)
 }
 
-// checkWindow checks the readability of a deadline's sectors before its
-// fault cutoff and declares the unreadable ones faulty, so the chain
-// does not count the whole partition as missed.
+// checkWindow checks a deadline's sectors before its fault cutoff, as
+// Lotus's fault and recovery checks do: live sectors that cannot be read
+// are declared faulty, so the chain does not count the whole partition as
+// missed; sectors the chain holds faulty that can be read again are
+// declared recovered, so they are proven (and healed) in the window.
+// Without the recovery half, a sector declared faulty once (say, before
+// its location was imported) would stay faulty forever.
 func (r *Runner) checkWindow(ctx context.Context, a fsm.Assignment, mi minerInfo, di fullnode.DeadlineInfo) {
 	log := r.log.With(zap.String("deadline", fmt.Sprintf("t0%d/%d", a.Miner, a.Deadline)), zap.Int64("open", int64(di.Open)))
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
@@ -650,54 +655,88 @@ func (r *Runner) checkWindow(ctx context.Context, a fsm.Assignment, mi minerInfo
 		return
 	}
 	seed[31] &= 0x3f
-	loc := prover.Locator{Store: r.cfg.Store, Local: r.cfg.Local}
-	var decl fullnode.DeclareFaultsParams
+	var faults, recoveries fullnode.DeclareFaultsParams
 	for i, part := range parts {
-		check := bitfield.Subtract(part.LiveSectors, part.FaultySectors)
-		var replicas []prover.Replica
-		var bad []uint64
-		_ = check.ForEach(func(n uint64) error {
-			rep, why := loc.Sector(a.Miner, n, mi.post)
-			if why != "" {
-				log.Warn("fault check: sector cannot be located", zap.String("sector", sectorfile.SectorName(a.Miner, n)), zap.String("reason", why))
-				bad = append(bad, n)
-				return nil
-			}
-			replicas = append(replicas, rep)
-			return nil
-		})
-		if len(replicas) > 0 {
-			out, err := r.cfg.Prover.Prove(ctx, prover.WindowPoStTask{MinerID: a.Miner, ProofType: mi.post.Name, Replicas: replicas, Seed: prover.Bytes32(seed), CheckOnly: true})
-			if err != nil {
-				log.Warn("fault check: prover", zap.Int("partition", i), zap.Error(err))
-				continue
-			}
-			for _, f := range out.Faults {
-				log.Warn("fault check: sector unreadable", zap.String("sector", sectorfile.SectorName(a.Miner, f)), zap.String("reason", out.FaultReasons[fmt.Sprint(f)]))
-			}
-			bad = append(bad, out.Faults...)
+		healthy := bitfield.Subtract(part.LiveSectors, part.FaultySectors)
+		faulty := bitfield.Subtract(bitfield.Intersect(part.LiveSectors, part.FaultySectors), part.RecoveringSectors)
+		bad, _, err := r.readable(ctx, log, a.Miner, mi, seed, healthy)
+		if err != nil {
+			log.Warn("fault check: prover", zap.Int("partition", i), zap.Error(err))
+			continue
+		}
+		_, good, err := r.readable(ctx, log, a.Miner, mi, seed, faulty)
+		if err != nil {
+			log.Warn("recovery check: prover", zap.Int("partition", i), zap.Error(err))
+			continue
 		}
 		if len(bad) > 0 {
-			bf, err := bitfield.FromSet(bad)
-			if err != nil {
-				log.Warn("fault check", zap.Error(err))
-				continue
-			}
-			decl.Faults = append(decl.Faults, fullnode.FaultDeclaration{Deadline: di.Index, Partition: uint64(i), Sectors: bf})
+			bf, _ := bitfield.FromSet(bad)
+			faults.Faults = append(faults.Faults, fullnode.FaultDeclaration{Deadline: di.Index, Partition: uint64(i), Sectors: bf})
+		}
+		if len(good) > 0 {
+			bf, _ := bitfield.FromSet(good)
+			recoveries.Faults = append(recoveries.Faults, fullnode.FaultDeclaration{Deadline: di.Index, Partition: uint64(i), Sectors: bf})
 		}
 	}
-	if len(decl.Faults) == 0 {
-		log.Debug("fault check: every sector readable")
+	if len(faults.Faults) == 0 && len(recoveries.Faults) == 0 {
+		log.Debug("fault check: every live sector readable, no faulty sector recovered")
 		return
 	}
 	if h, err := r.head(ctx); err != nil || h >= di.FaultCutoff {
-		log.Warn("fault check found faulty sectors after the cutoff; they will be skipped in the proof", zap.Int("partitions", len(decl.Faults)))
+		log.Warn("fault check after the cutoff: faulty sectors will be skipped in the proof and recoveries wait for the next window", zap.Int("fault_partitions", len(faults.Faults)), zap.Int("recovery_partitions", len(recoveries.Faults)))
 		return
 	}
-	cid, err := r.cfg.Chain.DeclareFaults(ctx, maddr, mi.worker, &decl, nil)
+	if len(faults.Faults) > 0 {
+		cid, err := r.cfg.Chain.DeclareFaults(ctx, maddr, mi.worker, &faults, nil)
+		if err != nil {
+			log.Error("declare faults", zap.Error(err))
+		} else {
+			log.Warn("declared faulty sectors before the cutoff", zap.Int("partitions", len(faults.Faults)), zap.Stringer("message", cid))
+		}
+	}
+	if len(recoveries.Faults) > 0 {
+		cid, err := r.cfg.Chain.DeclareFaultsRecovered(ctx, maddr, mi.worker, &recoveries, nil)
+		if err != nil {
+			log.Error("declare recoveries", zap.Error(err))
+		} else {
+			log.Info("declared recovered sectors before the cutoff", zap.Int("partitions", len(recoveries.Faults)), zap.Stringer("message", cid))
+		}
+	}
+}
+
+// readable checks sectors through the children (reads of fresh random
+// challenges) and splits them into unreadable (with the reason logged)
+// and readable ones. A sector without a location is unreadable.
+func (r *Runner) readable(ctx context.Context, log *zap.Logger, miner uint64, mi minerInfo, seed [32]byte, sectors bitfield.BitField) (bad, good []uint64, err error) {
+	loc := prover.Locator{Store: r.cfg.Store, Local: r.cfg.Local}
+	var replicas []prover.Replica
+	_ = sectors.ForEach(func(n uint64) error {
+		rep, why := loc.Sector(miner, n, mi.post)
+		if why != "" {
+			log.Warn("fault check: sector cannot be located", zap.String("sector", sectorfile.SectorName(miner, n)), zap.String("reason", why))
+			bad = append(bad, n)
+			return nil
+		}
+		replicas = append(replicas, rep)
+		return nil
+	})
+	if len(replicas) == 0 {
+		return bad, nil, nil
+	}
+	out, err := r.cfg.Prover.Prove(ctx, prover.WindowPoStTask{MinerID: miner, ProofType: mi.post.Name, Replicas: replicas, Seed: prover.Bytes32(seed), CheckOnly: true})
 	if err != nil {
-		log.Error("declare faults", zap.Error(err))
-		return
+		return nil, nil, err
 	}
-	log.Warn("declared faulty sectors before the cutoff", zap.Int("partitions", len(decl.Faults)), zap.Stringer("message", cid))
+	unreadable := map[uint64]bool{}
+	for _, f := range out.Faults {
+		log.Warn("fault check: sector unreadable", zap.String("sector", sectorfile.SectorName(miner, f)), zap.String("reason", out.FaultReasons[fmt.Sprint(f)]))
+		unreadable[f] = true
+		bad = append(bad, f)
+	}
+	for _, rep := range replicas {
+		if !unreadable[rep.SectorID] {
+			good = append(good, rep.SectorID)
+		}
+	}
+	return bad, good, nil
 }

@@ -121,9 +121,17 @@ func (l *lockedFSM) apply(t *testing.T, c fsm.Command) {
 // devnet (4 deadlines of 10 epochs, two partitions in deadlines 0 and 1)
 // for two periods: every judged deadline is proven and verified by the
 // devnet, one partition per message, after a failed first prove attempt.
-func TestRunnerProvesEveryDeadline(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// runnerFixture is an in-process devnet with one miner whose four
+// deadlines are all assigned to node n1 in a local FSM.
+type runnerFixture struct {
+	dn    *devnet.Devnet
+	chain *fullnode.Client
+	f     *lockedFSM
+	locs  []fsm.SectorLocation
+}
+
+func newRunnerFixture(t *testing.T, ctx context.Context, withLocations bool) *runnerFixture {
+	t.Helper()
 	off := int64(0)
 	spec := &devnet.Spec{
 		Seed: "runner", FirstDueEpoch: 40,
@@ -135,13 +143,12 @@ func TestRunnerProvesEveryDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(dn.Handler())
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	chain := fullnode.NewClient(fullnode.APIInfo{Token: dn.Token(), URL: srv.URL + "/rpc/v1"}, zaptest.NewLogger(t))
 
-	f := &lockedFSM{FSM: fsm.New(nil)}
-	f.apply(t, fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PoStProof: 10, PartitionSize: 2, Enabled: true}})
-	f.apply(t, fsm.PutStorage{Instance: fsm.StorageInstance{Name: "store", Path: dn.Miners()[0].SectorDir}})
-	var locs []fsm.SectorLocation
+	fx := &runnerFixture{dn: dn, chain: chain, f: &lockedFSM{FSM: fsm.New(nil)}}
+	fx.f.apply(t, fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PoStProof: 10, PartitionSize: 2, Enabled: true}})
+	fx.f.apply(t, fsm.PutStorage{Instance: fsm.StorageInstance{Name: "store", Path: dn.Miners()[0].SectorDir}})
 	for n := uint64(0); n < 8; n++ {
 		si, err := chain.StateSectorGetInfo(ctx, fullnode.NewIDAddress(1000), n, nil)
 		if err != nil {
@@ -151,29 +158,44 @@ func TestRunnerProvesEveryDeadline(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		locs = append(locs, fsm.SectorLocation{SectorID: fsm.SectorID{Miner: 1000, Number: n}, Sealed: "store", Cache: "store", CommR: commR})
+		fx.locs = append(fx.locs, fsm.SectorLocation{SectorID: fsm.SectorID{Miner: 1000, Number: n}, Sealed: "store", Cache: "store", CommR: commR})
 	}
-	f.apply(t, fsm.PutLocations{Locations: locs})
+	if withLocations {
+		fx.f.apply(t, fsm.PutLocations{Locations: fx.locs})
+	}
 	var as []fsm.Assignment
 	for d := uint8(0); d < 4; d++ {
 		as = append(as, fsm.Assignment{DeadlineKey: fsm.DeadlineKey{Miner: 1000, Deadline: d}, Node: "n1"})
 	}
-	f.apply(t, fsm.SetAssignments{Assignments: as})
+	fx.f.apply(t, fsm.SetAssignments{Assignments: as})
+	return fx
+}
 
-	prov := &engineProver{}
-	prov.failFirst.Store(1)
+func (fx *runnerFixture) runner(t *testing.T, prov Prover) *Runner {
+	t.Helper()
 	r, err := New(Config{
-		NodeID: "n1", Chain: chain, Prover: prov, Store: f.FSM, Confidence: 1, MaxPartitionsPerMessage: 1, CheckLead: 2, Poll: 5 * time.Millisecond,
+		NodeID: "n1", Chain: fx.chain, Prover: prov, Store: fx.f.FSM, Confidence: 1, MaxPartitionsPerMessage: 1, CheckLead: 2, Poll: 5 * time.Millisecond,
 		Record: func(_ context.Context, rec fsm.DeadlineRecord) error {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			return f.ApplyCommand(fsm.RecordDeadline{Record: rec}).Err
+			fx.f.mu.Lock()
+			defer fx.f.mu.Unlock()
+			return fx.f.ApplyCommand(fsm.RecordDeadline{Record: rec}).Err
 		},
 		Logger: zaptest.NewLogger(t),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+func TestRunnerProvesEveryDeadline(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fx := newRunnerFixture(t, ctx, true)
+	dn, f := fx.dn, fx.f
+	prov := &engineProver{}
+	prov.failFirst.Store(1)
+	r := fx.runner(t, prov)
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
 	// Deadlines 0 and 1 are judged from challenge epoch 40 on: deadline 1
@@ -206,5 +228,39 @@ func TestRunnerProvesEveryDeadline(t *testing.T) {
 		if got == nil || got.Outcome != fsm.OutcomeProven || got.Node != "n1" {
 			t.Fatalf("record of deadline %d in period %d: %+v", want.d, want.ps, got)
 		}
+	}
+}
+
+// TestRunnerDeclaresRecoveries starts the runner before the sector
+// locations are in the store: its first checks declare the sectors faulty
+// (they cannot be located). Once the locations arrive it must declare them
+// recovered before the judged windows, so those are proven, not faulty.
+func TestRunnerDeclaresRecoveries(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fx := newRunnerFixture(t, ctx, false)
+	r := fx.runner(t, &engineProver{})
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	for fx.dn.Height() < 20 {
+		fx.dn.Step(1)
+		time.Sleep(25 * time.Millisecond)
+	}
+	fx.f.mu.Lock()
+	err := fx.f.ApplyCommand(fsm.PutLocations{Locations: fx.locs}).Err
+	fx.f.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for fx.dn.Height() < 121 {
+		fx.dn.Step(1)
+		time.Sleep(25 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	rep := fx.dn.Report(-1)
+	t.Logf("devnet: %s", rep)
+	if rep.Totals.Missed != 0 || rep.Totals.Faulty != 0 || rep.Totals.Proven != 3 {
+		t.Fatalf("devnet report %s, want 3 proven (faults declared early must be recovered)\n%+v", rep, rep.Records)
 	}
 }
