@@ -31,15 +31,18 @@ type Capacity struct {
 
 // Meta is what each member tells the others about itself.
 type Meta struct {
-	ID        string   `json:"id"`
-	ClusterID string   `json:"c,omitempty"`
-	RPC       string   `json:"rpc"`
-	Raft      string   `json:"raft"`
-	NonVoter  bool     `json:"nv,omitempty"`
-	Expect    int      `json:"exp,omitempty"`
-	HasState  bool     `json:"st,omitempty"`
-	Draining  bool     `json:"dr,omitempty"`
-	Capacity  Capacity `json:"cap"`
+	ID        string `json:"id"`
+	ClusterID string `json:"c,omitempty"`
+	RPC       string `json:"rpc"`
+	Raft      string `json:"raft"`
+	NonVoter  bool   `json:"nv,omitempty"`
+	Expect    int    `json:"exp,omitempty"`
+	HasState  bool   `json:"st,omitempty"`
+	Draining  bool   `json:"dr,omitempty"`
+	// Poster says the node runs the deadline runner (daemon run --poster);
+	// only posters are given deadlines, whatever children they have.
+	Poster   bool     `json:"pst,omitempty"`
+	Capacity Capacity `json:"cap"`
 }
 
 // Member is one gossip member as this node sees it.

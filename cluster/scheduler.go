@@ -303,7 +303,8 @@ func fetchMinerWork(ctx context.Context, chain SchedulerChain, id uint64) (sched
 }
 
 // nodesFromMembers turns gossip members into scheduler nodes. A member
-// without ready children has no GPUs; a dead member, or one suspect for
+// that is not a poster, or has no ready children, has no GPUs (a node
+// running only --miner must not be given deadlines it never proves); a dead member, or one suspect for
 // longer than grace, is not alive; a member that left is not listed at
 // all (its deadlines move as "owner-gone"). suspect remembers when each
 // member was first seen suspect and is updated in place.
@@ -327,7 +328,7 @@ func nodesFromMembers(members []Member, now time.Time, suspect map[string]time.T
 			delete(suspect, m.ID)
 		}
 		gpus := 0
-		if m.Capacity.ChildrenReady > 0 {
+		if m.Poster && m.Capacity.ChildrenReady > 0 {
 			gpus = m.Capacity.GPUs
 		}
 		nodes = append(nodes, schedule.Node{

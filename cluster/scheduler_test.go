@@ -68,22 +68,25 @@ func TestNodesFromMembers(t *testing.T) {
 		want    []schedule.Node
 	}{
 		{name: "alive with children",
-			member: Member{Meta: Meta{ID: "a", Capacity: cap2}, State: "alive"},
+			member: Member{Meta: Meta{ID: "a", Poster: true, Capacity: cap2}, State: "alive"},
 			want:   []schedule.Node{{ID: "a", GPUs: 2, PartitionTime: 1500 * time.Millisecond, Alive: true}}},
+		{name: "not a poster means no capacity",
+			member: Member{Meta: Meta{ID: "a", Capacity: cap2}, State: "alive"},
+			want:   []schedule.Node{{ID: "a", PartitionTime: 1500 * time.Millisecond, Alive: true}}},
 		{name: "no ready children means no capacity",
-			member: Member{Meta: Meta{ID: "a", Capacity: Capacity{GPUs: 2, Children: 2}}, State: "alive"},
+			member: Member{Meta: Meta{ID: "a", Poster: true, Capacity: Capacity{GPUs: 2, Children: 2}}, State: "alive"},
 			want:   []schedule.Node{{ID: "a", Alive: true}}},
-		{name: "dead", member: Member{Meta: Meta{ID: "a", Capacity: cap2}, State: "dead"},
+		{name: "dead", member: Member{Meta: Meta{ID: "a", Poster: true, Capacity: cap2}, State: "dead"},
 			want: []schedule.Node{{ID: "a", GPUs: 2, PartitionTime: 1500 * time.Millisecond}}},
-		{name: "draining", member: Member{Meta: Meta{ID: "a", Draining: true, Capacity: cap2}, State: "alive"},
+		{name: "draining", member: Member{Meta: Meta{ID: "a", Poster: true, Draining: true, Capacity: cap2}, State: "alive"},
 			want: []schedule.Node{{ID: "a", GPUs: 2, PartitionTime: 1500 * time.Millisecond, Alive: true, Draining: true}}},
-		{name: "suspect briefly is still alive", member: Member{Meta: Meta{ID: "a", Capacity: cap2}, State: "suspect"},
+		{name: "suspect briefly is still alive", member: Member{Meta: Meta{ID: "a", Poster: true, Capacity: cap2}, State: "suspect"},
 			suspect: map[string]time.Time{"a": now.Add(-time.Second)},
 			want:    []schedule.Node{{ID: "a", GPUs: 2, PartitionTime: 1500 * time.Millisecond, Alive: true}}},
-		{name: "suspect for long counts as dead", member: Member{Meta: Meta{ID: "a", Capacity: cap2}, State: "suspect"},
+		{name: "suspect for long counts as dead", member: Member{Meta: Meta{ID: "a", Poster: true, Capacity: cap2}, State: "suspect"},
 			suspect: map[string]time.Time{"a": now.Add(-3 * time.Second)},
 			want:    []schedule.Node{{ID: "a", GPUs: 2, PartitionTime: 1500 * time.Millisecond}}},
-		{name: "left is not a node", member: Member{Meta: Meta{ID: "a", Capacity: cap2}, State: "left"}, want: []schedule.Node{}},
+		{name: "left is not a node", member: Member{Meta: Meta{ID: "a", Poster: true, Capacity: cap2}, State: "left"}, want: []schedule.Node{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,9 +166,9 @@ func TestSchedulerRounds(t *testing.T) {
 	chain := &fakeChain{head: 5000, periodStart: map[uint64]int64{1000: 17, 1001: 1300, 1002: 0}, parts: map[uint64][48]int{1000: ones, 1001: ones, 1002: ones}}
 	capa := Capacity{GPUs: 2, Children: 2, ChildrenReady: 2, SecondsPerPartition: 60}
 	h := &fakeHost{f: f, members: []Member{
-		{Meta: Meta{ID: "a", Capacity: capa}, State: "alive"},
-		{Meta: Meta{ID: "b", Capacity: capa}, State: "alive"},
-		{Meta: Meta{ID: "c"}, State: "alive"}, // no children: gets nothing
+		{Meta: Meta{ID: "a", Poster: true, Capacity: capa}, State: "alive"},
+		{Meta: Meta{ID: "b", Poster: true, Capacity: capa}, State: "alive"},
+		{Meta: Meta{ID: "c", Poster: true}, State: "alive"}, // no children: gets nothing
 	}}
 	s := newScheduler(h, chain, SchedulerConfig{BatchSize: 40, Logger: zaptest.NewLogger(t)})
 
@@ -255,7 +258,7 @@ func TestSchedulerRounds(t *testing.T) {
 func TestSchedulerChainFailureWritesNothing(t *testing.T) {
 	f := fsm.New(nil)
 	f.ApplyCommand(fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PoStProof: 10, PartitionSize: 2, Enabled: true}})
-	h := &fakeHost{f: f, members: []Member{{Meta: Meta{ID: "a", Capacity: Capacity{GPUs: 1, ChildrenReady: 1}}, State: "alive"}}}
+	h := &fakeHost{f: f, members: []Member{{Meta: Meta{ID: "a", Poster: true, Capacity: Capacity{GPUs: 1, ChildrenReady: 1}}, State: "alive"}}}
 	chain := &fakeChain{head: 10, periodStart: map[uint64]int64{}}
 	s := newScheduler(h, chain, SchedulerConfig{Logger: zaptest.NewLogger(t)})
 	if _, err := s.Round(context.Background()); err == nil || h.applies != 0 {

@@ -33,6 +33,8 @@ type ServerConfig struct {
 	// RPCAddr is this node's API address, gossiped so members can forward.
 	RPCAddr  string
 	NonVoter bool
+	// Poster: this node proves the deadlines it is given.
+	Poster bool
 	// BootstrapExpect bootstraps a new cluster once this many voters that
 	// have no raft state have met through gossip.
 	BootstrapExpect int
@@ -85,6 +87,7 @@ func OpenServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		RPC:       cfg.RPCAddr,
 		Raft:      node.RaftAddr(),
 		NonVoter:  cfg.NonVoter,
+		Poster:    cfg.Poster,
 		Expect:    cfg.BootstrapExpect,
 		HasState:  node.raft.LastIndex() > 0,
 	}

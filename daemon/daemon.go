@@ -169,6 +169,7 @@ func serverConfig(o Options, rpcAddr string, fwd cluster.Forwarder, sup *prover.
 		},
 		RPCAddr:           rpcAddr,
 		NonVoter:          o.NonVoter,
+		Poster:            o.Poster,
 		BootstrapExpect:   o.BootstrapExpect,
 		Join:              o.Join,
 		DeadServerCleanup: o.DeadServerCleanup,
