@@ -120,18 +120,12 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	srv.Handle("/", web.NewHandler(server, post.statusSchedule, log.Named("web")))
-	reg.MustRegister(server.Collector(), mux.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve() }()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := writeLocalAccess(o.Home, srv.Addr(), auth); err != nil {
+	reg.MustRegister(server.Collector())
+	serveErr, shutdown, err := serve(o.Home, srv, mux, reg, auth)
+	if err != nil {
 		return err
 	}
+	defer shutdown()
 	log.Info("vsm node serving", zap.String("node", o.Config.Node.ID), zap.String("api", srv.Addr()), zap.String("raft", server.Node().RaftAddr()), zap.String("gossip", o.Config.Gossip.Addr), zap.String("home", o.Home.Dir))
 	if o.Ready != nil {
 		o.Ready(srv.Addr())
@@ -220,6 +214,24 @@ func healthy(s *cluster.Server) error {
 		return errors.New("no raft leader known")
 	}
 	return s.ReadReady()
+}
+
+// serve registers the common collectors, starts serving HTTP and writes
+// the local access files. shutdown stops the server gracefully.
+func serve(h config.Home, srv *rpc.Server, mux *rpc.Mux, reg *prometheus.Registry, auth *rpc.Auth) (<-chan error, func(), error) {
+	reg.MustRegister(mux.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve() }()
+	shutdown := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}
+	if err := writeLocalAccess(h, srv.Addr(), auth); err != nil {
+		shutdown()
+		return nil, nil, err
+	}
+	return serveErr, shutdown, nil
 }
 
 // writeLocalAccess writes <home>/api and an admin <home>/token, so CLI

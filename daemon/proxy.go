@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
 	"github.com/vsm-project/vsm/cluster"
@@ -212,17 +211,11 @@ func runProxy(ctx context.Context, o Options) error {
 	rpc.RegisterVSM(mux, store, o.Version)
 	registerProving(mux, store, sup, o.Config.StoragePaths)
 	srv.Handle("/", web.NewHandler(store, nil, log.Named("web")))
-	reg.MustRegister(mux.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve() }()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := writeLocalAccess(o.Home, srv.Addr(), auth); err != nil {
+	serveErr, shutdown, err := serve(o.Home, srv, mux, reg, auth)
+	if err != nil {
 		return err
 	}
+	defer shutdown()
 	log.Info("vsm proxy node serving", zap.String("api", srv.Addr()), zap.String("source", source), zap.String("home", o.Home.Dir))
 	select {
 	case <-ctx.Done():
