@@ -96,7 +96,9 @@ type Node struct {
 	// leaderReady is set once this node, as leader, has applied everything
 	// earlier leaders committed (a barrier) and the cluster has its id.
 	// Until then its writes wait, so nothing is written before the id.
-	leaderReady atomic.Bool
+	leaderReady atomic.Uint64 // the term it was established in; 0: not
+	ready       atomic.Bool   // ReadReady has succeeded once
+	opened      time.Time
 	done        chan struct{}
 }
 
@@ -117,7 +119,7 @@ func Open(cfg Config) (*Node, error) {
 	if adv.IP == nil || adv.IP.IsUnspecified() {
 		return nil, fmt.Errorf("raft advertise address %q: peers cannot dial an unspecified address; set raft advertise", cfg.RaftAdvertise)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, fatal: make(chan error, 1), done: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, fatal: make(chan error, 1), done: make(chan struct{}), opened: time.Now()}
 	n.fsm = &trackedFSM{FSM: fsm.New(n.onFatal)}
 	if err := n.open(adv); err != nil {
 		n.closeStores()
@@ -189,7 +191,7 @@ func (n *Node) monitorLeadership() {
 		case <-n.done:
 			return
 		case leader := <-n.raft.LeaderCh():
-			n.leaderReady.Store(false)
+			n.leaderReady.Store(0)
 			if leader {
 				go n.establishLeadership()
 			}
@@ -199,6 +201,7 @@ func (n *Node) monitorLeadership() {
 
 func (n *Node) establishLeadership() {
 	for n.raft.State() == raft.Leader {
+		term := n.raft.CurrentTerm()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := waitFuture(ctx, n.raft.Barrier(0))
 		if err == nil {
@@ -206,7 +209,7 @@ func (n *Node) establishLeadership() {
 		}
 		cancel()
 		if err == nil {
-			n.leaderReady.Store(n.raft.State() == raft.Leader)
+			n.leaderReady.Store(term)
 			n.log.Info("leadership established", zap.String("node", n.cfg.NodeID))
 			return
 		}
@@ -223,9 +226,17 @@ func (n *Node) establishLeadership() {
 	}
 }
 
+// LeaderReady reports whether this node leads and has established its
+// leadership in the current term (a barrier done in this term, so its FSM
+// holds everything earlier leaders committed).
+func (n *Node) LeaderReady() bool {
+	t := n.leaderReady.Load()
+	return t != 0 && t == n.raft.CurrentTerm() && n.raft.State() == raft.Leader
+}
+
 // waitLeaderReady waits until this leader has established leadership.
 func (n *Node) waitLeaderReady(ctx context.Context) error {
-	for !n.leaderReady.Load() {
+	for !n.LeaderReady() {
 		if n.raft.State() != raft.Leader {
 			id, addr := n.Leader()
 			return &NotLeaderError{LeaderID: id, LeaderAddr: addr}
@@ -243,15 +254,35 @@ func (n *Node) waitLeaderReady(ctx context.Context) error {
 var ErrCatchingUp = errors.New("catching up")
 
 // ReadReady says whether local reads reflect at least everything this node
-// had in its log when it started.
+// had in its log when it started. The log's tail at start may have been
+// uncommitted and since replaced by a new leader; once this node has heard
+// from a leader, only what is committed counts, so a truncated tail cannot
+// keep reads refused forever.
 func (n *Node) ReadReady() error {
-	if n.restoredAtStart {
+	if n.restoredAtStart || n.ready.Load() {
 		return nil
 	}
-	if applied := n.fsm.applied.Load(); applied < n.startIndex {
-		return fmt.Errorf("%w: applied %d of %d log entries since start; retry shortly", ErrCatchingUp, applied, n.startIndex)
+	applied := n.fsm.applied.Load()
+	if applied >= n.startIndex {
+		n.ready.Store(true)
+		return nil
 	}
-	return nil
+	if n.heardFromLeaderSinceStart() {
+		commit := parseUint(n.raft.Stats()["commit_index"])
+		if commit < n.startIndex && n.raft.AppliedIndex() >= commit {
+			if target, err := n.lastAppliableAtOrBefore(commit); err == nil && applied >= target {
+				n.ready.Store(true)
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%w: applied %d of %d log entries since start; retry shortly", ErrCatchingUp, applied, n.startIndex)
+}
+
+// heardFromLeaderSinceStart: this node leads in an established term, or a
+// leader has contacted it since it opened.
+func (n *Node) heardFromLeaderSinceStart() bool {
+	return n.LeaderReady() || n.raft.LastContact().After(n.opened)
 }
 
 func (n *Node) raftConfig() *raft.Config {
@@ -368,7 +399,12 @@ func (n *Node) applyRaw(ctx context.Context, data []byte) (int, error) {
 
 func (n *Node) applyErr(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+	case errors.Is(err, raft.ErrLeadershipLost):
+		// The entry may already be on a majority and be committed by the
+		// next leader: the outcome is unknown, so it must not be retried
+		// as if nothing had been submitted.
+		return fmt.Errorf("%w: leadership was lost while the write was in flight; it may or may not have been applied", ErrTimeout)
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		id, addr := n.Leader()
 		return fmt.Errorf("%w (raft: %v)", &NotLeaderError{LeaderID: id, LeaderAddr: addr}, err)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
@@ -445,10 +481,13 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 }
 
 // lastAppliableAtOrBefore walks back from index to the newest entry the
-// FSM is handed. Entries compacted into a snapshot were restored before
-// raft moved its applied index past them, so they need no wait.
+// FSM is handed. It stops at the latest snapshot: raft keeps TrailingLogs
+// entries below it, but the FSM holds them through the snapshot and will
+// not see them applied again (after a restart from a snapshot, waiting for
+// one would wait forever).
 func (n *Node) lastAppliableAtOrBefore(index uint64) (uint64, error) {
-	for i := index; i > 0; i-- {
+	snap := parseUint(n.raft.Stats()["last_snapshot_index"])
+	for i := index; i > snap && i > 0; i-- {
 		var l raft.Log
 		if err := n.logs.GetLog(i, &l); err != nil {
 			if errors.Is(err, raft.ErrLogNotFound) {

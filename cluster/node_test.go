@@ -127,3 +127,41 @@ func TestHomeOfAnotherClusterIsRefused(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestConsistentReadAfterRestartFromSnapshot: raft keeps log entries below
+// a snapshot (TrailingLogs), and the FSM holds them through the snapshot.
+// A consistent read after a restart must not wait for them to be applied
+// again.
+func TestConsistentReadAfterRestartFromSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	n := openNode(t, dir)
+	waitClusterID(t, n)
+	for _, c := range []fsm.Command{
+		fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PartitionSize: 2}},
+	} {
+		if _, err := n.Apply(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.SnapshotNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n = openNode(t, dir)
+	defer n.Close(ctx)
+	waitClusterID(t, n)
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := n.ConsistentRead(rctx); err != nil {
+		t.Fatalf("consistent read after a restart from a snapshot: %v", err)
+	}
+	if err := n.ReadReady(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := n.FSM().Miner(1000); !ok {
+		t.Fatal("the restored state lacks the miner")
+	}
+}
