@@ -40,10 +40,18 @@ func (s *Server) reconcile(ctx context.Context) {
 		if m.ID == s.node.ID() || m.Raft == "" {
 			continue
 		}
+		s.mu.Lock()
+		if m.State != "alive" {
+			delete(s.removed, m.ID)
+		}
+		removed := s.removed[m.ID]
+		s.mu.Unlock()
 		i := slices.IndexFunc(servers, func(srv raft.Server) bool { return string(srv.ID) == m.ID })
 		switch {
 		case m.State == "alive" && m.ClusterID != "" && ours != "" && m.ClusterID != ours:
 			// Gossip refuses such members; this only guards a race.
+		case m.State == "alive" && i < 0 && removed:
+			// An operator removed it while it still runs; leave it out.
 		case m.State == "alive" && i < 0:
 			s.addNonVoter(m)
 		case m.State == "alive" && string(servers[i].Address) != m.Raft:

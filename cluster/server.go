@@ -61,6 +61,10 @@ type Server struct {
 
 	mu      sync.Mutex
 	healthy map[string]time.Time // non-voter id -> caught up since
+	// removed are members an operator removed while this node led; the
+	// reconcile loop does not add them back while they stay alive in
+	// gossip (they are re-added once they leave or fail and come back).
+	removed map[string]bool
 }
 
 // OpenServer starts raft and gossip and the background loops. It does
@@ -79,7 +83,7 @@ func OpenServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, node: node, log: node.log, healthy: map[string]time.Time{}}
+	s := &Server{cfg: cfg, node: node, log: node.log, healthy: map[string]time.Time{}, removed: map[string]bool{}}
 	recorded, _ := os.ReadFile(filepath.Join(cfg.Raft.Dir, "cluster-id"))
 	meta := Meta{
 		ID:        node.ID(),
@@ -287,7 +291,8 @@ func (s *Server) SetDraining(on bool) error {
 	return s.gossip.UpdateMeta(func(m *Meta) { m.Draining = on })
 }
 
-// RemovePeer removes a server from the raft configuration, on the leader.
+// RemovePeer removes a server from the raft configuration, on the leader
+// (a follower forwards once; the leader's side is RemovePeerOnLeader).
 func (s *Server) RemovePeer(ctx context.Context, id string) error {
 	if !s.node.IsLeader() {
 		addr, err := s.leaderRPC()
@@ -295,6 +300,17 @@ func (s *Server) RemovePeer(ctx context.Context, id string) error {
 			return err
 		}
 		return s.cfg.Forwarder.RemovePeer(ctx, addr, id)
+	}
+	return s.RemovePeerOnLeader(ctx, id)
+}
+
+// RemovePeerOnLeader is RemovePeer on the node that must be the leader; it
+// never forwards, so two nodes with stale leader views cannot bounce a
+// request between them.
+func (s *Server) RemovePeerOnLeader(ctx context.Context, id string) error {
+	if !s.node.IsLeader() {
+		lid, addr := s.node.Leader()
+		return &NotLeaderError{LeaderID: lid, LeaderAddr: addr}
 	}
 	if !s.inConfiguration(id) {
 		return fmt.Errorf("%w: %s is not in the raft configuration (see 'vsm cluster peers')", fsm.ErrRejected, id)
@@ -312,6 +328,9 @@ func (s *Server) RemovePeer(ctx context.Context, id string) error {
 	if err := waitFuture(ctx, s.node.raft.RemoveServer(raft.ServerID(id), 0, 0)); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
+	s.mu.Lock()
+	s.removed[id] = true
+	s.mu.Unlock()
 	s.log.Info("removed raft peer", zap.String("peer", id))
 	return nil
 }
@@ -332,6 +351,15 @@ func (s *Server) TransferLeader(ctx context.Context, to string) error {
 			return err
 		}
 		return s.cfg.Forwarder.TransferLeader(ctx, addr, to)
+	}
+	return s.TransferLeaderOnLeader(ctx, to)
+}
+
+// TransferLeaderOnLeader is TransferLeader without forwarding.
+func (s *Server) TransferLeaderOnLeader(ctx context.Context, to string) error {
+	if !s.node.IsLeader() {
+		lid, addr := s.node.Leader()
+		return &NotLeaderError{LeaderID: lid, LeaderAddr: addr}
 	}
 	return s.transfer(ctx, to)
 }

@@ -104,3 +104,27 @@ func TestDeadServerCleanup(t *testing.T) {
 		t.Fatal("the leader's log does not say why the member was removed")
 	}
 }
+
+// TestRemoveLivePeerStaysRemoved: the leader must not add back, through
+// gossip, a member an operator removed while it still runs.
+func TestRemoveLivePeerStaysRemoved(t *testing.T) {
+	nodes := startCluster(t, 3)
+	leader := leaderOf(t, nodes)
+	var victim *harness.Node
+	for _, n := range nodes {
+		if n != leader {
+			victim = n
+		}
+	}
+	var other *harness.Node
+	for _, n := range nodes {
+		if n != leader && n != victim {
+			other = n
+		}
+	}
+	other.MustRun("cluster", "remove-peer", victim.ID) // from a follower: forwarded once
+	time.Sleep(4 * time.Second)                        // several reconcile rounds
+	if slices.ContainsFunc(peersOf(t, leader), func(p cluster.Peer) bool { return p.ID == victim.ID }) {
+		t.Fatalf("%s was added back after remove-peer", victim.ID)
+	}
+}

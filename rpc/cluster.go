@@ -20,7 +20,9 @@ type ClusterBackend interface {
 	Join(addrs []string) (int, error)
 	Leave(ctx context.Context) error
 	RemovePeer(ctx context.Context, id string) error
+	RemovePeerOnLeader(ctx context.Context, id string) error
 	TransferLeader(ctx context.Context, to string) error
+	TransferLeaderOnLeader(ctx context.Context, to string) error
 	SetDraining(on bool) error
 }
 
@@ -36,6 +38,8 @@ func RegisterCluster(m *Mux, b ClusterBackend, afterLeave func()) {
 	m.Register("VSM.ClusterLeave", PermAdmin, c.leave)
 	m.Register("VSM.ClusterRemovePeer", PermAdmin, c.removePeer)
 	m.Register("VSM.ClusterTransferLeader", PermAdmin, c.transferLeader)
+	m.Register("VSM.ClusterLeaderRemovePeer", PermAdmin, c.leaderRemovePeer)
+	m.Register("VSM.ClusterLeaderTransfer", PermAdmin, c.leaderTransfer)
 	m.Register("VSM.ClusterDrain", PermAdmin, c.drain)
 }
 
@@ -109,6 +113,24 @@ func (c *clusterAPI) transferLeader(ctx context.Context, p []json.RawMessage) (a
 		return nil, err
 	}
 	return true, storeErr(c.b.TransferLeader(ctx, to))
+}
+
+// leaderRemovePeer and leaderTransfer are what a follower forwards to: the
+// leader acts or says it is not the leader, never forwarding again.
+func (c *clusterAPI) leaderRemovePeer(ctx context.Context, p []json.RawMessage) (any, error) {
+	var id string
+	if err := Params(p, 0, &id); err != nil {
+		return nil, err
+	}
+	return true, storeErr(c.b.RemovePeerOnLeader(ctx, id))
+}
+
+func (c *clusterAPI) leaderTransfer(ctx context.Context, p []json.RawMessage) (any, error) {
+	var to string
+	if err := Params(p, 1, &to); err != nil {
+		return nil, err
+	}
+	return true, storeErr(c.b.TransferLeaderOnLeader(ctx, to))
 }
 
 func (c *clusterAPI) drain(_ context.Context, p []json.RawMessage) (any, error) {
@@ -196,7 +218,7 @@ func (f *Forwarder) Status(ctx context.Context, addr string) (cluster.Status, er
 
 // RemovePeer implements cluster.Forwarder.
 func (f *Forwarder) RemovePeer(ctx context.Context, addr, id string) error {
-	if err := f.client(addr).Call(ctx, "VSM.ClusterRemovePeer", nil, id); err != nil {
+	if err := f.client(addr).Call(ctx, "VSM.ClusterLeaderRemovePeer", nil, id); err != nil {
 		return fromRemote(addr, err)
 	}
 	return nil
@@ -204,7 +226,7 @@ func (f *Forwarder) RemovePeer(ctx context.Context, addr, id string) error {
 
 // TransferLeader implements cluster.Forwarder.
 func (f *Forwarder) TransferLeader(ctx context.Context, addr, to string) error {
-	if err := f.client(addr).Call(ctx, "VSM.ClusterTransferLeader", nil, to); err != nil {
+	if err := f.client(addr).Call(ctx, "VSM.ClusterLeaderTransfer", nil, to); err != nil {
 		return fromRemote(addr, err)
 	}
 	return nil
