@@ -91,6 +91,12 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	served := false
+	defer func() {
+		if !served {
+			_ = srv.Close()
+		}
+	}()
 	sup, err := startProver(ctx, o, reg)
 	if err != nil {
 		return err
@@ -121,6 +127,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	srv.Handle("/", web.NewHandler(server, post.statusSchedule, log.Named("web")))
 	reg.MustRegister(server.Collector())
+	served = true
 	serveErr, shutdown, err := serve(o.Home, srv, mux, reg, auth)
 	if err != nil {
 		return err

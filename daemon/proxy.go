@@ -23,6 +23,10 @@ import (
 // proxyPoll is how often a proxy asks its source whether anything changed.
 const proxyPoll = 500 * time.Millisecond
 
+// proxyStale is how long a proxy serves its copy without reaching the
+// source before it reports the copy stale (reads and /healthz fail).
+const proxyStale = 30 * time.Second
+
 // ErrProxyReadOnly refuses writes on a proxy node.
 var ErrProxyReadOnly = errors.New("read-only proxy")
 
@@ -52,18 +56,21 @@ type proxyStore struct {
 
 	mu      sync.Mutex
 	synced  bool
+	lastOK  time.Time // last time the source answered
 	applied uint64
 	status  cluster.Status // the source's, at the last sync
 	err     error
 	kick    chan chan error
+	done    chan struct{} // closed when run returns
 }
 
 func newProxyStore(source string, token string, log *zap.Logger) *proxyStore {
-	return &proxyStore{source: source, client: rpc.NewClient(source, token), fsm: fsm.New(nil), log: log, kick: make(chan chan error)}
+	return &proxyStore{source: source, client: rpc.NewClient(source, token), fsm: fsm.New(nil), log: log, kick: make(chan chan error), done: make(chan struct{})}
 }
 
 // run keeps the mirror in step until ctx ends.
 func (p *proxyStore) run(ctx context.Context) {
+	defer close(p.done)
 	t := time.NewTicker(proxyPoll)
 	defer t.Stop()
 	for {
@@ -97,6 +104,7 @@ func (p *proxyStore) sync(ctx context.Context, force bool) error {
 		return fmt.Errorf("source %s: %w", p.source, err)
 	}
 	p.mu.Lock()
+	p.lastOK = time.Now()
 	same := p.synced && st.AppliedIndex == p.applied
 	p.mu.Unlock()
 	if same && !force {
@@ -130,6 +138,9 @@ func (p *proxyStore) ReadReady() error {
 		}
 		return fmt.Errorf("%w: proxy is copying the state of %s", cluster.ErrCatchingUp, p.source)
 	}
+	if age := time.Since(p.lastOK); age > proxyStale {
+		return fmt.Errorf("%w: the proxy's copy of %s is stale: the source has not answered for %v: %v", cluster.ErrCatchingUp, p.source, age.Round(time.Second), p.err)
+	}
 	return nil
 }
 
@@ -145,6 +156,8 @@ func (p *proxyStore) ConsistentRead(ctx context.Context) error {
 	case p.kick <- done:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-p.done:
+		return errors.New("the proxy is shutting down")
 	}
 	select {
 	case err := <-done:
@@ -203,6 +216,12 @@ func runProxy(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	served := false
+	defer func() {
+		if !served {
+			_ = srv.Close()
+		}
+	}()
 	sup, err := startProver(ctx, o, reg)
 	if err != nil {
 		return err
@@ -211,6 +230,7 @@ func runProxy(ctx context.Context, o Options) error {
 	rpc.RegisterVSM(mux, store, o.Version)
 	registerProving(mux, store, sup, o.Config.StoragePaths)
 	srv.Handle("/", web.NewHandler(store, nil, log.Named("web")))
+	served = true
 	serveErr, shutdown, err := serve(o.Home, srv, mux, reg, auth)
 	if err != nil {
 		return err

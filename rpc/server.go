@@ -77,6 +77,10 @@ func Listen(cfg ServerConfig) (*Server, error) {
 	return s, nil
 }
 
+// Close releases the listener of a server that never served (start-up
+// failed after Listen).
+func (s *Server) Close() error { return s.ln.Close() }
+
 // Handle adds a handler; call it before Serve.
 func (s *Server) Handle(path string, h http.Handler) { s.mux.Handle(path, h) }
 
