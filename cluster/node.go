@@ -98,7 +98,6 @@ type Node struct {
 	// Until then its writes wait, so nothing is written before the id.
 	leaderReady atomic.Uint64 // the term it was established in; 0: not
 	ready       atomic.Bool   // ReadReady has succeeded once
-	opened      time.Time
 	done        chan struct{}
 }
 
@@ -119,7 +118,7 @@ func Open(cfg Config) (*Node, error) {
 	if adv.IP == nil || adv.IP.IsUnspecified() {
 		return nil, fmt.Errorf("raft advertise address %q: peers cannot dial an unspecified address; set raft advertise", cfg.RaftAdvertise)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, fatal: make(chan error, 1), done: make(chan struct{}), opened: time.Now()}
+	n := &Node{cfg: cfg, log: cfg.Logger, fatal: make(chan error, 1), done: make(chan struct{})}
 	n.fsm = &trackedFSM{FSM: fsm.New(n.onFatal)}
 	if err := n.open(adv); err != nil {
 		n.closeStores()
@@ -254,35 +253,34 @@ func (n *Node) waitLeaderReady(ctx context.Context) error {
 var ErrCatchingUp = errors.New("catching up")
 
 // ReadReady says whether local reads reflect at least everything this node
-// had in its log when it started. The log's tail at start may have been
-// uncommitted and since replaced by a new leader; once this node has heard
-// from a leader, only what is committed counts, so a truncated tail cannot
-// keep reads refused forever.
+// had in its log when it started. A leader whose leadership is established
+// has applied all it committed (its barrier), so it is ready. A follower
+// whose log tail at start was never committed (and then replaced by a new
+// leader) becomes ready through MarkCaughtUp, from the leader's read index.
 func (n *Node) ReadReady() error {
 	if n.restoredAtStart || n.ready.Load() {
 		return nil
 	}
 	applied := n.fsm.applied.Load()
-	if applied >= n.startIndex {
+	if applied >= n.startIndex || n.LeaderReady() {
 		n.ready.Store(true)
 		return nil
-	}
-	if n.heardFromLeaderSinceStart() {
-		commit := parseUint(n.raft.Stats()["commit_index"])
-		if commit < n.startIndex && n.raft.AppliedIndex() >= commit {
-			if target, err := n.lastAppliableAtOrBefore(commit); err == nil && applied >= target {
-				n.ready.Store(true)
-				return nil
-			}
-		}
 	}
 	return fmt.Errorf("%w: applied %d of %d log entries since start; retry shortly", ErrCatchingUp, applied, n.startIndex)
 }
 
-// heardFromLeaderSinceStart: this node leads in an established term, or a
-// leader has contacted it since it opened.
-func (n *Node) heardFromLeaderSinceStart() bool {
-	return n.LeaderReady() || n.raft.LastContact().After(n.opened)
+// CaughtUpTo marks the node ready for reads if it has already applied
+// everything up to a read index the leader gave, without waiting.
+func (n *Node) CaughtUpTo(readIndex uint64) bool {
+	if n.raft.AppliedIndex() < readIndex {
+		return false
+	}
+	target, err := n.lastAppliableAtOrBefore(readIndex)
+	if err != nil || n.fsm.applied.Load() < target {
+		return false
+	}
+	n.ready.Store(true)
+	return true
 }
 
 func (n *Node) raftConfig() *raft.Config {

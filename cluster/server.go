@@ -127,8 +127,26 @@ func (s *Server) Gossip() *Gossip { return s.gossip }
 // FSM is the local replicated state.
 func (s *Server) FSM() *fsm.FSM { return s.node.FSM() }
 
-// ReadReady is Node.ReadReady.
-func (s *Server) ReadReady() error { return s.node.ReadReady() }
+// ReadReady is Node.ReadReady, plus a follower's way out of waiting for a
+// log tail that was never committed: if it has already applied the
+// leader's current read index, it is caught up.
+func (s *Server) ReadReady() error {
+	err := s.node.ReadReady()
+	if err == nil || s.node.IsLeader() {
+		return err
+	}
+	addr, lerr := s.leaderRPC()
+	if lerr != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	idx, ierr := s.cfg.Forwarder.ReadIndex(ctx, addr)
+	if ierr != nil || !s.node.CaughtUpTo(idx) {
+		return err
+	}
+	return nil
+}
 
 // Status is Node.Status.
 func (s *Server) Status() Status { return s.node.Status() }
