@@ -92,11 +92,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	served := false
-	defer func() {
-		if !served {
-			_ = srv.Close()
-		}
-	}()
+	defer releaseUnlessServed(srv, &served)
 	sup, err := startProver(ctx, o, reg)
 	if err != nil {
 		return err
@@ -221,6 +217,14 @@ func healthy(s *cluster.Server) error {
 		return errors.New("no raft leader known")
 	}
 	return s.ReadReady()
+}
+
+// releaseUnlessServed closes the listener of a server that start-up
+// abandoned before serving (deferred right after rpc.Listen).
+func releaseUnlessServed(srv *rpc.Server, served *bool) {
+	if !*served {
+		_ = srv.Close()
+	}
 }
 
 // serve registers the common collectors, starts serving HTTP and writes

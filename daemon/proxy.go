@@ -217,11 +217,7 @@ func runProxy(ctx context.Context, o Options) error {
 		return err
 	}
 	served := false
-	defer func() {
-		if !served {
-			_ = srv.Close()
-		}
-	}()
+	defer releaseUnlessServed(srv, &served)
 	sup, err := startProver(ctx, o, reg)
 	if err != nil {
 		return err

@@ -102,6 +102,30 @@ func (w *writer) run(ctx context.Context, id int, clients []*rpc.Client) {
 	}
 }
 
+// seedWriteTarget finds the leader, adds the miner and storage instance the
+// writers' locations refer to, and returns a client for every node.
+func seedWriteTarget(t testing.TB, nodes []*harness.Node) (*harness.Node, []*rpc.Client) {
+	t.Helper()
+	leader := leaderOf(t, nodes)
+	leader.MustRun("miner", "add", "t01000", "--sector-size", "2KiB")
+	leader.MustRun("storage", "add", "s", "--path", "/s")
+	clients := make([]*rpc.Client, len(nodes))
+	for i, n := range nodes {
+		clients[i] = n.Client(n.Token())
+	}
+	return leader, clients
+}
+
+// start runs n writers until ctx ends; wait on the group before reading acked.
+func (w *writer) start(ctx context.Context, n int, clients []*rpc.Client) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) { defer wg.Done(); w.run(ctx, i, clients) }(i)
+	}
+	return &wg
+}
+
 func allLocations(t *testing.T, n *harness.Node) map[uint64]bool {
 	t.Helper()
 	var locs []fsm.SectorLocation
@@ -145,21 +169,10 @@ func TestLeaderKillDuringWrites(t *testing.T) {
 	for _, size := range []int{3, 5} {
 		t.Run(fmt.Sprintf("%d nodes", size), func(t *testing.T) {
 			nodes := startCluster(t, size)
-			leader := leaderOf(t, nodes)
-			leader.MustRun("miner", "add", "t01000", "--sector-size", "2KiB")
-			leader.MustRun("storage", "add", "s", "--path", "/s")
-
-			var clients []*rpc.Client
-			for _, n := range nodes {
-				clients = append(clients, n.Client(n.Token()))
-			}
+			leader, clients := seedWriteTarget(t, nodes)
 			w := &writer{first: map[uint64]time.Time{}}
 			ctx, cancel := context.WithCancel(context.Background())
-			var wg sync.WaitGroup
-			for i := 0; i < 4; i++ {
-				wg.Add(1)
-				go func(i int) { defer wg.Done(); w.run(ctx, i, clients) }(i)
-			}
+			wg := w.start(ctx, 4, clients)
 			time.Sleep(time.Second)
 			killedAt := time.Now()
 			leader.Kill()
@@ -287,20 +300,10 @@ func TestJoinWithWrongGossipKeyIsRefused(t *testing.T) {
 // leader hands over first) while clients write; nothing acknowledged is lost.
 func TestRollingRestartUnderWrites(t *testing.T) {
 	nodes := startCluster(t, 3)
-	leader := leaderOf(t, nodes)
-	leader.MustRun("miner", "add", "t01000", "--sector-size", "2KiB")
-	leader.MustRun("storage", "add", "s", "--path", "/s")
-	var clients []*rpc.Client
-	for _, n := range nodes {
-		clients = append(clients, n.Client(n.Token()))
-	}
+	_, clients := seedWriteTarget(t, nodes)
 	w := &writer{first: map[uint64]time.Time{}}
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for i := 0; i < 3; i++ {
-		wg.Add(1)
-		go func(i int) { defer wg.Done(); w.run(ctx, i, clients) }(i)
-	}
+	wg := w.start(ctx, 3, clients)
 	for _, n := range nodes {
 		time.Sleep(500 * time.Millisecond)
 		if err := n.Stop(15 * time.Second); err != nil {

@@ -124,13 +124,7 @@ func (h *history) client(ctx context.Context, id int, clients []*rpc.Client, seq
 // leader, with porcupine.
 func TestLinearizableUnderLeaderKills(t *testing.T) {
 	nodes := startCluster(t, 3)
-	leader := leaderOf(t, nodes)
-	leader.MustRun("miner", "add", "t01000", "--sector-size", "2KiB")
-	leader.MustRun("storage", "add", "s", "--path", "/s")
-	var clients []*rpc.Client
-	for _, n := range nodes {
-		clients = append(clients, n.Client(n.Token()))
-	}
+	leader, clients := seedWriteTarget(t, nodes)
 	h := &history{start: time.Now()}
 	var seq uint64
 	var seqMu sync.Mutex
