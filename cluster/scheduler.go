@@ -13,7 +13,7 @@ import (
 
 	"github.com/vsm-project/vsm/cluster/schedule"
 	"github.com/vsm-project/vsm/fsm"
-	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/fullnode"
 )
 
 // SchedulerChain is what the scheduler loop reads from the chain: the head,

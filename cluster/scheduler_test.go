@@ -12,7 +12,7 @@ import (
 
 	"github.com/vsm-project/vsm/cluster/schedule"
 	"github.com/vsm-project/vsm/fsm"
-	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/fullnode"
 )
 
 func TestDiffAssignments(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"github.com/vsm-project/vsm/cluster"
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/mining"
-	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/fullnode"
 )
 
 // startMining wires the mining module (--miner): it needs the prover

@@ -16,7 +16,7 @@ import (
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/runner"
 	"github.com/vsm-project/vsm/rpc"
-	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/web"
 )
 

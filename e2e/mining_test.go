@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/vsm-project/vsm/internal/harness"
-	"github.com/vsm-project/vsm/rpc/fullnode"
-	"github.com/vsm-project/vsm/rpc/fullnode/devnet"
+	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/devnet"
 )
 
 // Mining test parameters: at 250 ms per epoch the judged window of 140

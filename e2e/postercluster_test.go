@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/vsm-project/vsm/internal/harness"
-	"github.com/vsm-project/vsm/rpc/fullnode"
-	"github.com/vsm-project/vsm/rpc/fullnode/devnet"
+	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/devnet"
 )
 
 // posterCluster is a devnet and three vsm nodes with two children each,

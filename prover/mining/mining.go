@@ -30,7 +30,7 @@ import (
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/engine"
 	"github.com/vsm-project/vsm/prover/sectorfile"
-	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/fullnode"
 )
 
 // Chain is what mining needs from the full node. *fullnode.Client

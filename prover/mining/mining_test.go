@@ -15,8 +15,8 @@ import (
 	"github.com/vsm-project/vsm/fsm"
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/engine"
-	"github.com/vsm-project/vsm/rpc/fullnode"
-	"github.com/vsm-project/vsm/rpc/fullnode/devnet"
+	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/devnet"
 )
 
 // engineProver runs the child's WinningPoSt handler in-process: the same

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/vsm-project/vsm/fsm"
-	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/fullnode"
 )
 
 // ComputedPartition is one partition of a ComputeResult.

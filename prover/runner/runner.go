@@ -26,8 +26,8 @@ import (
 	"github.com/vsm-project/vsm/fsm"
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/sectorfile"
-	"github.com/vsm-project/vsm/rpc/fullnode"
-	"github.com/vsm-project/vsm/rpc/fullnode/bitfield"
+	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/fullnode/bitfield"
 )
 
 // Chain is what the runner needs from the full node. *fullnode.Client

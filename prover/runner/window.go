@@ -1,6 +1,6 @@
 package runner
 
-import "github.com/vsm-project/vsm/rpc/fullnode"
+import "github.com/vsm-project/vsm/fullnode"
 
 // Window returns the occurrence of deadline d to work on at epoch head for
 // a miner whose proving periods start at epochs congruent to periodStart:

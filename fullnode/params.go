@@ -3,7 +3,7 @@ package fullnode
 import (
 	"fmt"
 
-	"github.com/vsm-project/vsm/rpc/fullnode/bitfield"
+	"github.com/vsm-project/vsm/fullnode/bitfield"
 )
 
 // Miner actor method numbers (builtin-actors, miner).

@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/fullnode"
 )
 
 // Outcomes of a round in which a miner was elected.

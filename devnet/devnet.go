@@ -29,7 +29,7 @@ import (
 
 	"github.com/vsm-project/vsm/prover/engine"
 	"github.com/vsm-project/vsm/prover/sectorfile"
-	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/fullnode"
 )
 
 // File names under the devnet's directory.

@@ -13,8 +13,8 @@ import (
 
 	"github.com/vsm-project/vsm/prover/engine"
 	"github.com/vsm-project/vsm/prover/sectorfile"
-	"github.com/vsm-project/vsm/rpc/fullnode"
-	"github.com/vsm-project/vsm/rpc/fullnode/bitfield"
+	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/fullnode/bitfield"
 )
 
 // testSpec: one miner t01000, period of 4 deadlines x 10 epochs, 8 sectors

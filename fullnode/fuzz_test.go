@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/vsm-project/vsm/rpc/fullnode/bitfield"
+	"github.com/vsm-project/vsm/fullnode/bitfield"
 )
 
 // FuzzParamsCBOR: the params decoders never panic, and what they accept is

@@ -10,7 +10,7 @@ import (
 
 	"github.com/vsm-project/vsm/prover/engine"
 	"github.com/vsm-project/vsm/prover/sectorfile"
-	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/fullnode"
 )
 
 // miningSpec: t01000 with 6 sectors and t01001 with 2, elected about

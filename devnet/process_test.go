@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/fullnode"
 )
 
 // TestDevnetProcess runs `vsm devnet run` as a real process, talks to it

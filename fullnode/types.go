@@ -7,7 +7,7 @@ import (
 	"math/big"
 	"strings"
 
-	"github.com/vsm-project/vsm/rpc/fullnode/bitfield"
+	"github.com/vsm-project/vsm/fullnode/bitfield"
 )
 
 // ChainEpoch is a chain height. It is signed because deadline arithmetic

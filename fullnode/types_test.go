@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vsm-project/vsm/rpc/fullnode/bitfield"
+	"github.com/vsm-project/vsm/fullnode/bitfield"
 )
 
 func TestParseAddress(t *testing.T) {

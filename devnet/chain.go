@@ -14,8 +14,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/vsm-project/vsm/rpc/fullnode"
-	"github.com/vsm-project/vsm/rpc/fullnode/bitfield"
+	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/fullnode/bitfield"
 )
 
 // ChainEpoch is fullnode.ChainEpoch, repeated for brevity.

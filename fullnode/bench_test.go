@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/vsm-project/vsm/rpc/fullnode"
+	"github.com/vsm-project/vsm/fullnode"
 )
 
 // BenchmarkStateMinerPartitions measures one client call through real HTTP
