@@ -10,9 +10,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vsm-project/vsm/cluster"
+	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/mining"
-	"github.com/vsm-project/vsm/fullnode"
 )
 
 // startMining wires the mining module (--miner): it needs the prover

@@ -13,10 +13,10 @@ import (
 	"github.com/vsm-project/vsm/cluster"
 	"github.com/vsm-project/vsm/cluster/schedule"
 	"github.com/vsm-project/vsm/fsm"
+	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/runner"
 	"github.com/vsm-project/vsm/rpc"
-	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/web"
 )
 

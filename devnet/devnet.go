@@ -27,9 +27,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/prover/engine"
 	"github.com/vsm-project/vsm/prover/sectorfile"
-	"github.com/vsm-project/vsm/fullnode"
 )
 
 // File names under the devnet's directory.

@@ -11,10 +11,10 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/vsm-project/vsm/prover/engine"
-	"github.com/vsm-project/vsm/prover/sectorfile"
 	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/fullnode/bitfield"
+	"github.com/vsm-project/vsm/prover/engine"
+	"github.com/vsm-project/vsm/prover/sectorfile"
 )
 
 // testSpec: one miner t01000, period of 4 deadlines x 10 epochs, 8 sectors

@@ -8,9 +8,9 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/prover/engine"
 	"github.com/vsm-project/vsm/prover/sectorfile"
-	"github.com/vsm-project/vsm/fullnode"
 )
 
 // miningSpec: t01000 with 6 sectors and t01001 with 2, elected about

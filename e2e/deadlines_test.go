@@ -14,9 +14,9 @@ import (
 
 	"github.com/vsm-project/vsm/cluster"
 	"github.com/vsm-project/vsm/daemon"
-	"github.com/vsm-project/vsm/internal/harness"
-	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/devnet"
+	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/internal/harness"
 )
 
 // Deadline test parameters. At 80 ms per epoch one deadline window (60

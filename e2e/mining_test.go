@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vsm-project/vsm/internal/harness"
-	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/devnet"
+	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/internal/harness"
 )
 
 // Mining test parameters: at 250 ms per epoch the judged window of 140

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vsm-project/vsm/internal/harness"
-	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/devnet"
+	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/internal/harness"
 )
 
 // posterCluster is a devnet and three vsm nodes with two children each,

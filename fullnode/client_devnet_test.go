@@ -11,9 +11,9 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/vsm-project/vsm/devnet"
 	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/fullnode/bitfield"
-	"github.com/vsm-project/vsm/devnet"
 )
 
 // fakeSealer skips disk work: these tests are about the wire, not proofs.

@@ -16,8 +16,8 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
-	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/devnet"
+	"github.com/vsm-project/vsm/fullnode"
 )
 
 // devnetCommand runs and inspects the simulated chain (docs/devnet.md).

@@ -27,10 +27,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vsm-project/vsm/fsm"
+	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/engine"
 	"github.com/vsm-project/vsm/prover/sectorfile"
-	"github.com/vsm-project/vsm/fullnode"
 )
 
 // Chain is what mining needs from the full node. *fullnode.Client

@@ -12,11 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/vsm-project/vsm/devnet"
 	"github.com/vsm-project/vsm/fsm"
+	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/engine"
-	"github.com/vsm-project/vsm/fullnode"
-	"github.com/vsm-project/vsm/devnet"
 )
 
 // engineProver runs the child's WinningPoSt handler in-process: the same

@@ -24,10 +24,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vsm-project/vsm/fsm"
-	"github.com/vsm-project/vsm/prover"
-	"github.com/vsm-project/vsm/prover/sectorfile"
 	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/fullnode/bitfield"
+	"github.com/vsm-project/vsm/prover"
+	"github.com/vsm-project/vsm/prover/sectorfile"
 )
 
 // Chain is what the runner needs from the full node. *fullnode.Client

@@ -11,11 +11,11 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/vsm-project/vsm/devnet"
 	"github.com/vsm-project/vsm/fsm"
+	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/engine"
-	"github.com/vsm-project/vsm/fullnode"
-	"github.com/vsm-project/vsm/devnet"
 )
 
 func TestWindow(t *testing.T) {
