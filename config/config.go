@@ -82,9 +82,18 @@ type PoStSection struct {
 	// Confidence is how many epochs past a deadline's challenge epoch the
 	// runner waits before it reads the randomness and starts proving.
 	Confidence uint64
-	// MaxPartitionsPerMessage bounds partitions batched in one submission.
+	// MaxPartitionsPerMessage bounds the partitions batched in one
+	// SubmitWindowedPoSt (one proof covers them all). The runner clamps it
+	// in code to what the miner actor accepts, min(AddressedSectorsMax /
+	// partition sectors, PoStedPartitionsMax) = 3 for every sector size in
+	// use, so a larger value acts as 3; 0 also means that limit.
 	MaxPartitionsPerMessage uint64
 }
+
+// DefaultMaxPartitionsPerMessage is the miner actor's PoStedPartitionsMax,
+// the most partitions a SubmitWindowedPoSt may carry for every sector size
+// in use (fullnode.MaxPartitionsPerPoSt).
+const DefaultMaxPartitionsPerMessage = 3
 
 // Defaults fills what a config file may leave out.
 func Defaults() Node {
@@ -99,7 +108,7 @@ func Defaults() Node {
 			TrailingLogs:       10240,
 		},
 		Gossip: GossipSection{Addr: "127.0.0.1:1791"},
-		PoSt:   PoStSection{Confidence: 4, MaxPartitionsPerMessage: 4},
+		PoSt:   PoStSection{Confidence: 4, MaxPartitionsPerMessage: DefaultMaxPartitionsPerMessage},
 	}
 }
 

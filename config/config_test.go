@@ -108,3 +108,15 @@ func TestSecretsFileValidation(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestMaxPartitionsPerMessageDefault(t *testing.T) {
+	// The actor's PoStedPartitionsMax: a default above it would make the
+	// runner's clamp, not the config, decide every message.
+	if got := Defaults().PoSt.MaxPartitionsPerMessage; got != 3 {
+		t.Fatalf("default MaxPartitionsPerMessage = %d, want 3", got)
+	}
+	c, err := Parse([]byte("[Node]\nID = \"n1\"\n[PoSt]\nMaxPartitionsPerMessage = 8\n"))
+	if err != nil || c.PoSt.MaxPartitionsPerMessage != 8 {
+		t.Fatalf("a larger value parses (the runner clamps it): %v %+v", err, c.PoSt)
+	}
+}

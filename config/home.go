@@ -282,6 +282,8 @@ API = ""
 [PoSt]
 # Epochs to wait past a deadline's challenge epoch before reading randomness.
 Confidence = {{.D.PoSt.Confidence}}
-# Partitions batched into one SubmitWindowedPoSt message.
+# Partitions batched into one SubmitWindowedPoSt message, proven as one proof.
+# Clamped in code to the miner actor's limit, min(25000 / partition sectors, 3),
+# which is 3 for every sector size: a larger value acts as 3.
 MaxPartitionsPerMessage = {{.D.PoSt.MaxPartitionsPerMessage}}
 `))

@@ -249,7 +249,9 @@ func WinningPoStHandler(p engine.Prover, log *zap.Logger) Handler {
 	}
 }
 
-// WindowPoStHandler serves WindowPoSt tasks with the built-in engine.
+// WindowPoStHandler serves WindowPoSt tasks with the built-in engine: one
+// proof over every replica of the task (the union of the partitions of one
+// SubmitWindowedPoSt message), as damocles' window_post processor answers.
 func WindowPoStHandler(p engine.Prover, log *zap.Logger) Handler {
 	if log == nil {
 		log = zap.NewNop()
@@ -266,7 +268,7 @@ func WindowPoStHandler(p engine.Prover, log *zap.Logger) Handler {
 		start := time.Now()
 		res, err := p.Prove(ctx, task.MinerID, task.ProofType, task.Seed, sectors)
 		if err != nil {
-			return nil, fmt.Errorf("prove miner t0%d partition of %d sectors: %w", task.MinerID, len(sectors), err)
+			return nil, fmt.Errorf("window post of miner t0%d over %d sectors: %w", task.MinerID, len(sectors), err)
 		}
 		out := WindowPoStOutput{
 			Proofs:          [][]byte{},
@@ -286,7 +288,7 @@ func WindowPoStHandler(p engine.Prover, log *zap.Logger) Handler {
 				log.Warn("faulty sector", zap.Uint64("miner", task.MinerID), zap.Uint64("sector", f.SectorID), zap.String("reason", f.Reason))
 			}
 		}
-		log.Info("partition proven", zap.Uint64("miner", task.MinerID), zap.Int("sectors", len(sectors)),
+		log.Info("window post proven", zap.Uint64("miner", task.MinerID), zap.Int("sectors", len(sectors)),
 			zap.Int("faults", len(res.Faults)), zap.Duration("took", time.Since(start)))
 		return out, nil
 	}

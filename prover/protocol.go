@@ -138,7 +138,11 @@ type Replica struct {
 	SealedFile string  `json:"sealed_file"`
 }
 
-// WindowPoStTask is the task of a WindowPoSt request: prove one partition.
+// WindowPoStTask is the task of a WindowPoSt request: prove the sectors of
+// one SubmitWindowedPoSt message (one or more partitions) as ONE proof.
+// Replicas is the union of the sectors to prove in all of the message's
+// partitions, sorted by sector number; the answer carries exactly one proof
+// (or the faults that prevented it), as damocles' window_post task does.
 type WindowPoStTask struct {
 	MinerID uint64 `json:"miner_id"`
 	// ProofType is the proofs-api name, e.g. "StackedDrgWindow32GiBV1_2".

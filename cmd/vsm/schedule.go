@@ -114,9 +114,11 @@ func provingCompute(c *cli.Context) error {
 	skipped := 0
 	for i, p := range res.Partitions {
 		skipped += len(p.Skipped)
-		rows[i] = []string{strconv.FormatUint(p.Index, 10), strconv.FormatUint(p.Sectors, 10), fmt.Sprint(p.Skipped), strconv.Itoa(p.ProofBytes)}
+		rows[i] = []string{strconv.FormatUint(p.Index, 10), strconv.FormatUint(p.Sectors, 10), fmt.Sprint(p.Skipped), strconv.Itoa(p.Message), strconv.Itoa(p.ProofBytes)}
 	}
-	if err := table(w, []string{"PARTITION", "SECTORS", "SKIPPED", "PROOF BYTES"}, rows); err != nil {
+	// One proof per message covers all of its partitions, so PROOF BYTES
+	// repeats along a message's rows.
+	if err := table(w, []string{"PARTITION", "SECTORS", "SKIPPED", "MESSAGE", "PROOF BYTES"}, rows); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "computed %d partitions in %d ms, %d sectors skipped", len(res.Partitions), res.TookMS, skipped)

@@ -32,7 +32,7 @@
 //		proofBytes)
 //
 // Verify returns nil when proofBytes proves, for exactly the given sectors
-// (in any order, no duplicates), that each challenged leaf is in the sector's
+// (given in any order, no duplicates), that each challenged leaf is in the sector's
 // tree-r-last and that H(comm_c || comm_r_last) = comm_r. The proof is bound
 // to the miner, the proof type and the randomness (through the challenges).
 // proofType accepts the V1/V1_1/V1_2 names of a size or a chain
@@ -43,6 +43,9 @@
 // Little-endian: "VSMWPST1", miner u64, chain proof type u8, sector count u32,
 // challenges per sector u8, path depth u8; then per sector: sector number u64,
 // comm_c [32], comm_r_last [32], and per challenge the leaf [32] followed by
-// depth sibling nodes [32] from the leaf level up. The challenge count is 10
+// depth sibling nodes [32] from the leaf level up. Sectors are in strictly
+// ascending sector number: one WindowPoSt proof covers the sorted union of
+// the sectors of every partition in its message (as filecoin-ffi's
+// GenerateWindowPoSt does), and Verify refuses any other order. The challenge count is 10
 // for WindowPoSt and 66 for WinningPoSt; Verify insists on the proof type's.
 package engine

@@ -1,12 +1,14 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -31,7 +33,8 @@ type Fault struct {
 type Result struct {
 	// Proof covers the Proven sectors; nil when none could be proven.
 	Proof []byte
-	// Proven lists the proven sectors in task order.
+	// Proven lists the proven sectors in ascending sector number, the
+	// order of their proofs inside Proof.
 	Proven []uint64
 	// Faults lists the sectors that could not be proven, in task order.
 	Faults []Fault
@@ -53,7 +56,12 @@ type Prover struct {
 }
 
 // Prove reads and checks every sector's challenged leaves (the vanilla
-// proof) with bounded parallel I/O and returns a proof over the good ones.
+// proof) with bounded parallel I/O and returns ONE proof over the good ones,
+// whatever partitions they come from: the shape of filecoin-ffi's
+// GenerateWindowPoSt, which proves the union of a message's partitions as
+// one. The sectors inside the proof are in ascending sector number (as
+// rust-fil-proofs orders its replicas), so the same sectors give the same
+// proof bytes in any task order.
 // A sector whose files are missing, short or do not match its commitments is
 // a Fault, not an error; errors are for bad input (unknown proof type,
 // duplicate sectors) and cancellation.
@@ -109,7 +117,10 @@ func (p Prover) Prove(ctx context.Context, miner uint64, proofType string, rando
 			continue
 		}
 		good = append(good, proofs[i])
-		res.Proven = append(res.Proven, s.ID)
+	}
+	slices.SortFunc(good, func(a, b SectorProof) int { return cmp.Compare(a.SectorID, b.SectorID) })
+	for _, g := range good {
+		res.Proven = append(res.Proven, g.SectorID)
 	}
 	if len(good) > 0 {
 		res.Proof = encodeProof(miner, pp, geo.Depth, good)

@@ -55,16 +55,16 @@ func Verify(miner uint64, proofType string, randomness [32]byte, sectors []Secto
 		return fmt.Errorf("verify: proof covers %d sectors, %d given", len(p.Sectors), len(sectors))
 	}
 	rnd := NormalizeRandomness(randomness)
-	seen := make(map[uint64]bool, len(sectors))
-	for _, s := range p.Sectors {
+	for i, s := range p.Sectors {
 		commR, ok := want[s.SectorID]
 		if !ok {
 			return fmt.Errorf("verify: proof covers sector %d, which was not given", s.SectorID)
 		}
-		if seen[s.SectorID] {
-			return fmt.Errorf("verify: proof covers sector %d twice", s.SectorID)
+		// One canonical proof per sector set: the prover writes sectors in
+		// ascending number, so a repeat or a reordering is not its proof.
+		if i > 0 && s.SectorID <= p.Sectors[i-1].SectorID {
+			return fmt.Errorf("verify: proof lists sector %d after sector %d; sectors must be in strictly ascending order", s.SectorID, p.Sectors[i-1].SectorID)
 		}
-		seen[s.SectorID] = true
 		if sectorfile.CommR(s.CommC, s.CommRLast) != commR {
 			return fmt.Errorf("verify: sector %d: H(comm_c || comm_r_last) does not equal its comm_r", s.SectorID)
 		}

@@ -11,10 +11,13 @@ import (
 
 // ComputedPartition is one partition of a ComputeResult.
 type ComputedPartition struct {
-	Index      uint64   `json:"index"`
-	Sectors    uint64   `json:"sectors"`
-	Skipped    []uint64 `json:"skipped,omitempty"`
-	ProofBytes int      `json:"proof_bytes"`
+	Index   uint64   `json:"index"`
+	Sectors uint64   `json:"sectors"`
+	Skipped []uint64 `json:"skipped,omitempty"`
+	// Message numbers the batch (from 0) whose one proof covers this
+	// partition; ProofBytes is the size of that proof.
+	Message    int `json:"message"`
+	ProofBytes int `json:"proof_bytes"`
 }
 
 // ComputeResult is what `vsm proving compute` prints.
@@ -76,26 +79,32 @@ func (r *Runner) Compute(ctx context.Context, miner uint64, d uint8, submit bool
 	for i := range which {
 		which[i] = uint64(i)
 	}
-	proofs, err := r.provePartitions(ctx, miner, mi, seed, parts, which)
-	if err != nil {
+	if submit {
+		// Partitions already proven in this window must stay out of the
+		// proof, as in a deadline attempt.
+		if proven, err := r.provenPartitions(ctx, maddr, d); err == nil {
+			which = filter(which, func(p uint64) bool { return !proven.Has(p) })
+		}
+	}
+	batches := planBatches(which, partitionLimit(r.cfg.MaxPartitionsPerMessage, mi.partitionSectors))
+	st := newProveState()
+	st.useSeed(seed)
+	if err := r.proveBatches(ctx, miner, mi, seed, parts, batches, st); err != nil {
 		return res, fmt.Errorf("prove t0%d deadline %d: %w", miner, d, err)
 	}
-	st := &proveState{proofs: proofs, submitted: map[uint64]bool{}}
-	var send []uint64
-	for _, p := range which {
-		pp := proofs[p]
-		toProve := parts[p].LiveSectors.Count() - parts[p].FaultySectors.Count() + parts[p].RecoveringSectors.Count()
-		res.Partitions = append(res.Partitions, ComputedPartition{Index: p, Sectors: toProve, Skipped: pp.skipped, ProofBytes: len(pp.proof)})
-		if pp.proof != nil {
-			send = append(send, p)
+	for m, batch := range batches {
+		bp := st.batches[batchKey(batch)]
+		for _, p := range batch {
+			res.Partitions = append(res.Partitions, ComputedPartition{Index: p, Sectors: sectorsToProve(parts[p]).Count(), Skipped: bp.skipped[p], Message: m, ProofBytes: len(bp.proof)})
 		}
 	}
 	if submit {
-		if proven, err := r.provenPartitions(ctx, maddr, d); err == nil {
-			send = filter(send, func(p uint64) bool { return !proven.Has(p) })
+		proven, err := r.provenPartitions(ctx, maddr, d)
+		if err != nil {
+			return res, err
 		}
 		var ar attemptResult
-		if err := r.submit(ctx, maddr, mi, di, send, st, &ar); err != nil {
+		if err := r.submit(ctx, maddr, mi, di, batches, proven, st, &ar); err != nil {
 			return res, err
 		}
 		res.Submitted, res.Messages = true, ar.messages

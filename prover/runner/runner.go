@@ -74,7 +74,10 @@ type Config struct {
 	// starts (default 4).
 	Confidence int64
 	// MaxPartitionsPerMessage bounds the partitions of one
-	// SubmitWindowedPoSt message (default 4).
+	// SubmitWindowedPoSt message. Whatever it says, the runner never puts
+	// more in a message than the miner actor accepts for the miner's
+	// partition size (fullnode.MaxPartitionsPerPoSt: 3 for every size in
+	// use). 0 means that limit.
 	MaxPartitionsPerMessage int
 	// CheckLead is how many epochs before a deadline's fault cutoff its
 	// sectors are checked (default 20).
@@ -116,6 +119,9 @@ type minerInfo struct {
 	// periodStart is any epoch at which deadline 0 opens.
 	periodStart fullnode.ChainEpoch
 	policy      fullnode.Policy
+	// partitionSectors is the miner's WindowPoSt partition size, which
+	// bounds the partitions of one message.
+	partitionSectors uint64
 }
 
 var (
@@ -138,8 +144,8 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Confidence <= 0 {
 		cfg.Confidence = 4
 	}
-	if cfg.MaxPartitionsPerMessage <= 0 {
-		cfg.MaxPartitionsPerMessage = 4
+	if cfg.MaxPartitionsPerMessage < 0 {
+		cfg.MaxPartitionsPerMessage = 0
 	}
 	if cfg.CheckLead <= 0 {
 		cfg.CheckLead = 20
@@ -336,8 +342,14 @@ func (r *Runner) minerInfo(ctx context.Context, id uint64) (minerInfo, error) {
 	if err != nil {
 		return minerInfo{}, fmt.Errorf("miner %s: %w", maddr, err)
 	}
+	partSectors := info.WindowPoStPartitionSectors
+	if partSectors == 0 {
+		if partSectors, err = info.WindowPoStProofType.PartitionSectors(); err != nil {
+			return minerInfo{}, fmt.Errorf("miner %s: %w", maddr, err)
+		}
+	}
 	mi = minerInfo{
-		worker: info.Worker, proof: info.WindowPoStProofType, post: post, periodStart: di.PeriodStart,
+		worker: info.Worker, proof: info.WindowPoStProofType, post: post, periodStart: di.PeriodStart, partitionSectors: partSectors,
 		policy: fullnode.Policy{PeriodDeadlines: di.WPoStPeriodDeadlines, ChallengeWindow: di.WPoStChallengeWindow, ChallengeLookback: di.WPoStChallengeLookback, FaultDeclarationCutoff: di.FaultDeclarationCutoff},
 	}
 	if err := mi.policy.Validate(); err != nil {
@@ -362,7 +374,7 @@ func (r *Runner) head(ctx context.Context) (fullnode.ChainEpoch, error) {
 func (r *Runner) proveWindow(ctx context.Context, a fsm.Assignment, mi minerInfo, di fullnode.DeadlineInfo) {
 	log := r.log.With(zap.String("deadline", fmt.Sprintf("t0%d/%d", a.Miner, a.Deadline)), zap.Int64("open", int64(di.Open)), zap.Uint64("generation", a.Generation))
 	start := time.Now()
-	st := &proveState{proofs: map[uint64]partProof{}, submitted: map[uint64]bool{}}
+	st := newProveState()
 	log.Info("proving deadline", zap.Int64("challenge", int64(di.Challenge)), zap.Int64("close", int64(di.Close)))
 	var lastErr error
 	for attempt := 1; ; attempt++ {
@@ -410,16 +422,30 @@ func (r *Runner) record(rec fsm.DeadlineRecord, log *zap.Logger) {
 	}
 }
 
-// proveState is kept across attempts: proofs already computed for this
-// window's randomness, and partitions already submitted.
+// proveState is kept across attempts of one deadline occurrence: the
+// batches already proven with this window's randomness, and the
+// partitions already submitted.
 type proveState struct {
-	proofs    map[uint64]partProof
+	seed      [32]byte
+	haveSeed  bool
+	batches   map[string]*batchProof
 	submitted map[uint64]bool
+	skipped   map[uint64][]uint64 // per partition, from the batches sent
 }
 
-type partProof struct {
-	proof   []byte // nil: nothing provable in the partition
-	skipped []uint64
+func newProveState() *proveState {
+	return &proveState{batches: map[string]*batchProof{}, submitted: map[uint64]bool{}, skipped: map[uint64][]uint64{}}
+}
+
+// useSeed records the randomness of an attempt; proofs made with other
+// randomness are dropped (the chain would refuse them).
+func (st *proveState) useSeed(seed [32]byte) bool {
+	changed := st.haveSeed && st.seed != seed
+	if changed {
+		clear(st.batches)
+	}
+	st.seed, st.haveSeed = seed, true
+	return changed
 }
 
 type attemptResult struct {
@@ -429,6 +455,8 @@ type attemptResult struct {
 	skipped    []uint64
 	message    string
 }
+
+var errRandomnessChanged = errors.New("the challenge randomness changed (reorg) between proving and sending; proving again")
 
 // attempt is one try at a deadline occurrence.
 func (r *Runner) attempt(ctx context.Context, a fsm.Assignment, mi minerInfo, di fullnode.DeadlineInfo, st *proveState) (attemptResult, error) {
@@ -444,51 +472,48 @@ func (r *Runner) attempt(ctx context.Context, a fsm.Assignment, mi minerInfo, di
 	if err != nil {
 		return attemptResult{}, err
 	}
-	var todo []uint64
-	for i := range parts {
-		if _, ok := st.proofs[uint64(i)]; !ok {
-			todo = append(todo, uint64(i))
-		}
+	if st.useSeed(seed) {
+		r.log.Warn("challenge randomness changed since the last attempt; dropping its proofs", zap.Uint64("miner", a.Miner), zap.Uint8("deadline", a.Deadline))
 	}
-	proofs, err := r.provePartitions(ctx, a.Miner, mi, seed, parts, todo)
-	for k, v := range proofs {
-		st.proofs[k] = v
-	}
+	// A partition already proven in this window must stay out of the
+	// proof: the actor ignores it and verifies the others alone.
+	proven, err := r.provenPartitions(ctx, maddr, a.Deadline)
 	if err != nil {
+		return attemptResult{}, err
+	}
+	batches := r.planDeadline(len(parts), proven, st.submitted, mi)
+	if err := r.proveBatches(ctx, a.Miner, mi, seed, parts, batches, st); err != nil {
 		return attemptResult{}, err
 	}
 	// A proof can only land while the window is open.
 	if err := r.waitEpoch(ctx, di.Open); err != nil {
 		return attemptResult{}, err
 	}
-	proven, err := r.provenPartitions(ctx, maddr, a.Deadline)
+	// Read the randomness again just before sending: after a reorg the
+	// chain checks the proof against the new one.
+	again, err := r.cfg.Chain.WindowPoStRandomness(ctx, maddr, &di, nil)
 	if err != nil {
 		return attemptResult{}, err
 	}
-	var send []uint64
-	res := attemptResult{partitions: len(parts)}
-	for i := range parts {
-		p := uint64(i)
-		pp := st.proofs[p]
-		res.skipped = append(res.skipped, pp.skipped...)
-		switch {
-		case proven.Has(p) || st.submitted[p]:
-		case pp.proof == nil:
-			if !bitfield.Subtract(parts[i].ActiveSectors, parts[i].FaultySectors).IsEmpty() {
-				r.log.Error("no sector of a partition could be proven; it will be marked faulty by the chain", zap.Uint64("miner", a.Miner), zap.Uint8("deadline", a.Deadline), zap.Uint64("partition", p), zap.Uint64s("skipped", pp.skipped))
-			}
-		default:
-			send = append(send, p)
-		}
+	if st.useSeed(again) {
+		return attemptResult{}, errRandomnessChanged
 	}
-	if err := r.submit(ctx, maddr, mi, di, send, st, &res); err != nil {
+	if proven, err = r.provenPartitions(ctx, maddr, a.Deadline); err != nil {
 		return attemptResult{}, err
 	}
+	res := attemptResult{partitions: len(parts)}
+	if err := r.submit(ctx, maddr, mi, di, batches, proven, st, &res); err != nil {
+		return attemptResult{}, err
+	}
+	for _, p := range st.skipped {
+		res.skipped = append(res.skipped, p...)
+	}
+	slices.Sort(res.skipped)
 	res.outcome = fsm.OutcomeSubmitted
 	if proven, err := r.provenPartitions(ctx, maddr, a.Deadline); err == nil {
 		all := true
-		for i := range parts {
-			if st.proofs[uint64(i)].proof != nil && !proven.Has(uint64(i)) {
+		for p := range st.submitted {
+			if !proven.Has(p) {
 				all = false
 			}
 		}
@@ -503,40 +528,100 @@ func (r *Runner) attempt(ctx context.Context, a fsm.Assignment, mi minerInfo, di
 	return res, nil
 }
 
-// submit sends the proofs of send in messages of at most
-// MaxPartitionsPerMessage partitions, one proof per partition.
-func (r *Runner) submit(ctx context.Context, maddr fullnode.Address, mi minerInfo, di fullnode.DeadlineInfo, send []uint64, st *proveState, res *attemptResult) error {
-	if len(send) == 0 {
-		return nil
-	}
-	commit, err := r.cfg.Chain.StateGetRandomnessFromTickets(ctx, fullnode.TagPoStChainCommit, di.Challenge, nil, nil)
-	if err != nil {
-		return fmt.Errorf("chain commit randomness at %d: %w", di.Challenge, err)
-	}
-	for lo := 0; lo < len(send); lo += r.cfg.MaxPartitionsPerMessage {
-		batch := send[lo:min(lo+r.cfg.MaxPartitionsPerMessage, len(send))]
-		params := &fullnode.SubmitWindowedPoStParams{Deadline: di.Index, ChainCommitEpoch: di.Challenge, ChainCommitRand: commit}
-		for _, p := range batch {
-			pp := st.proofs[p]
-			skipped, err := bitfield.FromSet(pp.skipped)
-			if err != nil {
-				return fmt.Errorf("skipped sectors of partition %d: %w", p, err)
-			}
-			params.Partitions = append(params.Partitions, fullnode.PoStPartition{Index: p, Skipped: skipped})
-			params.Proofs = append(params.Proofs, fullnode.PoStProof{PoStProof: mi.proof, ProofBytes: pp.proof})
+// planDeadline batches the partitions of a deadline that still need a
+// proof (not proven on chain, not submitted by this occurrence) into
+// messages within the actor's partition limit.
+func (r *Runner) planDeadline(nparts int, proven bitfield.BitField, submitted map[uint64]bool, mi minerInfo) [][]uint64 {
+	var todo []uint64
+	for i := range nparts {
+		if p := uint64(i); !proven.Has(p) && !submitted[p] {
+			todo = append(todo, p)
 		}
+	}
+	return planBatches(todo, partitionLimit(r.cfg.MaxPartitionsPerMessage, mi.partitionSectors))
+}
+
+// proveBatches proves the batches not in st's cache concurrently on the
+// children (the supervisor queues what does not fit). Batches that
+// succeeded are cached even when another failed, so a retry proves only
+// the failed ones.
+func (r *Runner) proveBatches(ctx context.Context, miner uint64, mi minerInfo, seed [32]byte, parts []fullnode.Partition, batches [][]uint64, st *proveState) error {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make([]error, len(batches))
+	for i, batch := range batches {
+		key := batchKey(batch)
+		if _, ok := st.batches[key]; ok {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bp, err := r.proveBatch(ctx, miner, mi, seed, parts, batch)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			mu.Lock()
+			st.batches[key] = bp
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// submit sends one SubmitWindowedPoSt per batch: its partitions, their
+// skipped sectors and the batch's one proof.
+func (r *Runner) submit(ctx context.Context, maddr fullnode.Address, mi minerInfo, di fullnode.DeadlineInfo, batches [][]uint64, proven bitfield.BitField, st *proveState, res *attemptResult) error {
+	var commit []byte
+	for _, batch := range batches {
+		key := batchKey(batch)
+		bp := st.batches[key]
+		if bp == nil {
+			return fmt.Errorf("partitions %v have no proof", batch)
+		}
+		for _, p := range batch {
+			if proven.Has(p) {
+				// Proven by someone else since the batch was planned: the
+				// proof covers sectors the actor will not verify, so the
+				// batch is planned and proven again without it.
+				delete(st.batches, key)
+				return fmt.Errorf("partition %d was proven by another message after its batch %v was planned; proving the batch again", p, batch)
+			}
+		}
+		if commit == nil {
+			var err error
+			if commit, err = r.cfg.Chain.StateGetRandomnessFromTickets(ctx, fullnode.TagPoStChainCommit, di.Challenge, nil, nil); err != nil {
+				return fmt.Errorf("chain commit randomness at %d: %w", di.Challenge, err)
+			}
+		}
+		params, err := bp.params(di.Index, di.Challenge, commit, mi.proof)
+		if err != nil {
+			return err
+		}
+		if params == nil || len(params.Partitions) == 0 {
+			r.log.Error("no sector of these partitions could be proven; the chain will mark them faulty", zap.Stringer("miner", maddr), zap.Uint64("deadline", di.Index),
+				zap.Uint64s("partitions", batch), zap.Uint64s("skipped", bp.allSkipped()))
+			continue
+		}
+		sent := bp.sent()
 		cid, err := r.cfg.Chain.SubmitWindowedPoSt(ctx, maddr, mi.worker, params, nil)
 		if err != nil {
-			return fmt.Errorf("submit partitions %v: %w", batch, err)
+			return fmt.Errorf("submit partitions %v: %w", sent, err)
 		}
-		for _, p := range batch {
+		for _, p := range sent {
 			st.submitted[p] = true
+			if len(bp.skipped[p]) > 0 {
+				st.skipped[p] = bp.skipped[p]
+			}
 		}
 		if head, err := r.head(ctx); err == nil {
-			r.metrics.submitted(head, di.Close, len(batch))
+			r.metrics.submitted(head, di.Close, len(sent))
 		}
 		res.messages++
-		r.log.Info("window post submitted", zap.Stringer("miner", maddr), zap.Uint64("deadline", di.Index), zap.Uint64s("partitions", batch), zap.Stringer("message", cid))
+		r.log.Info("window post submitted", zap.Stringer("miner", maddr), zap.Uint64("deadline", di.Index), zap.Uint64s("partitions", sent),
+			zap.Int("sectors", len(bp.sectors)), zap.Int("skipped", len(bp.allSkipped())), zap.Int("proof_bytes", len(bp.proof)), zap.Stringer("message", cid))
 	}
 	return nil
 }
@@ -569,67 +654,6 @@ func (r *Runner) waitEpoch(ctx context.Context, e fullnode.ChainEpoch) error {
 		case <-time.After(r.cfg.Poll / 2):
 		}
 	}
-}
-
-// provePartitions proves the listed partitions concurrently on the
-// children (the supervisor queues what does not fit). Sectors whose
-// location cannot be resolved and sectors the prover finds unreadable are
-// skipped (they become faulty). Proofs that succeeded are returned even
-// when another partition failed.
-func (r *Runner) provePartitions(ctx context.Context, miner uint64, mi minerInfo, seed [32]byte, parts []fullnode.Partition, which []uint64) (map[uint64]partProof, error) {
-	loc := prover.Locator{Store: r.cfg.Store, Local: r.cfg.Local}
-	out := map[uint64]partProof{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	errs := make([]error, len(which))
-	for i, p := range which {
-		part := parts[p]
-		toProve := bitfield.Union(bitfield.Subtract(part.LiveSectors, part.FaultySectors), part.RecoveringSectors)
-		var replicas []prover.Replica
-		var skipped []uint64
-		_ = toProve.ForEach(func(n uint64) error {
-			rep, why := loc.Sector(miner, n, mi.post)
-			if why != "" {
-				r.log.Warn("sector skipped as faulty", zap.String("sector", sectorfile.SectorName(miner, n)), zap.String("reason", why))
-				skipped = append(skipped, n)
-				return nil
-			}
-			replicas = append(replicas, rep)
-			return nil
-		})
-		if len(replicas) == 0 {
-			mu.Lock()
-			out[p] = partProof{skipped: skipped}
-			mu.Unlock()
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			outp, err := r.cfg.Prover.Prove(ctx, prover.WindowPoStTask{MinerID: miner, ProofType: mi.post.Name, Replicas: replicas, Seed: prover.Bytes32(seed)})
-			if err != nil {
-				errs[i] = fmt.Errorf("partition %d: %w", p, err)
-				return
-			}
-			pp := partProof{skipped: append(skipped, outp.Faults...)}
-			slices.Sort(pp.skipped)
-			if len(outp.Faults) > 0 {
-				r.log.Warn("prover found faulty sectors; skipping them", zap.Uint64("miner", miner), zap.Uint64("partition", p), zap.Uint64s("sectors", outp.Faults), zap.Any("reasons", outp.FaultReasons))
-			}
-			switch {
-			case len(outp.Proofs) == 1:
-				pp.proof = outp.Proofs[0]
-			case len(outp.Proofs) > 1:
-				errs[i] = fmt.Errorf("partition %d: the prover returned %d proofs for one partition", p, len(outp.Proofs))
-				return
-			}
-			mu.Lock()
-			out[p] = pp
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return out, errors.Join(errs...)
 }
 
 // checkWindow checks a deadline's sectors before its fault cutoff, as

@@ -120,7 +120,8 @@ func (l *lockedFSM) apply(t *testing.T, c fsm.Command) {
 // TestRunnerProvesEveryDeadline runs the runner against an in-process
 // devnet (4 deadlines of 10 epochs, two partitions in deadlines 0 and 1)
 // for two periods: every judged deadline is proven and verified by the
-// devnet, one partition per message, after a failed first prove attempt.
+// devnet, both partitions in one message with one proof over their sorted
+// union (the default limit), after a failed first prove attempt.
 // runnerFixture is an in-process devnet with one miner whose four
 // deadlines are all assigned to node n1 in a local FSM.
 type runnerFixture struct {
@@ -174,7 +175,7 @@ func newRunnerFixture(t *testing.T, ctx context.Context, withLocations bool) *ru
 func (fx *runnerFixture) runner(t *testing.T, prov Prover) *Runner {
 	t.Helper()
 	r, err := New(Config{
-		NodeID: "n1", Chain: fx.chain, Prover: prov, Store: fx.f.FSM, Confidence: 1, MaxPartitionsPerMessage: 1, CheckLead: 2, Poll: 5 * time.Millisecond,
+		NodeID: "n1", Chain: fx.chain, Prover: prov, Store: fx.f.FSM, Confidence: 1, CheckLead: 2, Poll: 5 * time.Millisecond,
 		Record: func(_ context.Context, rec fsm.DeadlineRecord) error {
 			fx.f.mu.Lock()
 			defer fx.f.mu.Unlock()

@@ -1,0 +1,211 @@
+package runner
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/fullnode/bitfield"
+	"github.com/vsm-project/vsm/prover"
+	"github.com/vsm-project/vsm/prover/sectorfile"
+)
+
+// maxFaultRetries bounds how many times one batch is proven again after
+// its child reported faulty sectors. Every retry drops at least one sector,
+// so the loop ends anyway; the bound stops a child that keeps inventing
+// faults from eating the window.
+const maxFaultRetries = 5
+
+// partitionLimit is how many partitions one SubmitWindowedPoSt carries:
+// the configured bound, clamped to what the miner actor accepts for this
+// partition size (fullnode.MaxPartitionsPerPoSt). The clamp is here, not
+// in the config, so no configuration can make the runner build a message
+// the actor refuses. configured <= 0 means "as many as allowed".
+func partitionLimit(configured int, partitionSectors uint64) int {
+	limit := fullnode.MaxPartitionsPerPoSt(partitionSectors)
+	if configured > 0 && configured < limit {
+		return configured
+	}
+	return limit
+}
+
+// sectorsToProve is what Lotus proves in a partition: live minus faulty,
+// plus recovering (recovering sectors are still faulty until proven).
+func sectorsToProve(p fullnode.Partition) bitfield.BitField {
+	return bitfield.Union(bitfield.Subtract(p.LiveSectors, p.FaultySectors), p.RecoveringSectors)
+}
+
+// planBatches cuts the partitions in which (ascending) into consecutive
+// batches of at most limit partitions: one batch is one message.
+func planBatches(which []uint64, limit int) [][]uint64 {
+	limit = max(limit, 1)
+	var out [][]uint64
+	for lo := 0; lo < len(which); lo += limit {
+		out = append(out, slices.Clone(which[lo:min(lo+limit, len(which))]))
+	}
+	return out
+}
+
+// batchKey names a batch in the proof cache.
+func batchKey(batch []uint64) string {
+	parts := make([]string, len(batch))
+	for i, p := range batch {
+		parts[i] = strconv.FormatUint(p, 10)
+	}
+	return strings.Join(parts, ",")
+}
+
+// batchProof is a proven batch: ONE proof over the sorted union of the
+// sectors proven in its partitions, and per partition the sectors skipped
+// (unlocatable, or reported faulty by the child).
+type batchProof struct {
+	partitions []uint64
+	seed       [32]byte
+	// proof is nil when no sector of the batch could be proven.
+	proof   []byte
+	sectors []uint64 // proven, ascending: what the proof covers
+	skipped map[uint64][]uint64
+	proven  map[uint64]int // sectors proven per partition
+	retries int            // proofs made again after faults
+}
+
+// allSkipped lists every skipped sector of the batch, ascending.
+func (b *batchProof) allSkipped() []uint64 {
+	var out []uint64
+	for _, s := range b.skipped {
+		out = append(out, s...)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// params builds the batch's message: the partitions with at least one
+// proven sector (a partition with nothing to prove is left out, as Lotus
+// does: the actor would only mark it faulty), each with its skipped
+// sectors, and the one proof. It returns nil params when there is nothing
+// to send.
+func (b *batchProof) params(deadline uint64, commitEpoch fullnode.ChainEpoch, commitRand []byte, proofType fullnode.RegisteredPoStProof) (*fullnode.SubmitWindowedPoStParams, error) {
+	if b.proof == nil {
+		return nil, nil
+	}
+	p := &fullnode.SubmitWindowedPoStParams{Deadline: deadline, ChainCommitEpoch: commitEpoch, ChainCommitRand: commitRand,
+		Proofs: []fullnode.PoStProof{{PoStProof: proofType, ProofBytes: b.proof}}}
+	for _, idx := range b.partitions {
+		if b.proven[idx] == 0 {
+			continue
+		}
+		skipped, err := bitfield.FromSet(b.skipped[idx])
+		if err != nil {
+			return nil, fmt.Errorf("skipped sectors of partition %d: %w", idx, err)
+		}
+		p.Partitions = append(p.Partitions, fullnode.PoStPartition{Index: idx, Skipped: skipped})
+	}
+	return p, nil
+}
+
+// sent lists the partitions params puts in the message.
+func (b *batchProof) sent() []uint64 {
+	var out []uint64
+	for _, idx := range b.partitions {
+		if b.proof != nil && b.proven[idx] > 0 {
+			out = append(out, idx)
+		}
+	}
+	return out
+}
+
+type batchSector struct {
+	rep  prover.Replica
+	part uint64
+}
+
+// proveBatch proves the partitions of batch as ONE child request whose
+// replicas are the union of their sectors to prove, sorted by sector
+// number: damocles' window_post task, and what filecoin-ffi's
+// GenerateWindowPoSt takes. Sectors without a location here are skipped
+// before asking; sectors the child reports faulty are skipped and the
+// batch is proven again without them (at most maxFaultRetries times), as
+// Lotus does: a proof made while faults were found is never used.
+func (r *Runner) proveBatch(ctx context.Context, miner uint64, mi minerInfo, seed [32]byte, parts []fullnode.Partition, batch []uint64) (*batchProof, error) {
+	loc := prover.Locator{Store: r.cfg.Store, Local: r.cfg.Local}
+	bp := &batchProof{partitions: batch, seed: seed, skipped: map[uint64][]uint64{}, proven: map[uint64]int{}}
+	var todo []batchSector
+	owner := map[uint64]uint64{}
+	for _, idx := range batch {
+		if idx >= uint64(len(parts)) {
+			return nil, fmt.Errorf("partition %d: the deadline has %d partitions", idx, len(parts))
+		}
+		err := sectorsToProve(parts[idx]).ForEach(func(n uint64) error {
+			if p, dup := owner[n]; dup {
+				return fmt.Errorf("sector %d is in partitions %d and %d", n, p, idx)
+			}
+			owner[n] = idx
+			rep, why := loc.Sector(miner, n, mi.post)
+			if why != "" {
+				r.log.Warn("sector skipped as faulty", zap.String("sector", sectorfile.SectorName(miner, n)), zap.String("reason", why))
+				bp.skipped[idx] = append(bp.skipped[idx], n)
+				return nil
+			}
+			todo = append(todo, batchSector{rep: rep, part: idx})
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("partitions %v: %w", batch, err)
+		}
+	}
+	slices.SortFunc(todo, func(a, b batchSector) int { return cmp.Compare(a.rep.SectorID, b.rep.SectorID) })
+	for try := 0; len(todo) > 0; try++ {
+		if try > maxFaultRetries {
+			return nil, fmt.Errorf("partitions %v: the prover still reported faults after %d retries", batch, maxFaultRetries)
+		}
+		reps := make([]prover.Replica, len(todo))
+		for i, s := range todo {
+			reps[i] = s.rep
+		}
+		out, err := r.cfg.Prover.Prove(ctx, prover.WindowPoStTask{MinerID: miner, ProofType: mi.post.Name, Replicas: reps, Seed: prover.Bytes32(seed)})
+		if err != nil {
+			return nil, fmt.Errorf("partitions %v (%d sectors): %w", batch, len(reps), err)
+		}
+		if len(out.Faults) > 0 {
+			faulty := make(map[uint64]bool, len(out.Faults))
+			for _, f := range out.Faults {
+				faulty[f] = true
+			}
+			kept := todo[:0:0]
+			for _, s := range todo {
+				if faulty[s.rep.SectorID] {
+					bp.skipped[s.part] = append(bp.skipped[s.part], s.rep.SectorID)
+					continue
+				}
+				kept = append(kept, s)
+			}
+			if len(kept) == len(todo) {
+				return nil, fmt.Errorf("partitions %v: the prover reported faults %v, none of them in the task", batch, out.Faults)
+			}
+			r.log.Warn("prover found faulty sectors; skipping them and proving the batch again", zap.Uint64("miner", miner), zap.Uint64s("partitions", batch),
+				zap.Uint64s("sectors", out.Faults), zap.Any("reasons", out.FaultReasons), zap.Int("retry", try+1))
+			todo = kept
+			bp.retries++
+			continue
+		}
+		if len(out.Proofs) != 1 {
+			return nil, fmt.Errorf("partitions %v: the prover returned %d proofs and no fault; a message takes exactly one", batch, len(out.Proofs))
+		}
+		bp.proof = out.Proofs[0]
+		for _, s := range todo {
+			bp.sectors = append(bp.sectors, s.rep.SectorID)
+			bp.proven[s.part]++
+		}
+		break
+	}
+	for idx := range bp.skipped {
+		slices.Sort(bp.skipped[idx])
+	}
+	return bp, nil
+}
