@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,9 @@ type Client struct {
 	log         *zap.Logger
 	id          atomic.Uint64
 	callTimeout time.Duration
+	// v0 is set for an endpoint ending in /rpc/v0, whose StateWaitMsg and
+	// StateSearchMsg take fewer arguments than v1's.
+	v0 bool
 }
 
 // Option configures a Client.
@@ -72,8 +76,15 @@ func NewClient(info APIInfo, log *zap.Logger, opts ...Option) *Client {
 	for _, o := range opts {
 		o(c)
 	}
+	c.v0 = IsV0(info.URL)
 	return c
 }
+
+// IsV0 reports whether an endpoint URL is a full node's v0 API (/rpc/v0).
+func IsV0(url string) bool { return strings.HasSuffix(strings.TrimRight(url, "/"), "/rpc/v0") }
+
+// V0 reports whether the client speaks the v0 API.
+func (c *Client) V0() bool { return c.v0 }
 
 // Dial parses a FULLNODE_API_INFO string and returns a client for it. It
 // does not contact the node.
@@ -282,6 +293,22 @@ func (c *Client) MpoolPushMessage(ctx context.Context, msg *Message, spec *Messa
 	if msg.Params == nil {
 		msg.Params = []byte{}
 	}
+	if spec != nil && spec.GasOverEstimation > 0 && msg.GasLimit == 0 {
+		// The node overestimates by its own factor when it estimates;
+		// estimating here and setting GasLimit applies ours instead (a
+		// node keeps a non-zero GasLimit). A node without the method
+		// estimates as usual.
+		var limit int64
+		err := c.Call(ctx, "Filecoin.GasEstimateGasLimit", &limit, msg, EmptyTSK)
+		var rpcErr *RPCError
+		switch {
+		case err == nil:
+			msg.GasLimit = int64(float64(limit) * spec.GasOverEstimation)
+		case errors.As(err, &rpcErr) && rpcErr.Code == codeMethodNotFound:
+		default:
+			return nil, fmt.Errorf("Filecoin.MpoolPushMessage: %w", err)
+		}
+	}
 	var sm SignedMessage
 	var specArg any
 	if spec != nil {
@@ -331,24 +358,83 @@ func (c *Client) DeclareFaultsRecovered(ctx context.Context, maddr, from Address
 	return sm.CID, nil
 }
 
+// codeMethodNotFound is JSON-RPC's "method not found".
+const codeMethodNotFound = -32601
+
+// LookbackNoLimit is Lotus's api.LookbackNoLimit: search the whole chain.
+const LookbackNoLimit ChainEpoch = -1
+
 // StateSearchMsg looks for a message's receipt without waiting; nil means
-// not found (yet).
+// not found (yet). On a v0 endpoint the node takes only the CID and
+// searches from its head without limit, allowing replacements (v0's
+// StateSearchMsg), so from, limit and allowReplaced must be those
+// defaults there.
 func (c *Client) StateSearchMsg(ctx context.Context, from TipSetKey, msg CID, limit ChainEpoch, allowReplaced bool) (*MsgLookup, error) {
 	var ml *MsgLookup
-	if err := c.Call(ctx, "Filecoin.StateSearchMsg", &ml, from, msg, limit, allowReplaced); err != nil {
+	var err error
+	if c.v0 {
+		if len(from) != 0 || limit != LookbackNoLimit || !allowReplaced {
+			return nil, fmt.Errorf("Filecoin.StateSearchMsg: the v0 API at %s searches from the head without limit, allowing replaced messages; use a /rpc/v1 endpoint for other searches", c.info.URL)
+		}
+		err = c.Call(ctx, "Filecoin.StateSearchMsg", &ml, msg)
+	} else {
+		err = c.Call(ctx, "Filecoin.StateSearchMsg", &ml, from, msg, limit, allowReplaced)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return ml, nil
 }
 
 // StateWaitMsg blocks on the node until the message has confidence
-// confirmations. Cancel ctx to stop waiting.
+// confirmations. Cancel ctx to stop waiting. On a v0 endpoint the node
+// takes only the CID and the confidence (v0's StateWaitMsg looks back
+// without limit and allows replaced messages), so limit and allowReplaced
+// must be those defaults there.
 func (c *Client) StateWaitMsg(ctx context.Context, msg CID, confidence uint64, limit ChainEpoch, allowReplaced bool) (*MsgLookup, error) {
 	var ml MsgLookup
-	if err := c.call(ctx, "Filecoin.StateWaitMsg", &ml, msg, confidence, limit, allowReplaced); err != nil {
+	var err error
+	if c.v0 {
+		if limit != LookbackNoLimit || !allowReplaced {
+			return nil, fmt.Errorf("Filecoin.StateWaitMsg: the v0 API at %s waits without a lookback limit, allowing replaced messages; use a /rpc/v1 endpoint for limit %d, allowReplaced %v", c.info.URL, limit, allowReplaced)
+		}
+		err = c.call(ctx, "Filecoin.StateWaitMsg", &ml, msg, confidence)
+	} else {
+		err = c.call(ctx, "Filecoin.StateWaitMsg", &ml, msg, confidence, limit, allowReplaced)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &ml, nil
+}
+
+// StateReplay re-executes an included message at tsk (empty: where it was
+// included) and returns its result; InvocResult.Error holds the VM's
+// failure text, with the actor's message, when the exit code is not 0.
+func (c *Client) StateReplay(ctx context.Context, tsk TipSetKey, msg CID) (*InvocResult, error) {
+	var r InvocResult
+	if err := c.Call(ctx, "Filecoin.StateReplay", &r, tsk, msg); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// ReceiptError describes a receipt with a non-zero exit code: the exit code
+// by name and, when the node can replay the message (StateReplay), the
+// actor's own message. It is "" for exit code 0.
+func (c *Client) ReceiptError(ctx context.Context, ml *MsgLookup) string {
+	if ml == nil || ml.Receipt.ExitCode == 0 {
+		return ""
+	}
+	what := "exit " + ExitCodeString(ml.Receipt.ExitCode)
+	r, err := c.StateReplay(ctx, EmptyTSK, ml.Message)
+	switch {
+	case err != nil:
+		c.log.Debug("replaying a failed message for its error text", zap.Stringer("message", ml.Message), zap.Error(err))
+	case r.Error != "":
+		what += ": " + strings.TrimSpace(r.Error)
+	}
+	return what
 }
 
 // MinerGetBaseInfo returns what mining round epoch on top of the tipset tsk

@@ -2,6 +2,8 @@ package fullnode
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -256,10 +258,80 @@ type Message struct {
 	Params     []byte // CBOR, base64 in JSON
 }
 
-// MessageSendSpec bounds the fee MpoolPushMessage may spend. A zero MaxFee
-// lets the node use its configured default.
+// MessageSendSpec is MpoolPushMessage's send spec (Lotus api.MessageSendSpec).
 type MessageSendSpec struct {
+	// MaxFee bounds GasFeeCap*GasLimit, in attoFIL. Zero lets the node use
+	// its configured default.
 	MaxFee BigInt
+	// MsgUuid makes a push idempotent: a node that already signed a
+	// message with this id returns that message instead of a second one
+	// (Lotus keeps the id in its message signer's datastore). A UUID
+	// string; empty is Lotus's uuid.Nil (no idempotence).
+	MsgUuid string `json:",omitempty"` //nolint:revive // wire name
+	// MaximizeFeeCap sets GasFeeCap to what MaxFee allows, so the message
+	// is not stuck when the base fee rises (Lotus's
+	// MaximizeWindowPoStFeeCap, on by default for WindowPoSt).
+	MaximizeFeeCap bool
+	// GasOverEstimation, when above 0, multiplies the node's gas limit
+	// estimate (GasEstimateGasLimit) before the push, like
+	// venus-sector-manager's GasOverEstimation; 0 leaves the node's own
+	// overestimation (Lotus's GasLimitOverestimation, 1.25). It is applied
+	// by this client, never sent.
+	GasOverEstimation float64 `json:"-"`
+}
+
+// NewMsgUUID returns a random (version 4) UUID for MessageSendSpec.MsgUuid.
+func NewMsgUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // never fails on supported platforms
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// attoPerFIL is 10^18.
+var attoPerFIL = new(big.Int).Exp(big.NewInt(10), big.NewInt(18), nil)
+
+// ParseFIL parses an amount as Lotus's types.ParseFIL does: a decimal
+// number with an optional unit FIL (default), milliFIL, microFIL, nanoFIL,
+// picoFIL, femtoFIL or attoFIL ("5 FIL", "0.5", "5 nanoFIL"). The result is
+// in attoFIL; a fraction finer than one attoFIL is an error.
+func ParseFIL(s string) (BigInt, error) {
+	str := strings.TrimSpace(s)
+	num, unit, _ := strings.Cut(str, " ")
+	num, unit = strings.TrimSpace(num), strings.ToLower(strings.TrimSpace(unit))
+	exp := map[string]int64{"": 18, "fil": 18, "millifil": 15, "microfil": 12, "nanofil": 9, "picofil": 6, "femtofil": 3, "attofil": 0}
+	e, ok := exp[unit]
+	if !ok {
+		return BigInt{}, fmt.Errorf("amount %q: unknown unit %q (want FIL, milliFIL, microFIL, nanoFIL, picoFIL, femtoFIL or attoFIL)", s, unit)
+	}
+	r, ok := new(big.Rat).SetString(num)
+	if !ok || r.Sign() < 0 {
+		return BigInt{}, fmt.Errorf("amount %q: %q is not a non-negative decimal number", s, num)
+	}
+	r.Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(e), nil)))
+	if !r.IsInt() {
+		return BigInt{}, fmt.Errorf("amount %q: finer than one attoFIL", s)
+	}
+	return BigInt{new(big.Int).Set(r.Num())}, nil
+}
+
+// FILString renders attoFIL as FIL ("5 FIL", "0.000000005 FIL").
+func FILString(b BigInt) string {
+	r := new(big.Rat).SetFrac(b.Int(), attoPerFIL)
+	s := strings.TrimRight(strings.TrimRight(r.FloatString(18), "0"), ".")
+	return s + " FIL"
+}
+
+// InvocResult is StateReplay's answer: the message's receipt and, when it
+// failed, the VM's error text with the actor's message.
+type InvocResult struct {
+	MsgCid CID
+	MsgRct *MessageReceipt
+	Error  string
 }
 
 // Signature is a message signature.
@@ -319,4 +391,22 @@ type MiningBaseInfo struct {
 	PrevBeaconEntry   BeaconEntry
 	BeaconEntries     []BeaconEntry
 	EligibleForMining bool
+}
+
+// exitNames are the FVM's exit codes (go-state-types exitcode).
+var exitNames = map[int64]string{
+	0: "Ok", 1: "SysErrSenderInvalid", 2: "SysErrSenderStateInvalid", 4: "SysErrIllegalInstruction",
+	5: "SysErrInvalidReceiver", 6: "SysErrInsufficientFunds", 7: "SysErrOutOfGas", 8: "SysErrForbidden",
+	9: "SysErrIllegalActor", 10: "SysErrIllegalArgument", 16: "ErrIllegalArgument", 17: "ErrNotFound",
+	18: "ErrForbidden", 19: "ErrInsufficientFunds", 20: "ErrIllegalState", 21: "ErrSerialization",
+	22: "ErrUnhandledMessage", 23: "ErrUnspecified", 24: "ErrAssertionFailed", 25: "ErrReadOnly", 26: "ErrNotPayable",
+}
+
+// ExitCodeString names an exit code as Lotus prints it:
+// "ErrIllegalArgument(16)".
+func ExitCodeString(code int64) string {
+	if n, ok := exitNames[code]; ok {
+		return fmt.Sprintf("%s(%d)", n, code)
+	}
+	return fmt.Sprintf("%d", code)
 }
