@@ -10,7 +10,7 @@ TEST_TIMEOUT ?= 20m
 E2E_TIMEOUT ?= 15m
 E2E_LOG     ?= /tmp/vsm-e2e-deadlines.log
 
-.PHONY: help build test vet fuzz bench demo clean ffi e2e
+.PHONY: help build test vet fuzz bench demo clean ffi ffi-gpu params test-ffi e2e e2e-ffi
 
 help:
 	@echo "make build   build bin/vsm"
@@ -19,7 +19,11 @@ help:
 	@echo "make e2e     the deadline test: devnet, 3 nodes, 12 miners, one proving period, kill -9 (about 5 min)"
 	@echo "make fuzz    run each fuzz target briefly (FUZZTIME=10s)"
 	@echo "make bench   print the performance figures the issues ask for"
-	@echo "make ffi     build bin/vsm-ffi-prover (filecoin-ffi; needs Rust and CUDA/OpenCL, not built by CI)"
+	@echo "make ffi     build bin/vsm-ffi-prover and bin/vsm-params: filecoin-ffi from source for the CPU (needs Rust; minutes the first time)"
+	@echo "make params  generate Groth16 parameters for 2 KiB and 8 MiB PoSt in $$FIL_PROOFS_PARAMETER_CACHE (local setup, not the ceremony's)"
+	@echo "make test-ffi   the real engine's tests (seal, prove, verify)"
+	@echo "make e2e-ffi    a devnet proving period with real SNARKs on 3 nodes"
+	@echo "make ffi-gpu    the engine with CUDA (FFI_GPU=opencl for OpenCL); see docs/engine.md"
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/vsm ./cmd/vsm
@@ -64,14 +68,38 @@ bench:
 	@echo "== scheduler: 10,000 miners x 48 deadlines over 1,000 GPUs"
 	$(GO) test -run XXX -bench . -benchtime 5x ./cluster/schedule
 
-ffi:  # filecoin-ffi prover: needs Rust and CUDA/OpenCL; not built by CI
-	@grep -qs extern/filecoin-ffi .gitmodules || { echo "extern/filecoin-ffi is not a submodule yet; run: git submodule add https://github.com/filecoin-project/filecoin-ffi extern/filecoin-ffi (see README)"; exit 1; }
-	git submodule update --init --recursive extern/filecoin-ffi
-	$(MAKE) -C extern/filecoin-ffi
-	cd prover/ffi && go mod tidy && go build -o ../../bin/vsm-ffi-prover .
+# The real proof engine (issue 9): filecoin-ffi built from source for the
+# CPU. scripts/ffi.sh keeps cargo's output in ~/.cache/vsm, so only the first
+# build on a machine takes minutes.
+FFI_PARAMS ?= $(HOME)/.cache/vsm/params
+export FIL_PROOFS_PARAMETER_CACHE ?= $(FFI_PARAMS)
+
+ffi:
+	VERSION=$(VERSION) ./scripts/ffi.sh build
+
+# GPU build (CUDA by default; FFI_GPU=opencl for OpenCL): needs the CUDA
+# toolkit (nvcc) or an OpenCL ICD and headers; see docs/engine.md.
+FFI_GPU ?= cuda
+ffi-gpu:
+	FFI_GPU=$(FFI_GPU) VERSION=$(VERSION) ./scripts/ffi.sh build
+
+params: ffi
+	./scripts/ffi.sh params
+
+# The engine's own tests: real sealing, proving and verification on the CPU.
+test-ffi: params
+	cd prover/ffi && VSM_FFI_PROVER=$(CURDIR)/bin/vsm-ffi-prover CGO_ENABLED=1 $(GO) test -tags nofvm -count=1 -timeout 20m .
+
+# A devnet proving period with real SNARKs (see e2e/ffi_test.go).
+E2E_FFI_LOG ?= /tmp/vsm-e2e-ffi.log
+e2e-ffi: build params
+	@echo "== e2e-ffi: devnet with filecoin-ffi sealed 2 KiB sectors, 3 nodes x 2 vsm-ffi-prover children (log: $(E2E_FFI_LOG))"
+	@VSM_FFI_PROVER=$(CURDIR)/bin/vsm-ffi-prover $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -run '^TestFFIDeadlines$$' -v ./e2e > $(E2E_FFI_LOG) 2>&1 || { tail -150 $(E2E_FFI_LOG); exit 1; }
+	@grep -E 'ffi_test.go|^--- ' $(E2E_FFI_LOG)
+	@grep '^deadlines proven' $(E2E_FFI_LOG) | tail -1
 
 demo: build
 	./scripts/demo.sh
 
 clean:
-	rm -rf bin .demo
+	rm -rf bin .demo build
