@@ -10,7 +10,7 @@ TEST_TIMEOUT ?= 20m
 E2E_TIMEOUT ?= 15m
 E2E_LOG     ?= /tmp/vsm-e2e-deadlines.log
 
-.PHONY: help build test vet fuzz bench demo clean ffi ffi-gpu params test-ffi e2e e2e-ffi
+.PHONY: help build test vet fuzz bench bench-ffi demo clean ffi ffi-gpu params test-ffi e2e e2e-ffi
 
 help:
 	@echo "make build   build bin/vsm"
@@ -67,6 +67,8 @@ bench:
 	$(GO) test -run XXX -bench BenchmarkReassignmentLatency -benchtime 1x ./e2e
 	@echo "== scheduler: 10,000 miners x 48 deadlines over 1,000 GPUs"
 	$(GO) test -run XXX -bench . -benchtime 5x ./cluster/schedule
+	@echo "== real engine (filecoin-ffi, CPU): sealing, one partition per engine first/warm, child RSS"
+	$(MAKE) --no-print-directory bench-ffi
 
 # The real proof engine (issue 9): filecoin-ffi built from source for the
 # CPU. scripts/ffi.sh keeps cargo's output in ~/.cache/vsm, so only the first
@@ -97,6 +99,13 @@ e2e-ffi: build params
 	@VSM_FFI_PROVER=$(CURDIR)/bin/vsm-ffi-prover $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -run '^TestFFIDeadlines$$' -v ./e2e > $(E2E_FFI_LOG) 2>&1 || { tail -150 $(E2E_FFI_LOG); exit 1; }
 	@grep -E 'ffi_test.go|^--- ' $(E2E_FFI_LOG)
 	@grep '^deadlines proven' $(E2E_FFI_LOG) | tail -1
+
+# Issue 9's figures: sealing per sector, one WindowPoSt partition per engine
+# (first request on a fresh child and warm median), the child's peak RSS.
+# `make ffi` and `make params` print the build and parameter times.
+bench-ffi: build params
+	cd prover/ffi && VSM_FFI_PROVER=$(CURDIR)/bin/vsm-ffi-prover VSM_BIN=$(CURDIR)/bin/vsm CGO_ENABLED=1 \
+	  $(GO) test -tags nofvm -run XXX -bench . -benchtime 1x -timeout 20m .
 
 demo: build
 	./scripts/demo.sh
