@@ -82,7 +82,7 @@ ffi:
 # GPU build (CUDA by default; FFI_GPU=opencl for OpenCL): needs the CUDA
 # toolkit (nvcc) or an OpenCL ICD and headers; see docs/engine.md.
 FFI_GPU ?= cuda
-ffi-gpu:
+ffi-gpu:  # writes bin/vsm-ffi-prover-$(FFI_GPU)
 	FFI_GPU=$(FFI_GPU) VERSION=$(VERSION) ./scripts/ffi.sh build
 
 params: ffi

@@ -14,7 +14,8 @@
 # and prover/ffi's go.mod points there.
 #
 # Knobs: VSM_CACHE (default ~/.cache/vsm), FIL_PROOFS_PARAMETER_CACHE (default
-# $VSM_CACHE/params), FFI_GPU=cuda|opencl for a GPU build (make ffi-gpu).
+# $VSM_CACHE/params), FFI_GPU=cuda|opencl for a GPU build (make ffi-gpu; it
+# writes bin/vsm-ffi-prover-cuda or -opencl beside the CPU build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -95,9 +96,9 @@ install_go_side() {
 }
 
 build_go() {
-  say "go build bin/vsm-ffi-prover (cgo, tag nofvm)"
+  say "go build bin/vsm-ffi-prover${GPU:+-$GPU} (cgo, tag nofvm)"
   mkdir -p bin
-  (cd prover/ffi && CGO_ENABLED=1 go build -tags nofvm -ldflags "-X main.version=${VERSION:-dev}" -o "$ROOT/bin/vsm-ffi-prover" .)
+  (cd prover/ffi && CGO_ENABLED=1 go build -tags nofvm -ldflags "-X main.version=${VERSION:-dev}" -o "$ROOT/bin/vsm-ffi-prover${GPU:+-$GPU}" .)
   say "cargo build of vsm-params"
   (cd prover/ffi/params && cargo build --release --locked) 2>&1 | grep -E '^error|Finished' || true
   [ -x "$TARGET/release/vsm-params" ] || die "cargo build of vsm-params failed"
@@ -134,7 +135,7 @@ case "${1:-}" in
     build_filcrypto
     install_go_side
     build_go
-    say "done in $((SECONDS - start)) s: bin/vsm-ffi-prover, bin/vsm-params"
+    say "done in $((SECONDS - start)) s: bin/vsm-ffi-prover${GPU:+-$GPU}, bin/vsm-params"
     ;;
   params) params ;;
   *) die "usage: scripts/ffi.sh build|params" ;;
