@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/vsm-project/vsm/prover"
+	"github.com/vsm-project/vsm/prover/engine"
 	"github.com/vsm-project/vsm/prover/sectorfile"
 )
 
@@ -353,6 +356,35 @@ func TestSectorCreateOutputImports(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(dir, "sealed", sectorfile.SectorName(1000, got.Number))); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestWinningChallengeMatchesLibrary checks the Go derivation of the
+// WinningPoSt challenged sector (prover/engine, which the devnet uses to
+// pick the sector it asks for) against filecoin-ffi's, so the devnet's
+// choice is the library's.
+func TestWinningChallengeMatchesLibrary(t *testing.T) {
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	pp, _ := sectorfile.PoStProofByName("StackedDrgWinning2KiBV1")
+	for i := range 300 {
+		minerID := rng.Uint64N(1 << 40)
+		var rnd [32]byte
+		for j := range rnd {
+			rnd[j] = byte(rng.Uint32())
+		}
+		rnd[31] &= 0x3f
+		setLen := 1 + rng.Uint64N(100_000)
+		want, err := ffi.GenerateWinningPoStSectorChallenge(abi.RegisteredPoStProof(pp.ChainID), abi.ActorID(minerID), rnd[:], setLen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := engine.WinningSectorChallenges(minerID, rnd, setLen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("case %d (miner %d, set %d): Go %v, filecoin-ffi %v", i, minerID, setLen, got, want)
 		}
 	}
 }
