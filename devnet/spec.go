@@ -33,7 +33,18 @@ type Spec struct {
 	// Mining enables the WinningPoSt election (absent: no miner is ever
 	// elected, and MinerGetBaseInfo says so).
 	Mining *MiningSpec `toml:"Mining" json:"Mining,omitempty"`
+	// Engine is the proof engine the devnet seals and verifies with:
+	// "builtin" (default; vsm's SHA-256 engine, nothing to build) or "ffi"
+	// (filecoin-ffi through vsm-ffi-prover: real sectors, real SNARKs; see
+	// docs/engine.md). A devnet's sectors are of one engine.
+	Engine string `toml:"Engine" json:"Engine,omitempty"`
 }
+
+// Engines a spec may name.
+const (
+	EngineBuiltin = "builtin"
+	EngineFFI     = "ffi"
+)
 
 // MiningSpec configures the devnet's leader election.
 type MiningSpec struct {
@@ -149,6 +160,11 @@ func (s *Spec) Validate() error {
 	}
 	if len(s.Miners) == 0 {
 		return fmt.Errorf("no miners")
+	}
+	switch s.Engine {
+	case "", EngineBuiltin, EngineFFI:
+	default:
+		return fmt.Errorf("Engine %q: want %q (default) or %q", s.Engine, EngineBuiltin, EngineFFI)
 	}
 	if m := s.Mining; m != nil {
 		if !(m.ExpectedLeadersPerEpoch > 0 && m.ExpectedLeadersPerEpoch <= 100) {

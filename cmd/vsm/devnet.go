@@ -36,6 +36,7 @@ func devnetCommand() *cli.Command {
 					&cli.StringFlag{Name: "listen", Usage: "HTTP listen address", Value: "127.0.0.1:1234"},
 					&cli.DurationFlag{Name: "epoch", Usage: "wall time per epoch", Value: 100 * time.Millisecond},
 					&cli.BoolFlag{Name: "allow-remote", Usage: "allow a non-loopback --listen (reads need no token)"},
+					&cli.StringFlag{Name: "ffi-prover", Usage: "vsm-ffi-prover binary for a spec with Engine = \"ffi\" (default: $VSM_FFI_PROVER, beside vsm, or on the PATH)"},
 				},
 				Action: devnetRun,
 			},
@@ -84,7 +85,21 @@ func devnetRun(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	dn, err := devnet.New(ctx, devnet.Config{Dir: dir, Spec: spec, BlockTime: c.Duration("epoch"), Logger: log})
+	cfg := devnet.Config{Dir: dir, Spec: spec, BlockTime: c.Duration("epoch"), Logger: log}
+	if spec.Engine == devnet.EngineFFI {
+		bin := c.String("ffi-prover")
+		if bin == "" {
+			bin = devnet.DefaultFFIProver()
+		}
+		eng, err := devnet.NewFFIEngine(ctx, bin, 2, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer func() { _ = eng.Close(context.Background()) }()
+		cfg.Verifier, cfg.Sealer = eng, eng
+	}
+	dn, err := devnet.New(ctx, cfg)
 	if err != nil {
 		ln.Close()
 		return err
