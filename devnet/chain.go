@@ -21,34 +21,6 @@ import (
 // ChainEpoch is fullnode.ChainEpoch, repeated for brevity.
 type ChainEpoch = fullnode.ChainEpoch
 
-// Exit codes the devnet reports, numbered as the FVM numbers them.
-const (
-	ExitOK                 = 0
-	ExitSysInvalidReceiver = 5
-	ExitIllegalArgument    = 16
-	ExitNotFound           = 17
-	ExitForbidden          = 18
-	ExitIllegalState       = 20
-	ExitSerialization      = 21
-	ExitUnhandledMessage   = 22
-)
-
-// ExecError is a message the chain refused to execute. MpoolPushMessage
-// returns it (as Lotus does when gas estimation executes a failing
-// message), so a failed submission never lands silently.
-type ExecError struct {
-	ExitCode int
-	Reason   string
-}
-
-func (e *ExecError) Error() string {
-	return fmt.Sprintf("estimating gas used: message execution failed: exit %d: %s", e.ExitCode, e.Reason)
-}
-
-func execErr(code int, format string, args ...any) error {
-	return &ExecError{ExitCode: code, Reason: fmt.Sprintf(format, args...)}
-}
-
 // Outcome of a closed deadline.
 const (
 	OutcomeProven = "proven" // every partition proven, no faulty sector
@@ -79,6 +51,10 @@ type Totals struct {
 	Faulty int
 	Missed int
 	Empty  int
+	// MessagesRefused counts pushes refused at estimation (nothing landed);
+	// MessagesFailed counts messages that landed with a non-zero exit code.
+	MessagesRefused int
+	MessagesFailed  int
 }
 
 type partitionState struct {
@@ -119,13 +95,27 @@ type minerState struct {
 	commR map[uint64][32]byte // derived from Sectors on load
 }
 
+// msgRecord is a pushed message: pending until a tipset includes it, then
+// its receipt.
 type msgRecord struct {
-	CID      string
-	From     uint64
-	To       uint64
-	Method   uint64
+	CID    string
+	From   uint64
+	To     uint64
+	Method uint64
+	Nonce  uint64
+	// Height is the epoch of the tipset that included (and executed) the
+	// message; while Pending, the head it was pushed at.
 	Height   ChainEpoch
-	ExitCode int
+	Pending  bool   `json:",omitempty"`
+	ExitCode int    // of the receipt
+	Reason   string `json:",omitempty"` // the actor's message when ExitCode != 0
+	Params   []byte `json:",omitempty"` // kept until executed, then dropped
+	MsgUuid  string `json:",omitempty"`
+
+	// The proof check that passed at estimation (not persisted: after a
+	// restart the proof is checked again when it executes).
+	verified    [32]byte
+	hasVerified bool
 }
 
 // persisted is the whole devnet state, written to state.json.
@@ -138,6 +128,8 @@ type persisted struct {
 	Records     []DeadlineRecord
 	Totals      Totals
 	Messages    map[string]*msgRecord
+	Pending     []string          // CIDs of pushed messages not yet included, in push order
+	UUIDs       map[string]string // MessageSendSpec.MsgUuid -> CID
 	// WinningPoSt outcomes (see winning.go).
 	WinTotals  WinTotals
 	WinRecords []WinRecord
@@ -183,6 +175,9 @@ func newChain(st persisted, spec *Spec, v Verifier, log *zap.Logger) (*chain, er
 	}
 	if c.st.Nonces == nil {
 		c.st.Nonces = map[uint64]uint64{}
+	}
+	if c.st.UUIDs == nil {
+		c.st.UUIDs = map[string]string{}
 	}
 	for _, m := range st.Miners {
 		m.commR = make(map[uint64][32]byte, len(m.Sectors))
@@ -260,8 +255,10 @@ func (c *chain) headChanged() <-chan struct{} {
 	return c.headCh
 }
 
-// advance moves the head one epoch and judges every deadline whose window
-// ended with the previous epoch.
+// advance moves the head one epoch: it runs the cron of the previous epoch
+// (judging every deadline whose window ended with it), then executes the
+// messages the new tipset includes, at its epoch. That is the real order:
+// a tipset's messages, then its cron.
 func (c *chain) advance() []DeadlineRecord {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -278,6 +275,7 @@ func (c *chain) advance() []DeadlineRecord {
 	}
 	c.judgeRoundLocked(h - 1)
 	c.st.Height = h
+	c.executePendingLocked(h)
 	c.dirty = true
 	close(c.headCh)
 	c.headCh = make(chan struct{})
@@ -432,273 +430,185 @@ func (c *chain) randomnessLocked(kind string, tag fullnode.DomainSeparationTag, 
 
 // --- messages ---------------------------------------------------------------
 
-// pendingPost is a SubmitWindowedPoSt validated but not yet verified.
-type pendingPost struct {
-	miner      *minerState
-	di         fullnode.DeadlineInfo
-	params     fullnode.SubmitWindowedPoStParams
-	randomness [32]byte
-	checks     []WindowPoStVerifyInfo
-	proven     []bitfield.BitField // per params.Partitions entry: sectors proven
-	skip       []bool              // partition already proven this window
-}
+// A message reaches its receipt as on a Lotus chain. MpoolPushMessage
+// first estimates it: it runs the message against the current state (after
+// the sender's own pending messages, as Lotus's gas estimation does) at
+// the epoch of the next tipset, and refuses the push with the actor's exit
+// code and message if it fails. A message that passes is pending; the next
+// tipset includes it and executes it at its own epoch, where it may still
+// fail (the deadline closed meanwhile, another message proved the same
+// partition first), which shows as a non-zero exit code in its receipt.
+// The receipt is found in the tipset after the inclusion one, the
+// "execution tipset" Lotus's StateSearchMsg and StateWaitMsg report.
 
-// pushMessage executes a message at the current head and returns its
-// receipt record. Verification of a PoSt runs without the lock, so a slow
-// proof check never stalls the chain.
-func (c *chain) pushMessage(ctx context.Context, msg *fullnode.Message) (*msgRecord, error) {
+// pushMessage estimates msg and, if it passes, adds it to the pending
+// messages. Proof verification runs without the lock, so a slow check
+// never stalls the chain.
+func (c *chain) pushMessage(ctx context.Context, msg *fullnode.Message, uuid string) (*msgRecord, error) {
 	c.mu.Lock()
+	if rec, ok := c.byUUIDLocked(uuid); ok {
+		c.mu.Unlock()
+		return rec, nil
+	}
+	call := msgCall{From: msg.From.ID(), Method: msg.Method, Params: msg.Params}
 	m, ok := c.miners[msg.To.ID()]
 	if !ok || !msg.To.Defined() {
+		c.st.Totals.MessagesRefused++
 		c.mu.Unlock()
-		return nil, execErr(ExitSysInvalidReceiver, "no miner actor at %s", msg.To)
+		return nil, estimateErr(&ExecError{ExitCode: ExitSysInvalidReceiver, Reason: fmt.Sprintf("actor %s not found", msg.To), Receiver: msg.To.ID(), Method: msg.Method})
 	}
-	if from := msg.From.ID(); !msg.From.Defined() || (from != m.Worker && from != m.Owner) {
-		c.mu.Unlock()
-		return nil, execErr(ExitForbidden, "caller %s is not the worker (t0%d) or owner (t0%d) of %s", msg.From, m.Worker, m.Owner, msg.To)
-	}
-	var err error
-	switch msg.Method {
-	case fullnode.MethodSubmitWindowedPoSt:
-		var pp *pendingPost
-		pp, err = c.prepareWindowPoSt(m, msg.Params)
-		c.mu.Unlock()
-		if err != nil {
-			return nil, err
+	epoch := c.st.Height + 1
+	dls := m.Deadlines
+	for _, cid := range c.st.Pending {
+		prior := c.st.Messages[cid]
+		if prior.From != call.From || prior.To != m.ID {
+			continue
 		}
-		for _, chk := range pp.checks {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			if err := c.verifier.VerifyWindowPoSt(ctx, chk); err != nil {
-				return nil, execErr(ExitIllegalArgument, "invalid PoSt for %s deadline %d: %v", msg.To, pp.params.Deadline, err)
-			}
+		// A prior message that would fail changes nothing; its proof is
+		// trusted here and verified when it executes.
+		if ex, err := c.runCall(m, dls, prior.call(), epoch); err == nil {
+			dls = ex.deadlines
 		}
-		c.mu.Lock()
-		err = c.commitWindowPoSt(pp)
-	case fullnode.MethodDeclareFaults:
-		err = c.declare(m, msg.Params, false)
-	case fullnode.MethodDeclareFaultsRecovered:
-		err = c.declare(m, msg.Params, true)
-	default:
-		err = execErr(ExitUnhandledMessage, "method %d is not served by the devnet miner actor (supported: 5 SubmitWindowedPoSt, 10 DeclareFaults, 11 DeclareFaultsRecovered)", msg.Method)
 	}
+	ex, xerr := c.runCall(m, dls, call, epoch)
+	c.mu.Unlock()
+	if xerr == nil && ex.verify != nil {
+		if err := c.verifier.VerifyWindowPoSt(ctx, *ex.verify); err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("verifying window post: %w", ctx.Err())
+			}
+			xerr = invalidPoSt(m, err)
+		}
+	}
+	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err != nil {
-		return nil, err
+	if xerr != nil {
+		c.st.Totals.MessagesRefused++
+		c.log.Info("message refused at estimation", zap.Uint64("miner", m.ID), zap.Uint64("method", call.Method),
+			zap.Int("exit_code", xerr.ExitCode), zap.String("reason", xerr.Reason))
+		return nil, estimateErr(xerr)
 	}
-	nonce := c.st.Nonces[msg.From.ID()]
-	c.st.Nonces[msg.From.ID()] = nonce + 1
+	if rec, ok := c.byUUIDLocked(uuid); ok {
+		return rec, nil // a concurrent push with the same MsgUuid won
+	}
+	nonce := c.st.Nonces[call.From]
+	c.st.Nonces[call.From] = nonce + 1
 	signed := *msg
 	signed.Nonce = nonce
-	body, _ := json.Marshal(&signed)
+	body, err := json.Marshal(&signed)
+	if err != nil {
+		return nil, fmt.Errorf("encoding message: %w", err)
+	}
 	sum := sha256.Sum256(body)
 	rec := &msgRecord{
-		CID:    fullnode.NewCID(fullnode.CodecDagCBOR, fullnode.MhSHA2_256, sum[:]).String(),
-		From:   msg.From.ID(),
-		To:     msg.To.ID(),
-		Method: msg.Method,
-		Height: c.st.Height,
+		CID:     fullnode.NewCID(fullnode.CodecDagCBOR, fullnode.MhSHA2_256, sum[:]).String(),
+		From:    call.From,
+		To:      m.ID,
+		Method:  call.Method,
+		Nonce:   nonce,
+		Height:  c.st.Height,
+		Pending: true,
+		Params:  msg.Params,
+		MsgUuid: uuid,
+	}
+	if ex.verify != nil {
+		rec.verified = verifyKey(ex.verify)
+		rec.hasVerified = true
 	}
 	c.st.Messages[rec.CID] = rec
+	c.st.Pending = append(c.st.Pending, rec.CID)
+	if uuid != "" {
+		c.st.UUIDs[uuid] = rec.CID
+	}
 	c.dirty = true
 	return rec, nil
 }
 
-func (c *chain) prepareWindowPoSt(m *minerState, raw []byte) (*pendingPost, error) {
-	var p fullnode.SubmitWindowedPoStParams
-	if err := p.UnmarshalCBOR(raw); err != nil {
-		return nil, execErr(ExitSerialization, "decoding SubmitWindowedPoStParams: %v", err)
+func (c *chain) byUUIDLocked(uuid string) (*msgRecord, bool) {
+	if uuid == "" {
+		return nil, false
 	}
-	cur := c.st.Height
-	di := c.deadlineAt(m, cur)
-	if p.Deadline >= c.policy.PeriodDeadlines {
-		return nil, execErr(ExitIllegalArgument, "invalid deadline %d of %d", p.Deadline, c.policy.PeriodDeadlines)
+	cid, ok := c.st.UUIDs[uuid]
+	if !ok {
+		return nil, false
 	}
-	if p.Deadline != di.Index {
-		return nil, execErr(ExitIllegalArgument, "invalid deadline %d at epoch %d, expected %d (deadline %d is open from %d to %d)",
-			p.Deadline, cur, di.Index, di.Index, di.Open, di.Close)
+	rec, ok := c.st.Messages[cid]
+	return rec, ok
+}
+
+// estimateErr wraps a refusal as Lotus's MpoolPushMessage does.
+func estimateErr(e *ExecError) error {
+	return fmt.Errorf("GasEstimateMessageGas error: estimating gas used: %w", e)
+}
+
+// invalidPoSt is the actor's answer to a proof its verifier rejects; the
+// verifier's reason is added because the devnet has one to give.
+func invalidPoSt(m *minerState, err error) *ExecError {
+	return &ExecError{ExitCode: ExitIllegalArgument, Reason: fmt.Sprintf("invalid post was submitted (devnet verifier: %v)", err),
+		Receiver: m.ID, Method: fullnode.MethodSubmitWindowedPoSt}
+}
+
+// executePendingLocked includes every pending message in the tipset at
+// epoch and executes them in push order. A proof checked at estimation is
+// not checked again unless what it must cover changed; one that must be is
+// verified here, under the lock (rare: a restart, or a state change
+// between estimation and inclusion).
+func (c *chain) executePendingLocked(epoch ChainEpoch) {
+	if len(c.st.Pending) == 0 {
+		return
 	}
-	if di.Challenge < c.firstDue {
-		return nil, execErr(ExitIllegalState, "deadline %d of period %d is before the devnet's first due epoch %d", di.Index, di.PeriodStart, c.firstDue)
-	}
-	// The devnet executes a message in the head tipset, so the commit
-	// epoch may be the head itself (on a real chain it must be before the
-	// epoch the message lands in, which is at least head+1).
-	if p.ChainCommitEpoch < di.Challenge || p.ChainCommitEpoch > cur {
-		return nil, execErr(ExitIllegalArgument, "chain commit epoch %d must be in [challenge %d, current %d]", p.ChainCommitEpoch, di.Challenge, cur)
-	}
-	want, err := c.randomnessLocked("ticket", fullnode.TagPoStChainCommit, p.ChainCommitEpoch, nil, cur)
-	if err != nil {
-		return nil, execErr(ExitIllegalArgument, "chain commit randomness: %v", err)
-	}
-	if string(want) != string(p.ChainCommitRand) {
-		return nil, execErr(ExitIllegalArgument, "chain commit randomness does not match ticket randomness at epoch %d", p.ChainCommitEpoch)
-	}
-	if len(p.Partitions) == 0 {
-		return nil, execErr(ExitIllegalArgument, "no partitions in submission")
-	}
-	for _, pr := range p.Proofs {
-		if pr.PoStProof != m.PoStProof {
-			return nil, execErr(ExitIllegalArgument, "expected proof of type %d, got %d", m.PoStProof, pr.PoStProof)
-		}
-	}
-	dl := m.Deadlines[p.Deadline]
-	pp := &pendingPost{miner: m, di: di, params: p, skip: make([]bool, len(p.Partitions)), proven: make([]bitfield.BitField, len(p.Partitions))}
-	seen := map[uint64]bool{}
-	var all bitfield.BitField
-	fresh := 0
-	for i, part := range p.Partitions {
-		if part.Index >= uint64(len(dl.Partitions)) {
-			return nil, execErr(ExitNotFound, "no partition %d in deadline %d (it has %d)", part.Index, p.Deadline, len(dl.Partitions))
-		}
-		if seen[part.Index] {
-			return nil, execErr(ExitIllegalArgument, "partition %d listed twice", part.Index)
-		}
-		seen[part.Index] = true
-		ps := dl.Partitions[part.Index]
-		if !part.Skipped.IsSubsetOf(ps.All) {
-			return nil, execErr(ExitIllegalArgument, "skipped sectors %v are not all in partition %d", bitfield.Subtract(part.Skipped, ps.All), part.Index)
-		}
-		if dl.PostSubmissions.Has(part.Index) {
-			pp.skip[i] = true // the chain ignores partitions already proven
+	for _, cid := range c.st.Pending {
+		rec := c.st.Messages[cid]
+		call := rec.call()
+		rec.Pending, rec.Height, rec.Params = false, epoch, nil
+		m, ok := c.miners[rec.To]
+		if !ok {
+			rec.ExitCode, rec.Reason = ExitSysInvalidReceiver, fmt.Sprintf("actor t0%d not found", rec.To)
+			c.st.Totals.MessagesFailed++
 			continue
 		}
-		fresh++
-		// What Lotus proves: live minus faulty, plus recovering.
-		toProve := bitfield.Subtract(bitfield.Union(ps.active(), ps.Recovering), part.Skipped)
-		pp.proven[i] = toProve
-		all = bitfield.Union(all, toProve)
-	}
-	if fresh == 0 {
-		return nil, execErr(ExitIllegalArgument, "all partitions in the submission are already proven in this window")
-	}
-	seed, err := c.windowRandomnessLocked(m, di)
-	if err != nil {
-		return nil, execErr(ExitIllegalState, "%v", err)
-	}
-	pp.randomness = seed
-	mkCheck := func(bf bitfield.BitField, proof []byte) WindowPoStVerifyInfo {
-		chk := WindowPoStVerifyInfo{Miner: m.ID, ProofType: m.PoStProof, Randomness: seed, Proof: proof}
-		_ = bf.ForEach(func(n uint64) error {
-			chk.Sectors = append(chk.Sectors, SectorCommitment{Number: n, CommR: m.commR[n]})
-			return nil
-		})
-		return chk
-	}
-	switch {
-	case all.IsEmpty():
-		// Every sector skipped or faulty: nothing to verify, as on chain.
-	case len(p.Proofs) == 1:
-		pp.checks = append(pp.checks, mkCheck(all, p.Proofs[0].ProofBytes))
-	case len(p.Proofs) == len(p.Partitions):
-		// Devnet allowance: the built-in engine cannot aggregate, so one
-		// proof per listed partition (in the same order) is accepted too.
-		for i := range p.Partitions {
-			if pp.skip[i] || pp.proven[i].IsEmpty() {
-				continue
+		ex, xerr := c.runCall(m, m.Deadlines, call, epoch)
+		if xerr == nil && ex.verify != nil && (!rec.hasVerified || rec.verified != verifyKey(ex.verify)) {
+			if err := c.verifier.VerifyWindowPoSt(context.Background(), *ex.verify); err != nil {
+				xerr = invalidPoSt(m, err)
 			}
-			pp.checks = append(pp.checks, mkCheck(pp.proven[i], p.Proofs[i].ProofBytes))
 		}
-	default:
-		return nil, execErr(ExitIllegalArgument, "expected exactly one proof (or one per partition), got %d for %d partitions", len(p.Proofs), len(p.Partitions))
+		if xerr != nil {
+			rec.ExitCode, rec.Reason = xerr.ExitCode, xerr.Reason
+			c.st.Totals.MessagesFailed++
+			c.log.Warn("message failed", zap.String("cid", rec.CID), zap.Uint64("miner", m.ID), zap.Uint64("method", rec.Method),
+				zap.Int64("epoch", int64(epoch)), zap.Int("exit_code", xerr.ExitCode), zap.String("reason", xerr.Reason))
+			continue
+		}
+		m.Deadlines = ex.deadlines
+		c.log.Info("message executed", zap.String("cid", rec.CID), zap.Uint64("miner", m.ID), zap.Int64("epoch", int64(epoch)), zap.String("what", ex.summary))
 	}
-	return pp, nil
+	c.st.Pending = nil
+	c.dirty = true
+}
+
+func (r *msgRecord) call() msgCall { return msgCall{From: r.From, Method: r.Method, Params: r.Params} }
+
+// executedAt is the execution tipset of a message: the one after the
+// tipset that included it, whose parent state holds its result.
+func (r *msgRecord) executedAt() ChainEpoch { return r.Height + 1 }
+
+// receiptVisibleLocked reports whether StateSearchMsg finds the receipt.
+func (c *chain) receiptVisibleLocked(r *msgRecord) bool {
+	return !r.Pending && c.st.Height >= r.executedAt()
 }
 
 // windowRandomnessLocked is the challenge seed a prover gets from
 // StateGetRandomnessFromBeacon for this deadline, normalised.
-func (c *chain) windowRandomnessLocked(m *minerState, di fullnode.DeadlineInfo) ([32]byte, error) {
+func (c *chain) windowRandomnessLocked(m *minerState, di fullnode.DeadlineInfo, at ChainEpoch) ([32]byte, error) {
 	var seed [32]byte
-	r, err := c.randomnessLocked("beacon", fullnode.TagWindowedPoStChallengeSeed, di.Challenge, fullnode.NewIDAddress(m.ID).MarshalCBOR(), c.st.Height)
+	r, err := c.randomnessLocked("beacon", fullnode.TagWindowedPoStChallengeSeed, di.Challenge, fullnode.NewIDAddress(m.ID).MarshalCBOR(), at)
 	if err != nil {
 		return seed, err
 	}
 	copy(seed[:], r)
 	seed[31] &= 0x3f
 	return seed, nil
-}
-
-// commitWindowPoSt applies a verified submission, re-checking that the
-// window did not close while the proof was being verified.
-func (c *chain) commitWindowPoSt(pp *pendingPost) error {
-	m := pp.miner
-	now := c.deadlineAt(m, c.st.Height)
-	if now.Index != pp.di.Index || now.PeriodStart != pp.di.PeriodStart {
-		return execErr(ExitIllegalArgument, "deadline %d closed at epoch %d while the proof was being verified", pp.di.Index, pp.di.Close)
-	}
-	dl := m.Deadlines[pp.params.Deadline]
-	for i, part := range pp.params.Partitions {
-		if pp.skip[i] || dl.PostSubmissions.Has(part.Index) {
-			continue
-		}
-		ps := dl.Partitions[part.Index]
-		// Proven recoveries heal; skipped sectors become faulty.
-		healed := bitfield.Intersect(ps.Recovering, pp.proven[i])
-		ps.Faulty = bitfield.Union(bitfield.Subtract(ps.Faulty, healed), part.Skipped)
-		ps.Recovering = bitfield.Subtract(bitfield.Subtract(ps.Recovering, healed), part.Skipped)
-		dl.PostSubmissions = bitfield.Union(dl.PostSubmissions, bitfield.New(part.Index))
-	}
-	dl.Messages++
-	c.log.Info("window post accepted", zap.Uint64("miner", m.ID), zap.Uint64("deadline", pp.params.Deadline),
-		zap.Int("partitions", len(pp.params.Partitions)), zap.Int64("epoch", int64(c.st.Height)))
-	return nil
-}
-
-// declare applies DeclareFaults or DeclareFaultsRecovered. A declaration
-// targets the next occurrence of its deadline that has not closed, and is
-// refused once that occurrence's fault cutoff has passed.
-func (c *chain) declare(m *minerState, raw []byte, recovered bool) error {
-	var p fullnode.DeclareFaultsParams
-	if err := p.UnmarshalCBOR(raw); err != nil {
-		return execErr(ExitSerialization, "decoding declaration params: %v", err)
-	}
-	if len(p.Faults) == 0 {
-		return execErr(ExitIllegalArgument, "no declarations")
-	}
-	cur := c.st.Height
-	periodStart := c.deadlineAt(m, cur).PeriodStart
-	type change struct {
-		ps  *partitionState
-		set bitfield.BitField
-	}
-	var changes []change
-	for _, f := range p.Faults {
-		if f.Deadline >= c.policy.PeriodDeadlines {
-			return execErr(ExitIllegalArgument, "invalid deadline %d", f.Deadline)
-		}
-		target := fullnode.NewDeadlineInfo(periodStart, f.Deadline, cur, c.policy).NextNotElapsed()
-		if target.FaultCutoffPassed() {
-			return execErr(ExitIllegalArgument, "invalid declaration for deadline %d: fault cutoff %d has passed at epoch %d (the deadline opens at %d)",
-				f.Deadline, target.FaultCutoff, cur, target.Open)
-		}
-		dl := m.Deadlines[f.Deadline]
-		if f.Partition >= uint64(len(dl.Partitions)) {
-			return execErr(ExitNotFound, "no partition %d in deadline %d", f.Partition, f.Deadline)
-		}
-		ps := dl.Partitions[f.Partition]
-		if !f.Sectors.IsSubsetOf(ps.All) {
-			return execErr(ExitIllegalArgument, "sectors %v are not in deadline %d partition %d", bitfield.Subtract(f.Sectors, ps.All), f.Deadline, f.Partition)
-		}
-		if recovered && !f.Sectors.IsSubsetOf(ps.Faulty) {
-			return execErr(ExitIllegalArgument, "sectors %v declared recovered are not faulty", bitfield.Subtract(f.Sectors, ps.Faulty))
-		}
-		changes = append(changes, change{ps, f.Sectors})
-	}
-	for _, ch := range changes {
-		if recovered {
-			ch.ps.Recovering = bitfield.Union(ch.ps.Recovering, ch.set)
-		} else {
-			ch.ps.Faulty = bitfield.Union(ch.ps.Faulty, ch.set)
-			ch.ps.Recovering = bitfield.Subtract(ch.ps.Recovering, ch.set)
-		}
-	}
-	what := "faults declared"
-	if recovered {
-		what = "recoveries declared"
-	}
-	c.log.Info(what, zap.Uint64("miner", m.ID), zap.Int("declarations", len(p.Faults)), zap.Int64("epoch", int64(cur)))
-	return nil
 }
 
 var errNoSuchMiner = errors.New("actor not found")

@@ -68,7 +68,17 @@ type WinningPoStVerifyInfo struct {
 // Verifier checks PoSt proofs and derives the WinningPoSt sector
 // challenge, as the chain's proofs verifier does.
 type Verifier interface {
+	// VerifyWindowPoSt checks the one proof of a SubmitWindowedPoSt. The
+	// devnet checks every proof (the actor trusts one that recovers no
+	// power until someone disputes it; the devnet has no disputes).
 	VerifyWindowPoSt(ctx context.Context, v WindowPoStVerifyInfo) error
+	// MaxWindowPoStProofSize is the most bytes each partition of a
+	// message may add to its proof; the actor refuses a proof longer than
+	// this times the message's partitions. For a Groth16 engine
+	// (filecoin-ffi) it is the proof type's proof_size,
+	// fullnode.MaxPoStProofSize (192). The built-in engine's proofs are
+	// Merkle paths, far larger, so its limit is its own (BuiltinVerifier).
+	MaxWindowPoStProofSize(proofType fullnode.RegisteredPoStProof) (int, error)
 	VerifyWinningPoSt(ctx context.Context, v WinningPoStVerifyInfo) error
 	// GenerateWinningPoStSectorChallenge returns the indexes, into the
 	// miner's eligible sectors sorted by number, of the sectors a
@@ -92,6 +102,31 @@ func (BuiltinVerifier) VerifyWindowPoSt(_ context.Context, v WindowPoStVerifyInf
 		sectors[i] = engine.SectorCommitment{ID: s.Number, CommR: s.CommR}
 	}
 	return engine.Verify(v.Miner, strconv.FormatInt(int64(v.ProofType), 10), v.Randomness, sectors, v.Proof)
+}
+
+// MaxWindowPoStProofSize is what one full partition takes in a built-in
+// engine proof: the engine's header ("VSMWPST1", miner u64, type u8, sector
+// count u32, challenges u8, depth u8 = 23 bytes), counted once per partition
+// so that a message's limit covers its one header, plus per sector its
+// number, comm_c, comm_r_last and ChallengesPerSector leaves with their
+// Merkle paths (prover/engine/doc.go). Not a mainnet limit: a real proof
+// is 192 bytes per partition.
+func (BuiltinVerifier) MaxWindowPoStProofSize(t fullnode.RegisteredPoStProof) (int, error) {
+	size, err := t.SectorSize()
+	if err != nil {
+		return 0, fmt.Errorf("built-in proof size: %w", err)
+	}
+	part, err := t.PartitionSectors()
+	if err != nil {
+		return 0, fmt.Errorf("built-in proof size: %w", err)
+	}
+	geo, err := sectorfile.GeometryFor(size)
+	if err != nil {
+		return 0, fmt.Errorf("built-in proof size: %w", err)
+	}
+	const header = 8 + 8 + 1 + 4 + 1 + 1
+	perSector := 8 + 2*sectorfile.NodeSize + engine.ChallengesPerSector*(1+geo.Depth)*sectorfile.NodeSize
+	return header + int(part)*perSector, nil
 }
 
 // VerifyWinningPoSt calls engine.Verify with the WinningPoSt type.
@@ -471,4 +506,28 @@ func (d *Devnet) Miners() []MinerSummary {
 		})
 	}
 	return out
+}
+
+// MessageResult is what the devnet knows of a message pushed to it. Lotus
+// keeps the actor's message of a failed message out of its receipt (it is
+// in StateReplay's InvocResult.Error); tests read it here too.
+type MessageResult struct {
+	CID     string
+	Pending bool // pushed, not yet included
+	// Height is the epoch of the tipset that included and executed it;
+	// StateSearchMsg reports the next one (the execution tipset).
+	Height   ChainEpoch
+	ExitCode int
+	Reason   string
+}
+
+// Message returns the message pushed with this CID.
+func (d *Devnet) Message(cid string) (MessageResult, bool) {
+	d.chain.mu.Lock()
+	defer d.chain.mu.Unlock()
+	rec, ok := d.chain.st.Messages[cid]
+	if !ok {
+		return MessageResult{}, false
+	}
+	return MessageResult{CID: rec.CID, Pending: rec.Pending, Height: rec.Height, ExitCode: rec.ExitCode, Reason: rec.Reason}, true
 }

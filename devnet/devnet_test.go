@@ -131,6 +131,9 @@ func wantErr(t *testing.T, err error, sub string) {
 	}
 }
 
+// TestWindowPoStLifecycle goes through the client as vsm does: a proof
+// refused at estimation, one accepted, its receipt, and the deadlines
+// judged when they close.
 func TestWindowPoStLifecycle(t *testing.T) {
 	h := newHarness(t, testSpec(), t.TempDir())
 	// Period 1 (start 40) is the first judged period.
@@ -145,51 +148,48 @@ func TestWindowPoStLifecycle(t *testing.T) {
 
 	good := h.prove(0, []uint64{0, 1})
 
-	// A correct proof for the wrong deadline is refused.
+	// A correct proof for the wrong deadline is refused; the push is
+	// estimated at the next epoch, 41.
 	wrongDl := *good
 	wrongDl.Deadline = 1
-	wantErr(t, h.submit(&wrongDl), "invalid deadline 1 at epoch 40, expected 0")
+	wantErr(t, h.submit(&wrongDl), "exit=[ErrIllegalArgument(16)], vm error=[message failed with backtrace:\n00: t01000 (method 5) -- invalid deadline 1 at epoch 41, expected 0 (16)")
 
 	// A tampered proof is refused by the verifier.
 	bad := *good
 	bad.Proofs = []fullnode.PoStProof{{PoStProof: good.Proofs[0].PoStProof, ProofBytes: append([]byte(nil), good.Proofs[0].ProofBytes...)}}
 	bad.Proofs[0].ProofBytes[len(bad.Proofs[0].ProofBytes)-1] ^= 1
-	wantErr(t, h.submit(&bad), "invalid PoSt")
+	wantErr(t, h.submit(&bad), "invalid post was submitted")
 
-	// A proof of the wrong type is refused before verification.
-	wrongType := *good
-	wrongType.Proofs = []fullnode.PoStProof{{PoStProof: 3, ProofBytes: good.Proofs[0].ProofBytes}}
-	wantErr(t, h.submit(&wrongType), "expected proof of type 10, got 3")
-
-	// A wrong chain commit randomness is refused.
-	wrongRand := *good
-	wrongRand.ChainCommitRand = make([]byte, 32)
-	wantErr(t, h.submit(&wrongRand), "chain commit randomness does not match")
-
-	// Someone other than the worker/owner may not submit.
-	_, err = h.client.SubmitWindowedPoSt(h.ctx, h.maddr, fullnode.NewIDAddress(555), good, nil)
-	wantErr(t, err, "is not the worker")
-
-	// The honest proof lands, and the partitions show as submitted.
+	// The honest proof is accepted and lands in the next tipset.
 	cid, err := h.client.SubmitWindowedPoSt(h.ctx, h.maddr, h.worker, good, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The same sender's pending proof is applied first when estimating.
+	wantErr(t, h.submit(good), "partition already proven")
+	if look, err := h.client.StateSearchMsg(h.ctx, nil, cid, -1, true); err != nil || look != nil {
+		t.Fatalf("StateSearchMsg before inclusion = %+v, %v", look, err)
+	}
+	h.stepTo(41)
 	dls, err := h.client.StateMinerDeadlines(h.ctx, h.maddr, nil)
 	if err != nil || !dls[0].PostSubmissions.Equal(bitfield.New(0, 1)) {
 		t.Fatalf("PostSubmissions = %v, %v", dls, err)
 	}
-	wantErr(t, h.submit(good), "already proven")
-	look, err := h.client.StateSearchMsg(h.ctx, nil, cid, -1, true)
-	if err != nil || look == nil || look.Height != 40 || look.Receipt.ExitCode != 0 {
-		t.Fatalf("StateSearchMsg = %+v, %v", look, err)
+	// Its receipt is in the execution tipset, the one after inclusion.
+	if look, err := h.client.StateSearchMsg(h.ctx, nil, cid, -1, true); err != nil || look != nil {
+		t.Fatalf("StateSearchMsg before the execution tipset = %+v, %v", look, err)
+	}
+	h.stepTo(42)
+	look, err := h.client.StateWaitMsg(h.ctx, cid, 0, -1, true)
+	if err != nil || look == nil || look.Height != 42 || look.Receipt.ExitCode != 0 {
+		t.Fatalf("StateWaitMsg = %+v, %v", look, err)
 	}
 
 	// Deadline 1 is never proven: after both close, 0 is proven and 1
 	// missed, and deadline 1's sectors turned faulty.
 	h.stepTo(60)
 	r := h.dn.Report(-1)
-	if r.Totals.Proven != 1 || r.Totals.Missed != 1 || r.Totals.Faulty != 0 {
+	if r.Totals.Proven != 1 || r.Totals.Missed != 1 || r.Totals.Faulty != 0 || r.Totals.MessagesRefused != 3 || r.Totals.MessagesFailed != 0 {
 		t.Fatalf("report after period 1 deadlines 0-1: %+v", r)
 	}
 	parts, _ := h.client.StateMinerPartitions(h.ctx, h.maddr, 1, nil)
@@ -200,82 +200,9 @@ func TestWindowPoStLifecycle(t *testing.T) {
 	// A late proof for deadline 0 (now closed) is refused: the open
 	// deadline is 2.
 	late := *good
-	wantErr(t, h.submit(&late), "invalid deadline 0 at epoch 60, expected 2")
+	wantErr(t, h.submit(&late), "invalid deadline 0 at epoch 61, expected 2")
 	if got := r.String(); got != "deadlines proven 1, faulty 0, missed 1" {
 		t.Fatalf("report line %q", got)
-	}
-}
-
-func TestFaultDeclarationCutoff(t *testing.T) {
-	h := newHarness(t, testSpec(), t.TempDir())
-	h.stepTo(41) // in period 1's deadline 0; deadline 1 opens at 50, cutoff 45
-	decl := func(dl, part uint64, sectors ...uint64) error {
-		_, err := h.client.DeclareFaults(h.ctx, h.maddr, h.worker, &fullnode.DeclareFaultsParams{
-			Faults: []fullnode.FaultDeclaration{{Deadline: dl, Partition: part, Sectors: bitfield.New(sectors...)}},
-		}, nil)
-		return err
-	}
-	tests := []struct {
-		name    string
-		at      fullnode.ChainEpoch
-		dl      uint64
-		part    uint64
-		sectors []uint64
-		want    string // "" = accepted
-	}{
-		{"open deadline is past its cutoff", 41, 0, 0, []uint64{0}, "fault cutoff 35 has passed at epoch 41"},
-		{"sector outside the partition", 42, 1, 0, []uint64{7}, "not in deadline 1 partition 0"},
-		{"no such partition", 43, 1, 9, []uint64{0}, "no partition 9"},
-		{"next deadline before its cutoff", 44, 1, 0, []uint64{2}, ""},
-		{"next deadline at its cutoff", 45, 1, 1, []uint64{6}, "fault cutoff 45 has passed"},
-		// Deadline 0 closed at 50: a declaration now targets period 2's
-		// deadline 0 (opens 80, cutoff 75).
-		{"elapsed deadline targets the next period", 51, 0, 1, []uint64{4}, ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			h.stepTo(tc.at)
-			err := decl(tc.dl, tc.part, tc.sectors...)
-			if tc.want == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			wantErr(t, err, tc.want)
-		})
-	}
-	parts, _ := h.client.StateMinerPartitions(h.ctx, h.maddr, 1, nil)
-	if !parts[0].FaultySectors.Equal(bitfield.New(2)) {
-		t.Fatalf("deadline 1 partition 0 faulty = %v", parts[0].FaultySectors)
-	}
-
-	// Recovery: declare sector 2 recovered before deadline 1's next cutoff
-	// (period 2: opens 90, cutoff 85), then prove the deadline with it.
-	h.stepTo(60)
-	if _, err := h.client.DeclareFaultsRecovered(h.ctx, h.maddr, h.worker, &fullnode.DeclareFaultsParams{
-		Faults: []fullnode.FaultDeclaration{{Deadline: 1, Partition: 0, Sectors: bitfield.New(2)}},
-	}, nil); err != nil {
-		t.Fatal(err)
-	}
-	// Period 1's deadline 1 (50..60) got no proof: missed (partition 1),
-	// while partition 0's sector 3 was active too.
-	h.stepTo(90)
-	p := h.prove(1, []uint64{0, 1})
-	if err := h.submit(p); err != nil {
-		t.Fatal(err)
-	}
-	h.stepTo(100)
-	parts, _ = h.client.StateMinerPartitions(h.ctx, h.maddr, 1, nil)
-	if !parts[0].FaultySectors.Equal(bitfield.New(3)) || !parts[0].RecoveringSectors.IsEmpty() {
-		// sector 2 healed by the proof; sector 3 became faulty when period
-		// 1's deadline 1 was missed and was not declared recovered.
-		t.Fatalf("after recovery: faulty %v recovering %v", parts[0].FaultySectors, parts[0].RecoveringSectors)
-	}
-	r := h.dn.Report(-1)
-	last := r.Records[len(r.Records)-1]
-	if last.Index != 1 || last.Outcome != OutcomeFaulty {
-		t.Fatalf("last record %+v", last)
 	}
 }
 

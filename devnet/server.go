@@ -262,17 +262,15 @@ func (d *Devnet) methods() map[string]method {
 		"Filecoin.StateGetRandomnessFromTickets": read(d.randomnessMethod("ticket")),
 		"Filecoin.MpoolPushMessage": {sign: true, call: func(ctx context.Context, p params) (any, error) {
 			var msg fullnode.Message
-			var spec *fullnode.MessageSendSpec
+			var spec *sendSpec
 			if err := p.decode(&msg, &spec); err != nil {
 				return nil, bad(err)
 			}
-			rec, err := c.pushMessage(ctx, &msg)
+			rec, err := c.pushMessage(ctx, &msg, spec.uuid())
 			if err != nil {
 				return nil, err
 			}
-			cid, _ := fullnode.ParseCID(rec.CID)
-			raw, _ := json.Marshal(&msg)
-			return &fullnode.SignedMessage{Message: raw, Signature: fullnode.Signature{Type: 1, Data: []byte("devnet")}, CID: cid}, nil
+			return c.signedMessage(rec)
 		}},
 		"Filecoin.StateSearchMsg": read(func(ctx context.Context, p params) (any, error) {
 			var tsk fullnode.TipSetKey
@@ -285,8 +283,8 @@ func (d *Devnet) methods() map[string]method {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			rec, ok := c.st.Messages[cid.String()]
-			if !ok {
-				return nil, nil
+			if !ok || !c.receiptVisibleLocked(rec) {
+				return nil, nil // Lotus answers null for a message not (yet) on chain
 			}
 			return c.lookupLocked(rec), nil
 		}),
@@ -304,9 +302,9 @@ func (d *Devnet) methods() map[string]method {
 				rec, ok := c.st.Messages[cid.String()]
 				if !ok {
 					c.mu.Unlock()
-					return nil, fmt.Errorf("message %s not found (the devnet executes messages when pushed)", cid)
+					return nil, fmt.Errorf("message %s not found: the devnet knows only messages pushed to it", cid)
 				}
-				if c.st.Height >= rec.Height+ChainEpoch(confidence) {
+				if c.receiptVisibleLocked(rec) && c.st.Height >= rec.executedAt()+ChainEpoch(confidence) {
 					defer c.mu.Unlock()
 					return c.lookupLocked(rec), nil
 				}
@@ -317,6 +315,20 @@ func (d *Devnet) methods() map[string]method {
 				case <-ch:
 				}
 			}
+		}),
+		"Filecoin.StateReplay": read(func(ctx context.Context, p params) (any, error) {
+			var tsk fullnode.TipSetKey
+			var cid fullnode.CID
+			if err := p.decode(&tsk, &cid); err != nil {
+				return nil, bad(err)
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			rec, ok := c.st.Messages[cid.String()]
+			if !ok || !c.receiptVisibleLocked(rec) {
+				return nil, fmt.Errorf("replaying message %s: message not found on chain", cid)
+			}
+			return c.replayLocked(rec), nil
 		}),
 		"Filecoin.MinerGetBaseInfo": read(func(ctx context.Context, p params) (any, error) {
 			var addr fullnode.Address
@@ -361,14 +373,75 @@ func (d *Devnet) randomnessMethod(kind string) func(ctx context.Context, p param
 	}
 }
 
+// lookupLocked is a receipt in Lotus's MsgLookup shape. Lotus's receipt
+// has no room for the actor's message (it is in StateReplay's
+// InvocResult.Error), so neither has this one.
 func (c *chain) lookupLocked(rec *msgRecord) *fullnode.MsgLookup {
 	cid, _ := fullnode.ParseCID(rec.CID)
 	return &fullnode.MsgLookup{
 		Message: cid,
 		Receipt: fullnode.MessageReceipt{ExitCode: int64(rec.ExitCode), Return: []byte{}},
-		TipSet:  fullnode.TipSetKey{c.blockCID(rec.Height)},
-		Height:  rec.Height,
+		TipSet:  fullnode.TipSetKey{c.blockCID(rec.executedAt())},
+		Height:  rec.executedAt(),
 	}
+}
+
+// invocResult is the part of Lotus's api.InvocResult the devnet can fill.
+// The message's Params are dropped once it executed, so Msg has none.
+type invocResult struct {
+	MsgCid         fullnode.CID
+	Msg            *fullnode.Message
+	MsgRct         *fullnode.MessageReceipt
+	GasCost        *struct{}
+	ExecutionTrace *struct{}
+	Error          string
+	Duration       int64
+}
+
+func (c *chain) replayLocked(rec *msgRecord) *invocResult {
+	l := c.lookupLocked(rec)
+	res := &invocResult{
+		MsgCid: l.Message,
+		Msg: &fullnode.Message{To: fullnode.NewIDAddress(rec.To), From: fullnode.NewIDAddress(rec.From), Nonce: rec.Nonce,
+			Value: fullnode.NewBigInt(0), GasFeeCap: fullnode.NewBigInt(0), GasPremium: fullnode.NewBigInt(0), Method: rec.Method},
+		MsgRct: &l.Receipt,
+	}
+	if rec.ExitCode != ExitOK {
+		res.Error = (&ExecError{ExitCode: rec.ExitCode, Reason: rec.Reason, Receiver: rec.To, Method: rec.Method}).Backtrace()
+	}
+	return res
+}
+
+// signedMessage is MpoolPushMessage's answer for a pushed message.
+func (c *chain) signedMessage(rec *msgRecord) (*fullnode.SignedMessage, error) {
+	cid, err := fullnode.ParseCID(rec.CID)
+	if err != nil {
+		return nil, fmt.Errorf("message record %s: %w", rec.CID, err)
+	}
+	raw, err := json.Marshal(&fullnode.Message{To: fullnode.NewIDAddress(rec.To), From: fullnode.NewIDAddress(rec.From), Nonce: rec.Nonce,
+		Value: fullnode.NewBigInt(0), GasFeeCap: fullnode.NewBigInt(0), GasPremium: fullnode.NewBigInt(0), Method: rec.Method, Params: rec.Params})
+	if err != nil {
+		return nil, fmt.Errorf("encoding message: %w", err)
+	}
+	return &fullnode.SignedMessage{Message: raw, Signature: fullnode.Signature{Type: 1, Data: []byte("devnet")}, CID: cid}, nil
+}
+
+// sendSpec is Lotus's api.MessageSendSpec. The devnet has no fees; it
+// honours MsgUuid as Lotus does: a push that repeats one returns the
+// message already pushed with it instead of sending another.
+type sendSpec struct {
+	MaxFee         fullnode.BigInt
+	MsgUuid        string //nolint:revive // wire name
+	MaximizeFeeCap bool
+}
+
+const nilUUID = "00000000-0000-0000-0000-000000000000"
+
+func (s *sendSpec) uuid() string {
+	if s == nil || s.MsgUuid == nilUUID {
+		return ""
+	}
+	return s.MsgUuid
 }
 
 // Listen opens a TCP listener, refusing non-loopback addresses unless
