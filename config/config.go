@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/vsm-project/vsm/fullnode"
 )
 
 // Duration is a time.Duration written as "1s" or "500ms" in TOML.
@@ -88,6 +90,45 @@ type PoStSection struct {
 	// partition sectors, PoStedPartitionsMax) = 3 for every sector size in
 	// use, so a larger value acts as 3; 0 also means that limit.
 	MaxPartitionsPerMessage uint64
+	// Sender sends PoSt and declaration messages: the miner's worker or
+	// one of its control addresses, as an ID address (t0...). Empty: the
+	// worker. An address that is neither is refused for every miner it
+	// does not control (the actor would refuse its messages).
+	Sender string
+	// MaxFeeCap bounds the fee of each message (MessageSendSpec.MaxFee),
+	// e.g. "5 FIL" (Lotus's MaxWindowPoStGasFee default) or "500 nanoFIL".
+	MaxFeeCap string
+	// GasOverEstimation multiplies the node's gas limit estimate; 0 leaves
+	// the node's own (Lotus's GasLimitOverestimation is 1.25).
+	GasOverEstimation float64
+	// MaximizeFeeCap sets each message's fee cap to what MaxFeeCap allows,
+	// so a rising base fee does not strand a proof (Lotus's
+	// MaximizeWindowPoStFeeCap, default true).
+	MaximizeFeeCap bool
+	// MessageConfidence is how many epochs a message's receipt must be
+	// buried before it counts (Lotus's build.MessageConfidence is 5).
+	MessageConfidence uint64
+}
+
+// MaxFee parses MaxFeeCap to attoFIL (zero when empty: the node's default).
+func (p PoStSection) MaxFee() (fullnode.BigInt, error) {
+	if strings.TrimSpace(p.MaxFeeCap) == "" {
+		return fullnode.BigInt{}, nil
+	}
+	v, err := fullnode.ParseFIL(p.MaxFeeCap)
+	if err != nil {
+		return fullnode.BigInt{}, fmt.Errorf("PoSt.MaxFeeCap: %w", err)
+	}
+	return v, nil
+}
+
+// SenderAddress parses Sender (undefined when empty: the worker).
+func (p PoStSection) SenderAddress() (fullnode.Address, error) {
+	a, err := fullnode.ParseAddress(strings.TrimSpace(p.Sender))
+	if err != nil {
+		return fullnode.Address{}, fmt.Errorf("PoSt.Sender: %w", err)
+	}
+	return a, nil
 }
 
 // DefaultMaxPartitionsPerMessage is the miner actor's PoStedPartitionsMax,
@@ -108,7 +149,11 @@ func Defaults() Node {
 			TrailingLogs:       10240,
 		},
 		Gossip: GossipSection{Addr: "127.0.0.1:1791"},
-		PoSt:   PoStSection{Confidence: 4, MaxPartitionsPerMessage: DefaultMaxPartitionsPerMessage},
+		// Lotus's WindowPoSt sending defaults: MaxWindowPoStGasFee 5 FIL,
+		// MaximizeWindowPoStFeeCap true, GasLimitOverestimation 1.25,
+		// MessageConfidence 5.
+		PoSt: PoStSection{Confidence: 4, MaxPartitionsPerMessage: DefaultMaxPartitionsPerMessage,
+			MaxFeeCap: "5 FIL", GasOverEstimation: 1.25, MaximizeFeeCap: true, MessageConfidence: 5},
 	}
 }
 
@@ -159,6 +204,15 @@ func (c Node) Validate() error {
 	}
 	if c.Raft.LeaderLeaseTimeout > c.Raft.HeartbeatTimeout {
 		return errors.New("Raft.LeaderLeaseTimeout must not exceed Raft.HeartbeatTimeout")
+	}
+	if _, err := c.PoSt.MaxFee(); err != nil {
+		return err
+	}
+	if _, err := c.PoSt.SenderAddress(); err != nil {
+		return err
+	}
+	if g := c.PoSt.GasOverEstimation; g != 0 && (g < 1 || g > 10) {
+		return fmt.Errorf("PoSt.GasOverEstimation = %g: want 0 (the node's own) or 1..10; below 1 runs messages out of gas", g)
 	}
 	for name, p := range c.StoragePaths {
 		if !filepath.IsAbs(p) {

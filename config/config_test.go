@@ -120,3 +120,35 @@ func TestMaxPartitionsPerMessageDefault(t *testing.T) {
 		t.Fatalf("a larger value parses (the runner clamps it): %v %+v", err, c.PoSt)
 	}
 }
+
+func TestPoStSendingKeys(t *testing.T) {
+	d := Defaults().PoSt
+	fee, err := d.MaxFee()
+	if err != nil || fee.String() != "5000000000000000000" || !d.MaximizeFeeCap || d.GasOverEstimation != 1.25 || d.MessageConfidence != 5 {
+		t.Fatalf("defaults %+v fee %s %v: want Lotus's WindowPoSt defaults", d, fee, err)
+	}
+	tests := []struct {
+		body    string
+		wantErr string
+	}{
+		{`Sender = "t0101"` + "\nMaxFeeCap = \"500 nanoFIL\"\nGasOverEstimation = 1.2\nMaximizeFeeCap = false", ""},
+		{`Sender = "t3abc"`, "PoSt.Sender"},
+		{`MaxFeeCap = "5 FILs"`, "PoSt.MaxFeeCap"},
+		{`GasOverEstimation = 0.5`, "PoSt.GasOverEstimation"},
+	}
+	for _, tt := range tests {
+		c, err := Parse([]byte("[Node]\nID = \"n1\"\n[PoSt]\n" + tt.body + "\n"))
+		if tt.wantErr == "" {
+			if err != nil {
+				t.Fatalf("%s: %v", tt.body, err)
+			}
+			if a, _ := c.PoSt.SenderAddress(); a.ID() != 101 || c.PoSt.MaximizeFeeCap {
+				t.Fatalf("%s: %+v", tt.body, c.PoSt)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%s: error %v, want %q", tt.body, err, tt.wantErr)
+		}
+	}
+}

@@ -286,4 +286,15 @@ Confidence = {{.D.PoSt.Confidence}}
 # Clamped in code to the miner actor's limit, min(25000 / partition sectors, 3),
 # which is 3 for every sector size: a larger value acts as 3.
 MaxPartitionsPerMessage = {{.D.PoSt.MaxPartitionsPerMessage}}
+# Who sends PoSt and declaration messages: the worker or a control address of
+# the miner, as an ID address (t0...). Empty: the worker.
+Sender = ""
+# Most fee one message may spend (Lotus's MaxWindowPoStGasFee default).
+MaxFeeCap = "{{.D.PoSt.MaxFeeCap}}"
+# Multiplies the node's gas limit estimate; 0 leaves the node's own.
+GasOverEstimation = {{.D.PoSt.GasOverEstimation}}
+# Fee cap as high as MaxFeeCap allows, so a rising base fee does not strand a proof.
+MaximizeFeeCap = {{.D.PoSt.MaximizeFeeCap}}
+# Epochs a message's receipt must be buried before it counts.
+MessageConfidence = {{.D.PoSt.MessageConfidence}}
 `))

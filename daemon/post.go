@@ -32,7 +32,7 @@ func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Ser
 	if o.ChainAPI != "" {
 		api = o.ChainAPI
 	}
-	p := &post{node: o.Config.Node.ID}
+	p := &post{node: o.Config.Node.ID, store: server.FSM()}
 	mux.Register("VSM.ClusterSchedule", rpc.PermRead, p.clusterSchedule)
 	mux.Register("VSM.ProvingCompute", rpc.PermWrite, p.provingCompute)
 	if api == "" {
@@ -53,6 +53,17 @@ func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Ser
 	})
 	go p.sched.Run(ctx, server.Gossip().Subscribe())
 
+	if chain.V0() {
+		log.Warn("the chain API is a v0 endpoint (/rpc/v0): StateWaitMsg and StateSearchMsg use v0's shorter forms; prefer /rpc/v1", zap.String("url", chain.Info().URL))
+	}
+	maxFee, err := conf.MaxFee()
+	if err != nil {
+		return nil, err
+	}
+	sender, err := conf.SenderAddress()
+	if err != nil {
+		return nil, err
+	}
 	if sup != nil {
 		p.runner, err = runner.New(runner.Config{
 			NodeID: o.Config.Node.ID,
@@ -67,6 +78,11 @@ func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Ser
 			},
 			Confidence:              int64(conf.Confidence),
 			MaxPartitionsPerMessage: int(conf.MaxPartitionsPerMessage),
+			Sender:                  sender,
+			MaxFee:                  maxFee,
+			GasOverEstimation:       conf.GasOverEstimation,
+			MaximizeFeeCap:          conf.MaximizeFeeCap,
+			MessageConfidence:       conf.MessageConfidence,
 			Logger:                  log.Named("runner"),
 			Metrics:                 reg,
 		})
@@ -86,6 +102,7 @@ func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Ser
 
 type post struct {
 	node   string
+	store  *fsm.FSM
 	sched  *cluster.Scheduler
 	runner *runner.Runner
 }
@@ -99,6 +116,11 @@ type ScheduleSlot struct {
 	Close      int64  `json:"close"`
 	Owner      string `json:"owner"`
 	Partitions int    `json:"partitions"`
+	// LastOutcome and LastMessage are the deadline's newest record, so a
+	// window post the miner actor refused (exit code and the actor's
+	// message) shows beside the deadline.
+	LastOutcome string `json:"last_outcome,omitempty"`
+	LastMessage string `json:"last_message,omitempty"`
 }
 
 // ScheduleView is VSM.ClusterSchedule's result.
@@ -147,7 +169,14 @@ func (p *post) scheduleView(ctx context.Context, miner uint64) (ScheduleView, er
 		if miner != 0 && s.Key.Miner != miner {
 			continue
 		}
-		view.Slots = append(view.Slots, ScheduleSlot{Miner: s.Key.Miner, Deadline: s.Key.Deadline, Open: int64(s.Open), Close: int64(s.Close), Owner: s.Owner, Partitions: s.Partitions})
+		slot := ScheduleSlot{Miner: s.Key.Miner, Deadline: s.Key.Deadline, Open: int64(s.Open), Close: int64(s.Close), Owner: s.Owner, Partitions: s.Partitions}
+		if p.store != nil {
+			if recs := p.store.Records(fsm.DeadlineKey{Miner: s.Key.Miner, Deadline: s.Key.Deadline}); len(recs) > 0 {
+				last := recs[len(recs)-1]
+				slot.LastOutcome, slot.LastMessage = last.Outcome.String(), last.Message
+			}
+		}
+		view.Slots = append(view.Slots, slot)
 	}
 	if miner != 0 {
 		view.Unplaced = filterKeys(view.Unplaced, func(u schedule.Unplaced) bool { return u.Key.Miner == miner })
@@ -197,7 +226,7 @@ func (p *post) statusSchedule(ctx context.Context) (int64, []web.Slot, error) {
 	}
 	slots := make([]web.Slot, len(view.Slots))
 	for i, s := range view.Slots {
-		slots[i] = web.Slot{Miner: s.Miner, Deadline: s.Deadline, Open: s.Open, Close: s.Close, Owner: s.Owner, Partitions: s.Partitions}
+		slots[i] = web.Slot{Miner: s.Miner, Deadline: s.Deadline, Open: s.Open, Close: s.Close, Owner: s.Owner, Partitions: s.Partitions, LastOutcome: s.LastOutcome, LastMessage: s.LastMessage}
 	}
 	return view.Head, slots, nil
 }

@@ -36,6 +36,10 @@ type Slot struct {
 	Close      int64
 	Owner      string
 	Partitions int
+	// LastOutcome and LastMessage are the deadline's newest record (a
+	// refusal by the miner actor carries its exit code and message).
+	LastOutcome string
+	LastMessage string
 }
 
 // Source is what the page shows, read from the local node.

@@ -49,10 +49,21 @@ func clusterSchedule(c *cli.Context) error {
 		if owner == "" {
 			owner = "-"
 		}
-		rows[i] = []string{fmt.Sprintf("t0%d", s.Miner), strconv.Itoa(int(s.Deadline)), strconv.FormatInt(s.Open, 10), strconv.FormatInt(s.Close, 10), owner, strconv.Itoa(s.Partitions)}
+		last := s.LastOutcome
+		if last == "" {
+			last = "-"
+		}
+		rows[i] = []string{fmt.Sprintf("t0%d", s.Miner), strconv.Itoa(int(s.Deadline)), strconv.FormatInt(s.Open, 10), strconv.FormatInt(s.Close, 10), owner, strconv.Itoa(s.Partitions), last}
 	}
-	if err := table(w, []string{"MINER", "DEADLINE", "OPENS", "CLOSES", "OWNER", "PARTITIONS"}, rows); err != nil {
+	if err := table(w, []string{"MINER", "DEADLINE", "OPENS", "CLOSES", "OWNER", "PARTITIONS", "LAST"}, rows); err != nil {
 		return err
+	}
+	// A failed last outcome is spelt out: a refusal carries the miner
+	// actor's exit code and message.
+	for _, s := range v.Slots {
+		if s.LastOutcome == "failed" && s.LastMessage != "" {
+			fmt.Fprintf(w, "t0%d deadline %d last failed: %s\n", s.Miner, s.Deadline, s.LastMessage)
+		}
 	}
 	fmt.Fprintln(w)
 	rows = rows[:0]

@@ -73,6 +73,9 @@ type batchProof struct {
 	skipped map[uint64][]uint64
 	proven  map[uint64]int // sectors proven per partition
 	retries int            // proofs made again after faults
+	// uuid is the MsgUuid of the batch's message, the same on every push
+	// of this proof.
+	uuid string
 }
 
 // allSkipped lists every skipped sector of the batch, ascending.
@@ -134,7 +137,7 @@ type batchSector struct {
 // Lotus does: a proof made while faults were found is never used.
 func (r *Runner) proveBatch(ctx context.Context, miner uint64, mi minerInfo, seed [32]byte, parts []fullnode.Partition, batch []uint64) (*batchProof, error) {
 	loc := prover.Locator{Store: r.cfg.Store, Local: r.cfg.Local}
-	bp := &batchProof{partitions: batch, seed: seed, skipped: map[uint64][]uint64{}, proven: map[uint64]int{}}
+	bp := &batchProof{partitions: batch, seed: seed, skipped: map[uint64][]uint64{}, proven: map[uint64]int{}, uuid: fullnode.NewMsgUUID()}
 	var todo []batchSector
 	owner := map[uint64]uint64{}
 	for _, idx := range batch {

@@ -44,7 +44,7 @@ type ComputeResult struct {
 // submit, the proofs are submitted; that needs the window open.
 func (r *Runner) Compute(ctx context.Context, miner uint64, d uint8, submit bool) (ComputeResult, error) {
 	start := time.Now()
-	mi, err := r.minerInfo(ctx, miner)
+	mi, err := r.minerInfo(ctx, miner, -1)
 	if err != nil {
 		return ComputeResult{}, err
 	}

@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vsm-project/vsm/fsm"
@@ -17,6 +19,7 @@ type metrics struct {
 	partitions   prometheus.Counter
 	submissions  prometheus.Counter
 	proveSeconds prometheus.Histogram
+	receipts     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -43,11 +46,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Wall time from starting a deadline to recording its outcome.",
 			Buckets: prometheus.ExponentialBuckets(0.1, 2, 14),
 		}),
+		receipts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vsm_chain_message_receipts_total",
+			Help: "Receipts of the messages this node sent, by method and exit code (0 accepted; a non-zero code is the miner actor's refusal; \"none\": no receipt came).",
+		}, []string{"method", "exit_code"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.outcomes, m.beforeClose, m.partitions, m.submissions, m.proveSeconds} {
+	for _, c := range []prometheus.Collector{m.outcomes, m.beforeClose, m.partitions, m.submissions, m.proveSeconds, m.receipts} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -64,4 +71,13 @@ func (m *metrics) submitted(head, close fullnode.ChainEpoch, partitions int) {
 	m.submissions.Inc()
 	m.partitions.Add(float64(partitions))
 	m.beforeClose.Observe(float64(close-head) * nominalEpoch)
+}
+
+// receipt counts one receipt; exit < 0 means none came.
+func (m *metrics) receipt(method string, exit int64) {
+	code := "none"
+	if exit >= 0 {
+		code = strconv.FormatInt(exit, 10)
+	}
+	m.receipts.WithLabelValues(method, code).Inc()
 }

@@ -13,7 +13,6 @@ package runner
 
 import (
 	"context"
-	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -43,6 +42,9 @@ type Chain interface {
 	SubmitWindowedPoSt(ctx context.Context, maddr, from fullnode.Address, p *fullnode.SubmitWindowedPoStParams, spec *fullnode.MessageSendSpec) (fullnode.CID, error)
 	DeclareFaults(ctx context.Context, maddr, from fullnode.Address, p *fullnode.DeclareFaultsParams, spec *fullnode.MessageSendSpec) (fullnode.CID, error)
 	DeclareFaultsRecovered(ctx context.Context, maddr, from fullnode.Address, p *fullnode.DeclareFaultsParams, spec *fullnode.MessageSendSpec) (fullnode.CID, error)
+	StateWaitMsg(ctx context.Context, msg fullnode.CID, confidence uint64, limit fullnode.ChainEpoch, allowReplaced bool) (*fullnode.MsgLookup, error)
+	// ReceiptError describes a non-zero exit code with the actor's message.
+	ReceiptError(ctx context.Context, ml *fullnode.MsgLookup) string
 }
 
 // Prover proves one partition; *prover.Supervisor implements it.
@@ -79,9 +81,24 @@ type Config struct {
 	// partition size (fullnode.MaxPartitionsPerPoSt: 3 for every size in
 	// use). 0 means that limit.
 	MaxPartitionsPerMessage int
-	// CheckLead is how many epochs before a deadline's fault cutoff its
-	// sectors are checked (default 20).
-	CheckLead int64
+	// Sender sends every PoSt and declaration; it must be the miner's
+	// worker or one of its control addresses (ID form, as StateMinerInfo
+	// lists them), else the runner refuses to send for that miner. Unset:
+	// the worker, as the original's Sender default.
+	Sender fullnode.Address
+	// MaxFee bounds each message's fee (MessageSendSpec.MaxFee, attoFIL);
+	// zero: the node's default. Lotus's WindowPoSt default is 5 FIL.
+	MaxFee fullnode.BigInt
+	// GasOverEstimation multiplies the node's gas limit estimate; 0 leaves
+	// the node's own.
+	GasOverEstimation float64
+	// MaximizeFeeCap asks the node for the highest fee cap MaxFee allows,
+	// as Lotus's MaximizeWindowPoStFeeCap (default true there).
+	MaximizeFeeCap bool
+	// MessageConfidence is the epochs a message's receipt must be buried
+	// under before it counts (StateWaitMsg's confidence; default 5, Lotus's
+	// build.MessageConfidence).
+	MessageConfidence uint64
 	// Poll is how often the chain head is read (default 200ms).
 	Poll   time.Duration
 	Logger *zap.Logger
@@ -96,6 +113,7 @@ type Runner struct {
 	metrics *metrics
 
 	mu      sync.Mutex
+	stop    context.Context // Run's context: ends receipt waits at shutdown
 	miners  map[uint64]minerInfo
 	jobs    map[occurrence]*job
 	checked map[occurrence]bool
@@ -114,6 +132,12 @@ type job struct {
 
 type minerInfo struct {
 	worker fullnode.Address
+	// sender is who sends this miner's messages (Config.Sender or the
+	// worker).
+	sender fullnode.Address
+	// readAt is the head the info was read at; it is read again a proving
+	// period later (a worker or control address change takes effect).
+	readAt fullnode.ChainEpoch
 	proof  fullnode.RegisteredPoStProof
 	post   sectorfile.PoStProof
 	// periodStart is any epoch at which deadline 0 opens.
@@ -147,8 +171,8 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.MaxPartitionsPerMessage < 0 {
 		cfg.MaxPartitionsPerMessage = 0
 	}
-	if cfg.CheckLead <= 0 {
-		cfg.CheckLead = 20
+	if cfg.MessageConfidence == 0 {
+		cfg.MessageConfidence = 5
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = 200 * time.Millisecond
@@ -168,6 +192,9 @@ func New(cfg Config) (*Runner, error) {
 
 // Run watches the assignments until ctx ends, then waits for its jobs.
 func (r *Runner) Run(ctx context.Context) {
+	r.mu.Lock()
+	r.stop = ctx
+	r.mu.Unlock()
 	t := time.NewTicker(r.cfg.Poll)
 	defer t.Stop()
 	var wg sync.WaitGroup
@@ -248,7 +275,7 @@ func (r *Runner) tick(ctx context.Context, wg *sync.WaitGroup) error {
 	})
 	for _, k := range keys {
 		a := mine[k]
-		mi, err := r.minerInfo(ctx, k.Miner)
+		mi, err := r.minerInfo(ctx, k.Miner, head)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -260,7 +287,7 @@ func (r *Runner) tick(ctx context.Context, wg *sync.WaitGroup) error {
 			continue
 		}
 		occ := occurrence{key: k, open: di.Open}
-		switch PhaseAt(di, head, fullnode.ChainEpoch(a.Since), fullnode.ChainEpoch(r.cfg.Confidence), fullnode.ChainEpoch(r.cfg.CheckLead)) {
+		switch PhaseAt(di, head, fullnode.ChainEpoch(a.Since), fullnode.ChainEpoch(r.cfg.Confidence)) {
 		case PhaseProve:
 			r.mu.Lock()
 			prev, seen := r.jobs[occ]
@@ -321,12 +348,15 @@ func windowOf(p fullnode.Policy) fullnode.ChainEpoch {
 	return p.ChallengeWindow
 }
 
-// minerInfo reads (once) a miner's worker, proof type and proving period.
-func (r *Runner) minerInfo(ctx context.Context, id uint64) (minerInfo, error) {
+// minerInfo returns a miner's worker, sender, proof type and proving
+// period, read from the chain again once a proving period has passed since
+// the last read (head < 0: use what is cached, reading only the first
+// time), so a new worker or control address is picked up as Lotus does.
+func (r *Runner) minerInfo(ctx context.Context, id uint64, head fullnode.ChainEpoch) (minerInfo, error) {
 	r.mu.Lock()
 	mi, ok := r.miners[id]
 	r.mu.Unlock()
-	if ok {
+	if ok && (head < 0 || head < mi.readAt+mi.policy.ProvingPeriod()) {
 		return mi, nil
 	}
 	maddr := fullnode.NewIDAddress(id)
@@ -348,17 +378,43 @@ func (r *Runner) minerInfo(ctx context.Context, id uint64) (minerInfo, error) {
 			return minerInfo{}, fmt.Errorf("miner %s: %w", maddr, err)
 		}
 	}
-	mi = minerInfo{
-		worker: info.Worker, proof: info.WindowPoStProofType, post: post, periodStart: di.PeriodStart, partitionSectors: partSectors,
-		policy: fullnode.Policy{PeriodDeadlines: di.WPoStPeriodDeadlines, ChallengeWindow: di.WPoStChallengeWindow, ChallengeLookback: di.WPoStChallengeLookback, FaultDeclarationCutoff: di.FaultDeclarationCutoff},
-	}
-	if err := mi.policy.Validate(); err != nil {
+	sender, err := pickSender(r.cfg.Sender, info)
+	if err != nil {
 		return minerInfo{}, fmt.Errorf("miner %s: %w", maddr, err)
 	}
+	next := minerInfo{
+		worker: info.Worker, sender: sender, readAt: di.CurrentEpoch, proof: info.WindowPoStProofType, post: post, periodStart: di.PeriodStart, partitionSectors: partSectors,
+		policy: fullnode.Policy{PeriodDeadlines: di.WPoStPeriodDeadlines, ChallengeWindow: di.WPoStChallengeWindow, ChallengeLookback: di.WPoStChallengeLookback, FaultDeclarationCutoff: di.FaultDeclarationCutoff},
+	}
+	if err := next.policy.Validate(); err != nil {
+		return minerInfo{}, fmt.Errorf("miner %s: %w", maddr, err)
+	}
+	if ok && (next.sender != mi.sender || next.worker != mi.worker || next.proof != mi.proof) {
+		r.log.Info("miner info changed", zap.Stringer("miner", maddr), zap.Stringer("worker", next.worker), zap.Stringer("sender", next.sender), zap.Int64("proof_type", int64(next.proof)))
+	}
 	r.mu.Lock()
-	r.miners[id] = mi
+	r.miners[id] = next
 	r.mu.Unlock()
-	return mi, nil
+	return next, nil
+}
+
+// pickSender is the configured sender if the actor accepts messages from
+// it (the worker or a control address), else an error: a message from any
+// other address is refused by the actor (SysErrForbidden). Unset: the
+// worker.
+func pickSender(want fullnode.Address, info *fullnode.MinerInfo) (fullnode.Address, error) {
+	if !want.Defined() {
+		return info.Worker, nil
+	}
+	if want == info.Worker {
+		return want, nil
+	}
+	for _, c := range info.ControlAddresses {
+		if c == want {
+			return want, nil
+		}
+	}
+	return fullnode.Address{}, fmt.Errorf("PoSt Sender %s is neither the worker %s nor a control address %v; the miner actor refuses messages from it", want, info.Worker, info.ControlAddresses)
 }
 
 func (r *Runner) head(ctx context.Context) (fullnode.ChainEpoch, error) {
@@ -405,6 +461,15 @@ func (r *Runner) proveWindow(ctx context.Context, a fsm.Assignment, mi minerInfo
 			return
 		}
 		lastErr = err
+		var refused *refusedError
+		if errors.As(err, &refused) && st.refusals >= maxRefusals {
+			// The actor refused the same deadline again and again: more
+			// tries would only burn fees. Its message is the outcome.
+			log.Error("giving up: the miner actor refused the window post", zap.Int("refusals", st.refusals), zap.Error(err))
+			r.record(fsm.DeadlineRecord{DeadlineKey: a.DeadlineKey, PeriodStart: int64(di.PeriodStart), Outcome: fsm.OutcomeFailed, Node: r.cfg.NodeID,
+				DurationMS: uint64(time.Since(start).Milliseconds()), Message: err.Error()}, log)
+			return
+		}
 		log.Warn("proving attempt failed; retrying inside the window", zap.Int("attempt", attempt), zap.Error(err))
 		select {
 		case <-ctx.Done():
@@ -431,6 +496,7 @@ type proveState struct {
 	batches   map[string]*batchProof
 	submitted map[uint64]bool
 	skipped   map[uint64][]uint64 // per partition, from the batches sent
+	refusals  int                 // messages the actor refused (non-zero exit)
 }
 
 func newProveState() *proveState {
@@ -509,18 +575,9 @@ func (r *Runner) attempt(ctx context.Context, a fsm.Assignment, mi minerInfo, di
 		res.skipped = append(res.skipped, p...)
 	}
 	slices.Sort(res.skipped)
-	res.outcome = fsm.OutcomeSubmitted
-	if proven, err := r.provenPartitions(ctx, maddr, a.Deadline); err == nil {
-		all := true
-		for p := range st.submitted {
-			if !proven.Has(p) {
-				all = false
-			}
-		}
-		if all {
-			res.outcome = fsm.OutcomeProven
-		}
-	}
+	// Every message of this occurrence landed with exit code 0 (submit
+	// returns an error otherwise): the actor took the proofs.
+	res.outcome = fsm.OutcomeProven
 	if len(res.skipped) > 0 {
 		res.outcome = fsm.OutcomeFaulty
 		res.message = fmt.Sprintf("%d sectors skipped as faulty", len(res.skipped))
@@ -571,10 +628,19 @@ func (r *Runner) proveBatches(ctx context.Context, miner uint64, mi minerInfo, s
 	return errors.Join(errs...)
 }
 
-// submit sends one SubmitWindowedPoSt per batch: its partitions, their
-// skipped sectors and the batch's one proof.
+// submit sends one SubmitWindowedPoSt per batch (its partitions, their
+// skipped sectors and the batch's one proof), then follows every message
+// to its receipt. A receipt with a non-zero exit code drops the batch's
+// proof and returns a *refusedError with the actor's message, so the
+// attempt is retried (a reorg'd commit randomness, say) until maxRefusals.
 func (r *Runner) submit(ctx context.Context, maddr fullnode.Address, mi minerInfo, di fullnode.DeadlineInfo, batches [][]uint64, proven bitfield.BitField, st *proveState, res *attemptResult) error {
 	var commit []byte
+	type pushed struct {
+		key  string
+		sent []uint64
+		cid  fullnode.CID
+	}
+	var out []pushed
 	for _, batch := range batches {
 		key := batchKey(batch)
 		bp := st.batches[key]
@@ -606,7 +672,10 @@ func (r *Runner) submit(ctx context.Context, maddr fullnode.Address, mi minerInf
 			continue
 		}
 		sent := bp.sent()
-		cid, err := r.cfg.Chain.SubmitWindowedPoSt(ctx, maddr, mi.worker, params, nil)
+		// The same proof is pushed with the same MsgUuid on every retry:
+		// if an earlier push reached the node before its answer was lost,
+		// the node returns that message instead of sending a second one.
+		cid, err := r.cfg.Chain.SubmitWindowedPoSt(ctx, maddr, mi.sender, params, r.spec(bp.uuid))
 		if err != nil {
 			return fmt.Errorf("submit partitions %v: %w", sent, err)
 		}
@@ -620,10 +689,40 @@ func (r *Runner) submit(ctx context.Context, maddr fullnode.Address, mi minerInf
 			r.metrics.submitted(head, di.Close, len(sent))
 		}
 		res.messages++
+		out = append(out, pushed{key: key, sent: sent, cid: cid})
 		r.log.Info("window post submitted", zap.Stringer("miner", maddr), zap.Uint64("deadline", di.Index), zap.Uint64s("partitions", sent),
-			zap.Int("sectors", len(bp.sectors)), zap.Int("skipped", len(bp.allSkipped())), zap.Int("proof_bytes", len(bp.proof)), zap.Stringer("message", cid))
+			zap.Int("sectors", len(bp.sectors)), zap.Int("skipped", len(bp.allSkipped())), zap.Int("proof_bytes", len(bp.proof)),
+			zap.Stringer("from", mi.sender), zap.Stringer("message", cid))
 	}
-	return nil
+	var refusals []error
+	for _, m := range out {
+		ml, why, err := r.waitReceipt(ctx, "SubmitWindowedPoSt", m.cid)
+		if err != nil {
+			// Unknown fate. The retry skips the partitions if the message
+			// landed meanwhile (PostSubmissions); else it finds the same
+			// batch with the same proof and MsgUuid, so the node hands back
+			// this message rather than sending another, and waits again.
+			for _, p := range m.sent {
+				delete(st.submitted, p)
+			}
+			return fmt.Errorf("receipt of the window post %s for partitions %v: %w", m.cid, m.sent, err)
+		}
+		if why == "" {
+			r.log.Info("window post landed", zap.Stringer("miner", maddr), zap.Uint64("deadline", di.Index), zap.Uint64s("partitions", m.sent),
+				zap.Stringer("message", m.cid), zap.Int64("height", int64(ml.Height)), zap.Int64("gas_used", ml.Receipt.GasUsed))
+			continue
+		}
+		st.refusals++
+		for _, p := range m.sent {
+			delete(st.submitted, p)
+			delete(st.skipped, p)
+		}
+		delete(st.batches, m.key)
+		r.log.Error("window post refused by the miner actor", zap.Stringer("miner", maddr), zap.Uint64("deadline", di.Index), zap.Uint64s("partitions", m.sent),
+			zap.Stringer("message", m.cid), zap.String("error", why))
+		refusals = append(refusals, &refusedError{what: fmt.Sprintf("window post %s for partitions %v", m.cid, m.sent), why: why})
+	}
+	return errors.Join(refusals...)
 }
 
 // provenPartitions is the deadline's PostSubmissions in its open window.
@@ -652,78 +751,6 @@ func (r *Runner) waitEpoch(ctx context.Context, e fullnode.ChainEpoch) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(r.cfg.Poll / 2):
-		}
-	}
-}
-
-// checkWindow checks a deadline's sectors before its fault cutoff, as
-// Lotus's fault and recovery checks do: live sectors that cannot be read
-// are declared faulty, so the chain does not count the whole partition as
-// missed; sectors the chain holds faulty that can be read again are
-// declared recovered, so they are proven (and healed) in the window.
-// Without the recovery half, a sector declared faulty once (say, before
-// its location was imported) would stay faulty forever.
-func (r *Runner) checkWindow(ctx context.Context, a fsm.Assignment, mi minerInfo, di fullnode.DeadlineInfo) {
-	log := r.log.With(zap.String("deadline", fmt.Sprintf("t0%d/%d", a.Miner, a.Deadline)), zap.Int64("open", int64(di.Open)))
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	maddr := fullnode.NewIDAddress(a.Miner)
-	parts, err := r.cfg.Chain.StateMinerPartitions(ctx, maddr, uint64(a.Deadline), nil)
-	if err != nil {
-		log.Warn("fault check: partitions", zap.Error(err))
-		return
-	}
-	var seed [32]byte
-	if _, err := crand.Read(seed[:]); err != nil {
-		log.Warn("fault check: random seed", zap.Error(err))
-		return
-	}
-	seed[31] &= 0x3f
-	var faults, recoveries fullnode.DeclareFaultsParams
-	for i, part := range parts {
-		healthy := bitfield.Subtract(part.LiveSectors, part.FaultySectors)
-		faulty := bitfield.Subtract(bitfield.Intersect(part.LiveSectors, part.FaultySectors), part.RecoveringSectors)
-		bad, _, err := r.readable(ctx, log, a.Miner, mi, seed, healthy)
-		if err != nil {
-			log.Warn("fault check: prover", zap.Int("partition", i), zap.Error(err))
-			continue
-		}
-		_, good, err := r.readable(ctx, log, a.Miner, mi, seed, faulty)
-		if err != nil {
-			log.Warn("recovery check: prover", zap.Int("partition", i), zap.Error(err))
-			continue
-		}
-		if len(bad) > 0 {
-			bf, _ := bitfield.FromSet(bad)
-			faults.Faults = append(faults.Faults, fullnode.FaultDeclaration{Deadline: di.Index, Partition: uint64(i), Sectors: bf})
-		}
-		if len(good) > 0 {
-			bf, _ := bitfield.FromSet(good)
-			recoveries.Faults = append(recoveries.Faults, fullnode.FaultDeclaration{Deadline: di.Index, Partition: uint64(i), Sectors: bf})
-		}
-	}
-	if len(faults.Faults) == 0 && len(recoveries.Faults) == 0 {
-		log.Debug("fault check: every live sector readable, no faulty sector recovered")
-		return
-	}
-	if h, err := r.head(ctx); err != nil || h >= di.FaultCutoff {
-		log.Warn("fault check after the cutoff: faulty sectors will be skipped in the proof and recoveries wait for the next window", zap.Int("fault_partitions", len(faults.Faults)), zap.Int("recovery_partitions", len(recoveries.Faults)))
-		return
-	}
-	if len(faults.Faults) > 0 {
-		cid, err := r.cfg.Chain.DeclareFaults(ctx, maddr, mi.worker, &faults, nil)
-		if err != nil {
-			log.Error("declare faults", zap.Error(err))
-		} else {
-			log.Warn("declared faulty sectors before the cutoff", zap.Int("partitions", len(faults.Faults)), zap.Stringer("message", cid))
-		}
-	}
-	if len(recoveries.Faults) > 0 {
-		cid, err := r.cfg.Chain.DeclareFaultsRecovered(ctx, maddr, mi.worker, &recoveries, nil)
-		if err != nil {
-			log.Error("declare recoveries", zap.Error(err))
-		} else {
-			log.Info("declared recovered sectors before the cutoff", zap.Int("partitions", len(recoveries.Faults)), zap.Stringer("message", cid))
 		}
 	}
 }

@@ -55,8 +55,8 @@ func TestPhaseAt(t *testing.T) {
 		want        Phase
 	}{
 		{head: 400, want: PhaseIdle},
-		{head: 509, want: PhaseIdle},  // before cutoff-20
-		{head: 510, want: PhaseCheck}, // cutoff-20
+		{head: 479, want: PhaseIdle},  // before deadline 8 opens
+		{head: 480, want: PhaseCheck}, // deadline 8 opens: declare for 10
 		{head: 529, want: PhaseCheck},
 		{head: 530, want: PhaseIdle}, // cutoff passed, challenge not yet
 		{head: 583, want: PhaseIdle}, // challenge+3
@@ -69,7 +69,7 @@ func TestPhaseAt(t *testing.T) {
 		{head: 500, since: 10000, want: PhaseNotOurs}, // owned from a later period
 	}
 	for _, tt := range tests {
-		if got := PhaseAt(di, tt.head, tt.since, 4, 20); got != tt.want {
+		if got := PhaseAt(di, tt.head, tt.since, 4); got != tt.want {
 			t.Errorf("PhaseAt(head %d, since %d) = %s, want %s", tt.head, tt.since, got, tt.want)
 		}
 	}
@@ -175,7 +175,7 @@ func newRunnerFixture(t *testing.T, ctx context.Context, withLocations bool) *ru
 func (fx *runnerFixture) runner(t *testing.T, prov Prover) *Runner {
 	t.Helper()
 	r, err := New(Config{
-		NodeID: "n1", Chain: fx.chain, Prover: prov, Store: fx.f.FSM, Confidence: 1, CheckLead: 2, Poll: 5 * time.Millisecond,
+		NodeID: "n1", Chain: fx.chain, Prover: prov, Store: fx.f.FSM, Confidence: 1, MessageConfidence: 1, Poll: 5 * time.Millisecond,
 		Record: func(_ context.Context, rec fsm.DeadlineRecord) error {
 			fx.f.mu.Lock()
 			defer fx.f.mu.Unlock()

@@ -30,8 +30,10 @@ type Phase int
 const (
 	// PhaseIdle: nothing to do yet.
 	PhaseIdle Phase = iota
-	// PhaseCheck: shortly before the fault cutoff, check the sectors'
-	// readability and declare the unreadable ones faulty.
+	// PhaseCheck: from the opening of the deadline two before (Lotus
+	// declares faults and recoveries for deadline d+2 when d opens) until
+	// the fault cutoff, check the sectors' readability and declare the
+	// unreadable ones faulty and the readable faulty ones recovered.
 	PhaseCheck
 	// PhaseProve: from the challenge epoch plus confidence until the
 	// window closes: read the randomness, prove, submit once open.
@@ -56,10 +58,9 @@ func (p Phase) String() string {
 }
 
 // PhaseAt says what to do with occurrence di at epoch head for an owner
-// since epoch since (0: long ago). checkLead is how many epochs before the
-// fault cutoff the readability check starts; confidence is how many epochs
-// after the challenge epoch proving starts.
-func PhaseAt(di fullnode.DeadlineInfo, head, since, confidence, checkLead fullnode.ChainEpoch) Phase {
+// since epoch since (0: long ago). confidence is how many epochs after the
+// challenge epoch proving starts.
+func PhaseAt(di fullnode.DeadlineInfo, head, since, confidence fullnode.ChainEpoch) Phase {
 	switch {
 	case since >= di.Close:
 		return PhaseNotOurs
@@ -67,8 +68,17 @@ func PhaseAt(di fullnode.DeadlineInfo, head, since, confidence, checkLead fullno
 		return PhaseIdle
 	case head >= di.Challenge+confidence:
 		return PhaseProve
-	case head >= di.FaultCutoff-checkLead && head < di.FaultCutoff:
+	case head >= DeclareFrom(di) && head < di.FaultCutoff:
 		return PhaseCheck
 	}
 	return PhaseIdle
+}
+
+// DeclareFrom is the epoch from which faults and recoveries of occurrence
+// di are declared: when the deadline two before it opens (Open - 2 x
+// window), as Lotus's wdpost_run does, which leaves 50 epochs on mainnet to
+// land the declarations before the fault cutoff (Open - 70). On a policy
+// where that would not precede the cutoff, the epoch before the cutoff.
+func DeclareFrom(di fullnode.DeadlineInfo) fullnode.ChainEpoch {
+	return min(di.Open-2*di.WPoStChallengeWindow, di.FaultCutoff-1)
 }

@@ -1,0 +1,90 @@
+package runner
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/fullnode/bitfield"
+)
+
+func TestPickSender(t *testing.T) {
+	info := &fullnode.MinerInfo{Worker: fullnode.NewIDAddress(100), ControlAddresses: []fullnode.Address{fullnode.NewIDAddress(101), fullnode.NewIDAddress(102)}}
+	tests := []struct {
+		want    fullnode.Address
+		got     uint64
+		wantErr bool
+	}{
+		{fullnode.Address{}, 100, false}, // unset: the worker
+		{fullnode.NewIDAddress(100), 100, false},
+		{fullnode.NewIDAddress(102), 102, false},
+		{fullnode.NewIDAddress(999), 0, true}, // the actor would refuse it
+	}
+	for _, tt := range tests {
+		got, err := pickSender(tt.want, info)
+		if (err != nil) != tt.wantErr || (!tt.wantErr && got.ID() != tt.got) {
+			t.Errorf("pickSender(%s) = %s, %v", tt.want, got, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "neither the worker") {
+			t.Errorf("unclear error %v", err)
+		}
+	}
+}
+
+func TestBatchDeclarations(t *testing.T) {
+	decl := func(p uint64, from, n uint64) fullnode.FaultDeclaration {
+		var set []uint64
+		for i := range n {
+			set = append(set, from+i)
+		}
+		bf, _ := bitfield.FromSet(set)
+		return fullnode.FaultDeclaration{Deadline: 4, Partition: p, Sectors: bf}
+	}
+	tests := []struct {
+		name       string
+		decls      []fullnode.FaultDeclaration
+		maxEntries int
+		maxSectors uint64
+		want       string // per message: partition:sectors
+	}{
+		{"fits", []fullnode.FaultDeclaration{decl(0, 0, 3), decl(1, 10, 2)}, 10, 100, "[[0:3 1:2]]"},
+		{"entry limit", []fullnode.FaultDeclaration{decl(0, 0, 1), decl(1, 10, 1), decl(2, 20, 1)}, 2, 100, "[[0:1 1:1] [2:1]]"},
+		{"sector limit splits a partition", []fullnode.FaultDeclaration{decl(0, 0, 3), decl(1, 10, 4)}, 10, 5, "[[0:3 1:2] [1:2]]"},
+		{"actor limits", []fullnode.FaultDeclaration{decl(0, 0, 2349), decl(1, 5000, 2349)}, fullnode.DeclarationsMax, fullnode.AddressedSectorsMax, "[[0:2349 1:2349]]"},
+		{"none", nil, 10, 10, "[]"},
+	}
+	for _, tt := range tests {
+		got, err := batchDeclarations(tt.decls, tt.maxEntries, tt.maxSectors)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var parts []string
+		total := uint64(0)
+		for _, msg := range got {
+			var ms []string
+			var secs uint64
+			for _, d := range msg {
+				ms = append(ms, strings.TrimSpace(strings.Join([]string{uitoa(d.Partition), uitoa(d.Sectors.Count())}, ":")))
+				secs += d.Sectors.Count()
+			}
+			if len(msg) > tt.maxEntries || secs > tt.maxSectors {
+				t.Errorf("%s: a message of %d entries, %d sectors", tt.name, len(msg), secs)
+			}
+			total += secs
+			parts = append(parts, "["+strings.Join(ms, " ")+"]")
+		}
+		if s := "[" + strings.Join(parts, " ") + "]"; s != tt.want {
+			t.Errorf("%s: %s, want %s", tt.name, s, tt.want)
+		}
+		var want uint64
+		for _, d := range tt.decls {
+			want += d.Sectors.Count()
+		}
+		if total != want {
+			t.Errorf("%s: %d sectors declared, want %d", tt.name, total, want)
+		}
+	}
+}
+
+func uitoa(v uint64) string { return strconv.FormatUint(v, 10) }
