@@ -41,7 +41,13 @@ type Meta struct {
 	Draining  bool   `json:"dr,omitempty"`
 	// Poster says the node runs the deadline runner (daemon run --poster);
 	// only posters are given deadlines, whatever children they have.
-	Poster   bool     `json:"pst,omitempty"`
+	Poster bool `json:"pst,omitempty"`
+	// Removed: this node's own raft configuration no longer lists it (an
+	// operator removed it). Leaders do not add it back through gossip
+	// until it asks to rejoin (Rejoin, set by 'vsm cluster join' on it)
+	// or comes back empty (its raft data moved aside by forget-state).
+	Removed  bool     `json:"rm,omitempty"`
+	Rejoin   bool     `json:"rj,omitempty"`
 	Capacity Capacity `json:"cap"`
 }
 

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -127,16 +128,37 @@ func Open(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-func (n *Node) open(adv *net.TCPAddr) error {
+func (n *Node) open(adv *net.TCPAddr) (err error) {
 	hlog := logging.HCLog(n.log.Named("raft"))
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(n.cfg.Dir, "raft.db")})
+	if err := preflight(n.cfg.Dir); err != nil {
+		return err
+	}
+	dbPath := filepath.Join(n.cfg.Dir, raftDBFile)
+	// bolt reads raft.db through a memory map: damage the preflight cannot
+	// see faults inside bolt. Turn such a fault into an error naming the
+	// file for as long as this goroutine reads the store, instead of a
+	// crash with a bolt stack trace.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = damaged("raft-db-corrupt", "reading %s failed inside bolt (%v); the file is damaged", dbPath, r)
+		}
+	}()
+	store, err := raftboltdb.New(raftboltdb.Options{Path: dbPath})
 	if err != nil {
-		return fmt.Errorf("open raft log %s: %w", filepath.Join(n.cfg.Dir, "raft.db"), err)
+		return fmt.Errorf("open raft log %s: %w; if the file is damaged see %s#raft-db-corrupt", dbPath, err, Runbook)
 	}
 	n.store = store
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(n.cfg.Dir, 2, hlog)
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	valid, _, err := scanSnapshots(n.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	if err := lostState(n.cfg.Dir, store, store, valid); err != nil {
+		return err
 	}
 	var advertise net.Addr = adv
 	if adv.Port == 0 { // tests bind port 0: advertise what was bound
@@ -210,6 +232,10 @@ func (n *Node) establishLeadership() {
 		if err == nil {
 			n.leaderReady.Store(term)
 			n.log.Info("leadership established", zap.String("node", n.cfg.NodeID))
+			// A restart from an accepted snapshot is complete once this
+			// node leads again (its term is on disk): drop the marker so a
+			// later loss is judged afresh.
+			clearAcceptMarker(n.cfg.Dir)
 			return
 		}
 		if errors.Is(err, ErrWrongCluster) {

@@ -40,11 +40,15 @@ func (s *Server) reconcile(ctx context.Context) {
 		if m.ID == s.node.ID() || m.Raft == "" {
 			continue
 		}
+		// An operator's removal holds, across restarts of the member and
+		// changes of leader (the member itself says Removed), until the
+		// member is re-joined on purpose: 'vsm cluster join' on it
+		// (Rejoin) or an empty restart after 'vsm cluster forget-state'.
 		s.mu.Lock()
-		if m.State != "alive" {
+		if m.State == "alive" && (m.Rejoin || !m.HasState) {
 			delete(s.removed, m.ID)
 		}
-		removed := s.removed[m.ID]
+		removed := (s.removed[m.ID] || m.Removed) && !m.Rejoin
 		s.mu.Unlock()
 		i := slices.IndexFunc(servers, func(srv raft.Server) bool { return string(srv.ID) == m.ID })
 		switch {

@@ -298,11 +298,34 @@ func (s *Server) Peers(ctx context.Context) ([]Peer, error) {
 	return peers, nil
 }
 
+// selfInConfiguration reports whether this node's latest raft
+// configuration lists it; known is false while it has none.
+func (s *Server) selfInConfiguration() (in, known bool) {
+	f := s.node.raft.GetConfiguration()
+	if f.Error() != nil || len(f.Configuration().Servers) == 0 {
+		return false, false
+	}
+	return s.inConfiguration(s.node.ID()), true
+}
+
 // Members is the gossip view.
 func (s *Server) Members() []Member { return s.gossip.Members() }
 
-// Join contacts the gossip addresses; the leader then adds this node.
-func (s *Server) Join(addrs []string) (int, error) { return s.gossip.Join(addrs) }
+// Join contacts the gossip addresses; the leader then adds this node. It
+// is the operator's explicit request, so it also lifts an earlier
+// removal (see Meta.Rejoin).
+func (s *Server) Join(addrs []string) (int, error) {
+	n, err := s.gossip.Join(addrs)
+	if err != nil {
+		return n, err
+	}
+	if in, _ := s.selfInConfiguration(); !in {
+		if err := s.gossip.UpdateMeta(func(m *Meta) { m.Rejoin, m.Removed = true, false }); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
 
 // SetDraining sets the drain flag the scheduler reads from gossip.
 func (s *Server) SetDraining(on bool) error {
@@ -489,6 +512,14 @@ func (s *Server) refreshMeta(ctx context.Context) {
 			next.ClusterID = id
 		}
 		next.HasState = s.node.raft.LastIndex() > 0
+		if next.HasState && !cur.HasState {
+			clearAcceptMarker(s.cfg.Raft.Dir)
+		}
+		in, known := s.selfInConfiguration()
+		next.Removed = next.HasState && known && !in
+		if in {
+			next.Rejoin = false // re-added: a later removal holds again
+		}
 		if s.cfg.Capacity != nil {
 			next.Capacity = s.cfg.Capacity()
 		}

@@ -36,6 +36,13 @@ func clusterCommand() *cli.Command {
 			},
 			Action: peersJSON,
 		}, &cli.Command{
+			Name:  "forget-state",
+			Usage: "damaged or lost raft data: with this node STOPPED, move raft/ aside so the node starts empty (remove it on a healthy member first); see docs/runbooks/raft-data.md",
+			Flags: []cli.Flag{
+				&cli.BoolFlag{Name: "keep-snapshot", Usage: "single-voter node only: restart from the newest valid snapshot, accepting the loss of the writes after it"},
+			},
+			Action: forgetState,
+		}, &cli.Command{
 			Name:  "secrets",
 			Usage: "the secrets every member shares",
 			Subcommands: []*cli.Command{{
@@ -291,5 +298,25 @@ func peersJSON(c *cli.Context) error {
 	b, _ := json.MarshalIndent(peers, "", "  ")
 	fmt.Fprintln(c.App.Writer, string(b))
 	fmt.Fprintln(c.App.Writer, "copy the same file into the raft directory of every kept server, then start them; each applies it once")
+	return nil
+}
+
+func forgetState(c *cli.Context) error {
+	h, err := home(c)
+	if err != nil {
+		return err
+	}
+	res, err := cluster.ForgetState(h.RaftDir(), c.Bool("keep-snapshot"), func() string { return time.Now().UTC().Format("20060102T150405Z") })
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "moved the old raft data to %s (nothing was deleted)\n", res.MovedTo)
+	if res.Kept != nil {
+		fmt.Fprintf(c.App.Writer, "kept snapshot %s (index %d); start the node with its usual command line: it restarts from that snapshot, without the writes after index %d\n", res.Kept.ID, res.Kept.Index, res.Kept.Index)
+		return nil
+	}
+	fmt.Fprintln(c.App.Writer, "the node now starts empty. If it belonged to a cluster, make sure it was removed first ('vsm cluster remove-peer ID' on a healthy member),")
+	fmt.Fprintln(c.App.Writer, "then start it with --join: it joins as a non-voter, copies the state from the leader and is promoted once caught up.")
+	fmt.Fprintln(c.App.Writer, "A single-node store starts empty (same cluster id) with --bootstrap: restore your latest backup with 'vsm cluster snapshot restore FILE'.")
 	return nil
 }

@@ -282,3 +282,27 @@ func (n *Node) Client(token string) *rpc.Client {
 	}
 	return c
 }
+
+// WaitExit waits up to timeout for the daemon to exit by itself (a start
+// that must be refused) and reports whether it did.
+func (n *Node) WaitExit(timeout time.Duration) bool {
+	if n.cmd == nil {
+		return true
+	}
+	select {
+	case <-n.exited:
+		n.logFile.Close()
+		n.cmd = nil
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// Pid is the daemon's process id (0 when it is not running).
+func (n *Node) Pid() int {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
