@@ -87,13 +87,6 @@ type Node struct {
 	transport *raft.NetworkTransport
 	log       *zap.Logger
 	fatal     chan error
-	// startIndex is the newest appliable entry on disk at Open (or the
-	// snapshot's index). Until the FSM has applied it, local reads would
-	// show a state older than this node acknowledged before it restarted.
-	startIndex uint64
-	// restoredAtStart is set when startIndex is covered by the snapshot
-	// raft restores inside NewRaft.
-	restoredAtStart bool
 	// leaderReady is set once this node, as leader, has applied everything
 	// earlier leaders committed (a barrier) and the cluster has its id.
 	// Until then its writes wait, so nothing is written before the id.
@@ -189,16 +182,11 @@ func (n *Node) open(adv *net.TCPAddr) (err error) {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 	}
-	if n.startIndex, err = lastAppliableIndex(logs, snaps); err != nil {
-		return fmt.Errorf("inspect raft log: %w", err)
-	}
 	r, err := raft.NewRaft(rc, n.fsm, logs, store, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
-	// NewRaft restored the latest snapshot before returning.
-	n.restoredAtStart = r.AppliedIndex() >= n.startIndex
 	go n.monitorLeadership()
 	return nil
 }
@@ -275,24 +263,26 @@ func (n *Node) waitLeaderReady(ctx context.Context) error {
 	return nil
 }
 
-// ErrCatchingUp means the node is still replaying its log after a start.
+// ErrCatchingUp means the node's replica may still lack writes the
+// cluster had acknowledged when it started or joined.
 var ErrCatchingUp = errors.New("catching up")
 
-// ReadReady says whether local reads reflect at least everything this node
-// had in its log when it started. A leader whose leadership is established
-// has applied all it committed (its barrier), so it is ready. A follower
-// whose log tail at start was never committed (and then replaced by a new
-// leader) becomes ready through MarkCaughtUp, from the leader's read index.
+// ReadReady says whether local reads may be served. Once true it stays
+// true. A leader is ready when its leadership is established (its barrier
+// has applied everything earlier leaders committed). Followers become
+// ready through CaughtUpTo, against the leader's index (Server.ReadReady):
+// a node's own log says nothing about what the cluster wrote while it was
+// down, and a joining node's empty FSM would answer "no location" for
+// sectors that exist.
 func (n *Node) ReadReady() error {
-	if n.restoredAtStart || n.ready.Load() {
+	if n.ready.Load() {
 		return nil
 	}
-	applied := n.fsm.applied.Load()
-	if applied >= n.startIndex || n.LeaderReady() {
+	if n.LeaderReady() {
 		n.ready.Store(true)
 		return nil
 	}
-	return fmt.Errorf("%w: applied %d of %d log entries since start; retry shortly", ErrCatchingUp, applied, n.startIndex)
+	return fmt.Errorf("%w: not yet caught up with the leader (applied %d)", ErrCatchingUp, n.raft.AppliedIndex())
 }
 
 // CaughtUpTo marks the node ready for reads if it has already applied

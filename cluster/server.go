@@ -65,6 +65,13 @@ type Server struct {
 	// reconcile loop does not add them back while they stay alive in
 	// gossip (they are re-added once they leave or fail and come back).
 	removed map[string]bool
+
+	// catchUp is the leader's index this node must apply before it serves
+	// local reads (see ReadReady); 0 until the leader has been asked.
+	catchUp struct {
+		sync.Mutex
+		target uint64
+	}
 }
 
 // OpenServer starts raft and gossip and the background loops. It does
@@ -127,25 +134,48 @@ func (s *Server) Gossip() *Gossip { return s.gossip }
 // FSM is the local replicated state.
 func (s *Server) FSM() *fsm.FSM { return s.node.FSM() }
 
-// ReadReady is Node.ReadReady, plus a follower's way out of waiting for a
-// log tail that was never committed: if it has already applied the
-// leader's current read index, it is caught up.
+// ReadReady refuses local reads until this node has caught up with the
+// cluster: a follower asks the leader once for its index (raft's read
+// index: everything acknowledged before is at or below it) and is ready
+// when it has applied that far. The target is kept, so a follower that
+// lags a busy leader by a few entries still gets there.
 func (s *Server) ReadReady() error {
 	err := s.node.ReadReady()
-	if err == nil || s.node.IsLeader() {
-		return err
+	if err == nil {
+		return nil
 	}
-	addr, lerr := s.leaderRPC()
-	if lerr != nil {
-		return err
+	if s.node.IsLeader() {
+		return fmt.Errorf("%w: this node has just been elected and is applying what earlier leaders committed", ErrCatchingUp)
+	}
+	target, terr := s.catchUpTarget()
+	if terr != nil {
+		return terr
+	}
+	if s.node.CaughtUpTo(target) {
+		return nil
+	}
+	return fmt.Errorf("%w: applied %d of %d, the leader's index when this node started or joined; local reads are refused until then (use --consistent, or another member)", ErrCatchingUp, s.node.raft.AppliedIndex(), target)
+}
+
+// catchUpTarget returns the leader's read index, asked once.
+func (s *Server) catchUpTarget() (uint64, error) {
+	s.catchUp.Lock()
+	defer s.catchUp.Unlock()
+	if s.catchUp.target > 0 {
+		return s.catchUp.target, nil
+	}
+	addr, err := s.leaderRPC()
+	if err != nil {
+		return 0, fmt.Errorf("%w: no leader reachable yet to learn how far to catch up: %v", ErrCatchingUp, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	idx, ierr := s.cfg.Forwarder.ReadIndex(ctx, addr)
-	if ierr != nil || !s.node.CaughtUpTo(idx) {
-		return err
+	idx, err := s.cfg.Forwarder.ReadIndex(ctx, addr)
+	if err != nil {
+		return 0, fmt.Errorf("%w: asking the leader at %s how far to catch up: %v", ErrCatchingUp, addr, err)
 	}
-	return nil
+	s.catchUp.target = idx
+	return idx, nil
 }
 
 // Status is Node.Status.
