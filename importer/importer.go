@@ -95,10 +95,8 @@ func ReadJSONL(r io.Reader) ([]fsm.SectorLocation, error) {
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
-		var l line
-		dec := json.NewDecoder(strings.NewReader(text))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&l); err != nil {
+		l, err := decodeLine(text)
+		if err != nil {
 			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
 		loc, err := l.location()
@@ -111,6 +109,89 @@ func ReadJSONL(r io.Reader) ([]fsm.SectorLocation, error) {
 		return nil, fmt.Errorf("read: %w", err)
 	}
 	return out, nil
+}
+
+// decodeLine reads exactly one JSON object from text. encoding/json alone
+// would take the first of two objects on a line, ignore what follows the
+// first value, and let a repeated key overwrite the earlier one: each of
+// those silently drops or changes a record.
+func decodeLine(text string) (line, error) {
+	var l line
+	if err := checkOneObject(text); err != nil {
+		return l, err
+	}
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		return l, err
+	}
+	return l, nil
+}
+
+// checkOneObject walks text's tokens: one object, no key twice in any
+// object, nothing after it.
+func checkOneObject(text string) error {
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("not JSON: %w", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return fmt.Errorf("want one JSON object per line, found %v", tok)
+	}
+	if err := checkObject(dec, ""); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		off := dec.InputOffset()
+		return fmt.Errorf("unexpected data after the object at column %d (%.20q): one JSON object per line, nothing after it", off+1, strings.TrimSpace(text[min(int(off), len(text)):]))
+	}
+	return nil
+}
+
+// checkObject consumes an object's members after its '{'.
+func checkObject(dec *json.Decoder, path string) error {
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("not JSON: %w", err)
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return fmt.Errorf("key %q appears twice%s; which value is meant?", key, path)
+		}
+		seen[key] = true
+		if err := checkValue(dec, fmt.Sprintf(" in %q", key)); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // '}'
+		return fmt.Errorf("not JSON: %w", err)
+	}
+	return nil
+}
+
+func checkValue(dec *json.Decoder, path string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("not JSON: %w", err)
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	if d == '{' {
+		return checkObject(dec, path)
+	}
+	for dec.More() { // '['
+		if err := checkValue(dec, path); err != nil {
+			return err
+		}
+	}
+	_, err = dec.Token()
+	return err
 }
 
 var csvColumns = []string{"miner", "number", "sealed", "cache", "upgraded", "proof", "commr"}
@@ -130,6 +211,9 @@ func ReadCSV(r io.Reader) ([]fsm.SectorLocation, error) {
 		name := strings.ToLower(strings.TrimSpace(h))
 		if !slices.Contains(csvColumns, name) {
 			return nil, fmt.Errorf("CSV header: unknown column %q; columns are %s", h, strings.Join(csvColumns, ","))
+		}
+		if _, dup := col[name]; dup {
+			return nil, fmt.Errorf("CSV header: column %q appears twice; which one is meant?", name)
 		}
 		col[name] = i
 	}
@@ -196,21 +280,117 @@ func csvLocation(rec []string, col map[string]int) (fsm.SectorLocation, error) {
 // Putter sends one batch; the rpc client satisfies it through a closure.
 type Putter func(ctx context.Context, batch []fsm.SectorLocation) error
 
+// Range is records From..To of the input, counted from 1, both included.
+type Range struct{ From, To int }
+
+func (r Range) String() string {
+	if r.From == r.To {
+		return strconv.Itoa(r.From)
+	}
+	return fmt.Sprintf("%d-%d", r.From, r.To)
+}
+
+// BatchError is a batch the node did not acknowledge.
+type BatchError struct {
+	Range
+	Err error
+}
+
+// PartialError is an import that stopped: it says exactly which records
+// were stored (acknowledged), which batches failed and which were never
+// sent. Every batch is one raft entry, applied all or nothing.
+type PartialError struct {
+	Total   int
+	Stored  []Range // merged where contiguous
+	Failed  []BatchError
+	NotSent []Range
+	// Stopped is the caller's cancellation, if that is what stopped it.
+	Stopped error
+}
+
+func (e *PartialError) Error() string {
+	var b strings.Builder
+	stored := 0
+	for _, r := range e.Stored {
+		stored += r.To - r.From + 1
+	}
+	fmt.Fprintf(&b, "import stopped: %d of %d records stored", stored, e.Total)
+	if len(e.Stored) > 0 {
+		fmt.Fprintf(&b, " (%s)", records(e.Stored))
+	}
+	for _, f := range e.Failed {
+		fmt.Fprintf(&b, "; %s failed: %v", records([]Range{f.Range}), f.Err)
+	}
+	if len(e.NotSent) > 0 {
+		verb := "were"
+		if len(e.NotSent) == 1 && e.NotSent[0].From == e.NotSent[0].To {
+			verb = "was"
+		}
+		fmt.Fprintf(&b, "; %s %s not sent", records(e.NotSent), verb)
+	}
+	if e.Stopped != nil {
+		fmt.Fprintf(&b, "; stopped: %v", e.Stopped)
+	}
+	b.WriteString(". Re-running the corrected file is safe: a put replaces a location")
+	return b.String()
+}
+
+// Unwrap gives the first failure, so callers can test for its cause.
+func (e *PartialError) Unwrap() error {
+	if len(e.Failed) == 0 {
+		return e.Stopped
+	}
+	return e.Failed[0].Err
+}
+
+// records reads "record 7" or "records 1-6, 10-12".
+func records(rs []Range) string {
+	if len(rs) == 1 && rs[0].From == rs[0].To {
+		return "record " + rs[0].String()
+	}
+	return "records " + joinRanges(rs)
+}
+
+func joinRanges(rs []Range) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = r.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// mergeRanges sorts and joins adjacent ranges.
+func mergeRanges(rs []Range) []Range {
+	slices.SortFunc(rs, func(a, b Range) int { return a.From - b.From })
+	var out []Range
+	for _, r := range rs {
+		if n := len(out); n > 0 && out[n-1].To+1 == r.From {
+			out[n-1].To = r.To
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 // Send puts locs in batches with up to parallel requests in flight and
-// calls progress with the count acknowledged so far. On failure it stops
-// sending and returns how many were acknowledged and the first error,
-// naming the failed batch's position in the input.
+// calls progress with the count acknowledged so far. After a failure it
+// sends no new batch but lets those in flight finish, so the outcome of
+// every batch is known (cancelling them would leave applied batches
+// looking failed); it then returns the count stored and a *PartialError.
 func Send(ctx context.Context, put Putter, locs []fsm.SectorLocation, batch, parallel int, progress func(done int)) (int, error) {
 	if batch <= 0 || parallel <= 0 {
 		return 0, errors.New("batch and parallel must be positive")
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	starts := make(chan int)
+	stop := make(chan struct{})
 	var (
 		done     atomic.Int64
-		once     sync.Once
-		firstErr error
+		mu       sync.Mutex
+		stored   []Range
+		failed   []BatchError
+		sent     = map[int]bool{}
+		stopOnce sync.Once
 		wg       sync.WaitGroup
 	)
 	for w := 0; w < parallel; w++ {
@@ -218,13 +398,27 @@ func Send(ctx context.Context, put Putter, locs []fsm.SectorLocation, batch, par
 		go func() {
 			defer wg.Done()
 			for start := range starts {
+				select {
+				case <-stop: // handed over just as another batch failed
+					continue
+				default:
+				}
 				end := min(start+batch, len(locs))
-				if err := put(ctx, locs[start:end]); err != nil {
-					once.Do(func() {
-						firstErr = fmt.Errorf("records %d-%d: %w", start+1, end, err)
-						cancel()
-					})
-					return
+				r := Range{From: start + 1, To: end}
+				mu.Lock()
+				sent[start] = true
+				mu.Unlock()
+				err := put(ctx, locs[start:end])
+				mu.Lock()
+				if err != nil {
+					failed = append(failed, BatchError{Range: r, Err: err})
+				} else {
+					stored = append(stored, r)
+				}
+				mu.Unlock()
+				if err != nil {
+					stopOnce.Do(func() { close(stop) })
+					continue
 				}
 				acked := int(done.Add(int64(end - start)))
 				if progress != nil {
@@ -236,15 +430,34 @@ func Send(ctx context.Context, put Putter, locs []fsm.SectorLocation, batch, par
 feed:
 	for start := 0; start < len(locs); start += batch {
 		select {
+		case <-stop:
+			break feed
+		case <-ctx.Done():
+			break feed
+		default:
+		}
+		select {
 		case starts <- start:
+		case <-stop:
+			break feed
 		case <-ctx.Done():
 			break feed
 		}
 	}
 	close(starts)
 	wg.Wait()
-	if firstErr == nil && ctx.Err() != nil {
-		firstErr = ctx.Err()
+	if len(failed) == 0 && ctx.Err() == nil {
+		return int(done.Load()), nil
 	}
-	return int(done.Load()), firstErr
+	e := &PartialError{Total: len(locs), Stored: mergeRanges(stored), Stopped: ctx.Err()}
+	slices.SortFunc(failed, func(a, b BatchError) int { return a.From - b.From })
+	e.Failed = failed
+	var notSent []Range
+	for start := 0; start < len(locs); start += batch {
+		if !sent[start] {
+			notSent = append(notSent, Range{From: start + 1, To: min(start+batch, len(locs))})
+		}
+	}
+	e.NotSent = mergeRanges(notSent)
+	return int(done.Load()), e
 }

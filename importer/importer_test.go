@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vsm-project/vsm/fsm"
 )
@@ -112,5 +113,73 @@ func TestSendStopsAtFirstFailure(t *testing.T) {
 	done, err := Send(context.Background(), put, locs(100), 10, 1, nil)
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "records 41-50") || done != 40 {
 		t.Fatalf("done %d err %v", done, err)
+	}
+}
+
+// TestReadJSONLStrict (issue 11 item 3): a line with two objects used to
+// import only the first, trailing garbage was accepted and a repeated key
+// took the last value. Each must stop the whole import.
+func TestReadJSONLStrict(t *testing.T) {
+	good := `{"miner":1000,"number":1,"sealed":"a","cache":"a"}`
+	tests := []struct{ name, in, want string }{
+		{"two objects on a line", good + `{"miner":1000,"number":2,"sealed":"a","cache":"a"}`, "line 2: unexpected data after the object"},
+		{"two objects with a space", good + ` {"miner":1000,"number":2,"sealed":"a","cache":"a"}`, "line 2: unexpected data after the object"},
+		{"trailing garbage", good + ` xyz`, "line 2: unexpected data after the object"},
+		{"trailing comma", good + `,`, "line 2: unexpected data after the object"},
+		{"duplicate key", `{"miner":1000,"number":1,"number":2,"sealed":"a","cache":"a"}`, `line 2: key "number" appears twice`},
+		{"duplicate key, same value", `{"miner":1000,"number":1,"sealed":"a","sealed":"a","cache":"a"}`, `key "sealed" appears twice`},
+		{"not an object", `[1,2]`, "want one JSON object per line"},
+		{"null", `null`, "want one JSON object per line"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			locs, err := ReadJSONL(strings.NewReader(good + "\n" + tt.in + "\n"))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %d locations, err %v; want an error containing %q", len(locs), err, tt.want)
+			}
+		})
+	}
+	if _, err := ReadCSV(strings.NewReader("miner,number,sealed,cache,number\n1000,1,a,a,2\n")); err == nil || !strings.Contains(err.Error(), `column "number" appears twice`) {
+		t.Fatalf("csv duplicate column: %v", err)
+	}
+}
+
+// TestSendReportsExactlyWhatWasStored (issue 11 item 3): with batches in
+// flight in parallel, a failure used to cancel the others (whose outcome
+// was then unknown) and report only a count. The error must list the
+// stored, failed and unsent records exactly.
+func TestSendReportsExactlyWhatWasStored(t *testing.T) {
+	boom := errors.New("rejected: storage instance \"nope\" does not exist")
+	release := make(chan struct{})
+	var mu sync.Mutex
+	got := map[uint64]bool{}
+	put := func(ctx context.Context, b []fsm.SectorLocation) error {
+		switch b[0].Number {
+		case 20: // fails while 0-9 and 10-19 are in flight
+			return boom
+		case 0, 10:
+			<-release // still in flight when 20-29 fails
+		}
+		mu.Lock()
+		for _, l := range b {
+			got[l.Number] = true
+		}
+		mu.Unlock()
+		return ctx.Err()
+	}
+	go func() { time.Sleep(100 * time.Millisecond); close(release) }()
+	done, err := Send(context.Background(), put, locs(100), 10, 3, nil)
+	var pe *PartialError
+	if !errors.As(err, &pe) || !errors.Is(err, boom) {
+		t.Fatalf("err %v", err)
+	}
+	if done != len(got) {
+		t.Fatalf("reported %d stored, the node has %d", done, len(got))
+	}
+	msg := err.Error()
+	for _, want := range []string{"20 of 100 records stored (records 1-20)", "records 21-30 failed: rejected", "records 31-100 were not sent"} {
+		if !strings.Contains(msg, want) {
+			t.Fatalf("message %q lacks %q", msg, want)
+		}
 	}
 }

@@ -59,7 +59,8 @@ func locationImport(c *cli.Context) error {
 	bar.finish()
 	elapsed := time.Since(start)
 	if err != nil {
-		return fmt.Errorf("import stopped after %d of %d locations were stored: %w", done, len(locs), err)
+		// The importer's error lists exactly which records were stored.
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	fmt.Fprintf(c.App.Writer, "imported %d locations in %.2fs (%.0f/s)\n", done, elapsed.Seconds(), float64(done)/max(elapsed.Seconds(), 1e-9))
 	return nil
