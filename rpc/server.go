@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,8 +15,21 @@ import (
 )
 
 // DefaultMaxBody bounds a request body; a batch of MaxBatch locations is
-// well under it.
+// well under it. Only write and admin tokens may send that much.
 const DefaultMaxBody = 64 << 20
+
+// MaxReadBody bounds the body of a caller whose token only reads.
+const MaxReadBody = 1 << 20
+
+// Timeouts of the API's HTTP server. A body must arrive within
+// DefaultReadTimeout (a 64 MiB batch needs about 1 MB/s), so a client that
+// trickles bytes cannot hold a connection and its buffer forever; backup
+// uploads extend their own deadline (see SnapshotHandler).
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = time.Minute
+	DefaultIdleTimeout       = 2 * time.Minute
+)
 
 // Server is the node's HTTP endpoint: /rpc/v0, /healthz and /metrics.
 type Server struct {
@@ -35,6 +49,9 @@ type ServerConfig struct {
 	Log     *zap.Logger
 	// Extra handlers by path (the status page).
 	Extra map[string]http.Handler
+	// ReadTimeout bounds reading one request, headers and body; 0 means
+	// DefaultReadTimeout.
+	ReadTimeout time.Duration
 }
 
 // Listen binds the address. An unspecified host (0.0.0.0, ::) is allowed
@@ -70,8 +87,10 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		log: cfg.Log,
 		http: &http.Server{
 			Handler:           mux,
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
+			ReadHeaderTimeout: DefaultReadHeaderTimeout,
+			ReadTimeout:       cmp.Or(cfg.ReadTimeout, DefaultReadTimeout),
+			IdleTimeout:       DefaultIdleTimeout,
+			MaxHeaderBytes:    64 << 10,
 		},
 	}
 	return s, nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/vsm-project/vsm/cluster"
 	"github.com/vsm-project/vsm/fsm"
@@ -16,6 +17,9 @@ import (
 // plain HTTP, not JSON-RPC, because a backup of a million sectors is tens
 // of megabytes.
 const SnapshotPath = "/v0/snapshot"
+
+// backupUploadTimeout bounds a backup upload (PUT SnapshotPath).
+const backupUploadTimeout = 30 * time.Minute
 
 // SnapshotBackend is what backup and restore need from the member.
 type SnapshotBackend interface {
@@ -38,6 +42,9 @@ func (m *Mux) SnapshotHandler(b SnapshotBackend) http.Handler {
 		}
 		switch r.Method {
 		case http.MethodGet:
+			// No body to read: a backup stream may outlast the server's
+			// read deadline, which would otherwise cancel it.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 			w.Header().Set("Content-Type", "application/octet-stream")
 			// Errors after the first byte cannot change the status; the
 			// client verifies the checksum, so a cut stream is detected.
@@ -45,6 +52,10 @@ func (m *Mux) SnapshotHandler(b SnapshotBackend) http.Handler {
 				http.Error(w, err.Error(), statusOf(err))
 			}
 		case http.MethodPut:
+			// A backup of millions of sectors may take longer to upload
+			// than the server's read timeout allows an ordinary request;
+			// only an admin gets here.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(backupUploadTimeout))
 			restore(w, r, b)
 		default:
 			w.Header().Set("Allow", "GET, PUT")
