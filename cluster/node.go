@@ -358,14 +358,30 @@ func (n *Node) WaitLeader(ctx context.Context) error {
 	}
 }
 
-// NotLeaderError says where writes should go instead.
-type NotLeaderError struct{ LeaderID, LeaderAddr string }
+// NotLeaderError says the request must go to the leader. A write or
+// read index that gets it was not submitted to raft, so trying again
+// cannot apply anything twice.
+type NotLeaderError struct {
+	LeaderID string
+	// LeaderAddr is the leader's raft address, for this package only:
+	// operators and clients reach a node by its API address, LeaderAPI
+	// (known through gossip; filled in by Server).
+	LeaderAddr string
+	LeaderAPI  string
+	// Msg, when set, is the whole message (a remote node's answer).
+	Msg string
+}
 
 func (e *NotLeaderError) Error() string {
-	if e.LeaderID == "" {
+	switch {
+	case e.Msg != "":
+		return e.Msg
+	case e.LeaderID == "":
 		return "no raft leader is known; the cluster may be electing or have lost quorum"
+	case e.LeaderAPI != "":
+		return fmt.Sprintf("this node is not the leader; the leader is %s (API %s)", e.LeaderID, e.LeaderAPI)
 	}
-	return fmt.Sprintf("this node is not the leader; the leader is %s at %s", e.LeaderID, e.LeaderAddr)
+	return fmt.Sprintf("this node is not the leader; the leader is %s (its API address is not known through gossip yet)", e.LeaderID)
 }
 
 // ErrWrongCluster means a node's data belongs to another cluster.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,7 +23,7 @@ type Forwarder interface {
 	Apply(ctx context.Context, rpcAddr string, cmd []byte) (int, error)
 	ReadIndex(ctx context.Context, rpcAddr string) (uint64, error)
 	Status(ctx context.Context, rpcAddr string) (Status, error)
-	RemovePeer(ctx context.Context, rpcAddr, id string) error
+	RemovePeer(ctx context.Context, rpcAddr, id string, force bool) error
 	TransferLeader(ctx context.Context, rpcAddr, to string) error
 }
 
@@ -187,6 +188,25 @@ func (s *Server) SnapshotNow(ctx context.Context) error { return s.node.Snapshot
 // Fatal is Node.Fatal.
 func (s *Server) Fatal() <-chan error { return s.node.Fatal() }
 
+// notLeader is the error for a request that reached a follower, naming
+// the leader by id and API address.
+func (s *Server) notLeader() error {
+	id, addr := s.node.Leader()
+	return s.withLeaderAPI(&NotLeaderError{LeaderID: id, LeaderAddr: addr})
+}
+
+// withLeaderAPI fills in the leader's API address on a NotLeaderError
+// coming from the raft node, which only knows raft addresses.
+func (s *Server) withLeaderAPI(err error) error {
+	var nl *NotLeaderError
+	if errors.As(err, &nl) && nl.LeaderID != "" && nl.LeaderAPI == "" && nl.Msg == "" {
+		if m, ok := s.member(nl.LeaderID); ok {
+			nl.LeaderAPI = m.RPC
+		}
+	}
+	return err
+}
+
 // leaderRPC finds the leader's API address through gossip.
 func (s *Server) leaderRPC() (string, error) {
 	id, addr := s.node.Leader()
@@ -196,7 +216,7 @@ func (s *Server) leaderRPC() (string, error) {
 	if m, ok := s.member(id); ok && m.RPC != "" {
 		return m.RPC, nil
 	}
-	return "", fmt.Errorf("%w (its API address is not known through gossip yet)", &NotLeaderError{LeaderID: id, LeaderAddr: addr})
+	return "", &NotLeaderError{LeaderID: id, LeaderAddr: addr}
 }
 
 func (s *Server) member(id string) (Member, bool) {
@@ -249,11 +269,15 @@ func (s *Server) ApplyLocal(ctx context.Context, data []byte) (int, error) {
 	if _, err := fsm.Decode(data); err != nil {
 		return 0, fmt.Errorf("%w: forwarded command: %v", fsm.ErrRejected, err)
 	}
-	return s.node.ApplyRaw(ctx, data)
+	n, err := s.node.ApplyRaw(ctx, data)
+	return n, s.withLeaderAPI(err)
 }
 
 // ReadIndex serves a follower's consistent read (leader only).
-func (s *Server) ReadIndex(ctx context.Context) (uint64, error) { return s.node.ReadIndex(ctx) }
+func (s *Server) ReadIndex(ctx context.Context) (uint64, error) {
+	idx, err := s.node.ReadIndex(ctx)
+	return idx, s.withLeaderAPI(err)
+}
 
 // ConsistentRead makes the local replica linearizable for one read: the
 // leader confirms its read index with a quorum and this node waits until it
@@ -364,37 +388,42 @@ func (s *Server) SetDraining(on bool) error {
 
 // RemovePeer removes a server from the raft configuration, on the leader
 // (a follower forwards once; the leader's side is RemovePeerOnLeader).
-func (s *Server) RemovePeer(ctx context.Context, id string) error {
+// Without force, a removal that would leave the remaining voters without
+// a reachable quorum is refused.
+func (s *Server) RemovePeer(ctx context.Context, id string, force bool) error {
 	if !s.node.IsLeader() {
 		addr, err := s.leaderRPC()
 		if err != nil {
 			return err
 		}
-		return s.cfg.Forwarder.RemovePeer(ctx, addr, id)
+		return s.cfg.Forwarder.RemovePeer(ctx, addr, id, force)
 	}
-	return s.RemovePeerOnLeader(ctx, id)
+	return s.RemovePeerOnLeader(ctx, id, force)
 }
 
 // RemovePeerOnLeader is RemovePeer on the node that must be the leader; it
-// never forwards, so two nodes with stale leader views cannot bounce a
-// request between them.
-func (s *Server) RemovePeerOnLeader(ctx context.Context, id string) error {
+// never forwards a request it received, so two nodes with stale leader
+// views cannot bounce it between them. Removing the leader itself hands
+// leadership over first and then asks the new leader, in the same call.
+func (s *Server) RemovePeerOnLeader(ctx context.Context, id string, force bool) error {
 	if !s.node.IsLeader() {
-		lid, addr := s.node.Leader()
-		return &NotLeaderError{LeaderID: lid, LeaderAddr: addr}
+		return s.notLeader()
 	}
-	if !s.inConfiguration(id) {
+	f := s.node.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("raft configuration: %w", err)
+	}
+	servers := f.Configuration().Servers
+	if !slices.ContainsFunc(servers, func(srv raft.Server) bool { return string(srv.ID) == id }) {
 		return fmt.Errorf("%w: %s is not in the raft configuration (see 'vsm cluster peers')", fsm.ErrRejected, id)
 	}
-	if id == s.node.ID() {
-		if err := s.transfer(ctx, ""); err != nil {
-			return fmt.Errorf("remove the leader: hand over leadership first: %w", err)
-		}
-		addr, err := s.leaderRPC()
-		if err != nil {
+	if !force {
+		if err := s.quorumAfterRemoval(servers, id); err != nil {
 			return err
 		}
-		return s.cfg.Forwarder.RemovePeer(ctx, addr, id)
+	}
+	if id == s.node.ID() {
+		return s.removeLeader(ctx, id, force)
 	}
 	if err := waitFuture(ctx, s.node.raft.RemoveServer(raft.ServerID(id), 0, 0)); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
@@ -402,8 +431,81 @@ func (s *Server) RemovePeerOnLeader(ctx context.Context, id string) error {
 	s.mu.Lock()
 	s.removed[id] = true
 	s.mu.Unlock()
-	s.log.Info("removed raft peer", zap.String("peer", id))
+	s.log.Info("removed raft peer", zap.String("peer", id), zap.Bool("forced", force))
 	return nil
+}
+
+// quorumAfterRemoval refuses a removal after which the voters left could
+// not elect a leader with the members gossip sees alive: removing a live
+// voter while another is down has left clusters leaderless.
+func (s *Server) quorumAfterRemoval(servers []raft.Server, id string) error {
+	alive := map[string]bool{s.node.ID(): true}
+	for _, m := range s.gossip.Members() {
+		if m.State == "alive" {
+			alive[m.ID] = true
+		}
+	}
+	var left, up []string
+	var down []string
+	for _, srv := range servers {
+		sid := string(srv.ID)
+		if srv.Suffrage != raft.Voter || sid == id {
+			continue
+		}
+		left = append(left, sid)
+		if alive[sid] {
+			up = append(up, sid)
+		} else {
+			down = append(down, sid)
+		}
+	}
+	if i := slices.IndexFunc(servers, func(srv raft.Server) bool { return string(srv.ID) == id }); servers[i].Suffrage != raft.Voter {
+		return nil // a non-voter does not count toward quorum
+	}
+	need := len(left)/2 + 1
+	if len(left) == 0 {
+		return fmt.Errorf("%w: %s is the only voter; removing it would leave no cluster (stop the node instead)", fsm.ErrRejected, id)
+	}
+	if len(up) >= need {
+		return nil
+	}
+	return fmt.Errorf("%w: removing %s would leave %d voters of which only %d are alive (%s down); they need %d to elect a leader, so the cluster would stop taking writes. Bring %s back or remove it first; to remove %s anyway, give --force (see docs/runbooks/cluster.md#remove-a-node)",
+		fsm.ErrRejected, id, len(left), len(up), strings.Join(down, ", "), need, strings.Join(down, ", "), id)
+}
+
+// removeLeader hands leadership to another voter, waits for the new leader
+// to be known with its API address, and asks it to remove this node.
+func (s *Server) removeLeader(ctx context.Context, id string, force bool) error {
+	if err := s.transfer(ctx, ""); err != nil {
+		return fmt.Errorf("remove the leader %s: hand over leadership first: %w", id, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for {
+		err := s.removeOnNewLeader(ctx, id, force)
+		var nl *NotLeaderError
+		if err == nil || !errors.As(err, &nl) {
+			return err
+		}
+		// The new leader is not known yet, or not established: nothing
+		// was removed, so asking again is safe.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("remove %s: leadership was handed over but no new leader took the request: %w", id, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Server) removeOnNewLeader(ctx context.Context, id string, force bool) error {
+	if s.node.IsLeader() {
+		return s.notLeader() // leadership came back; the loop asks again
+	}
+	addr, err := s.leaderRPC()
+	if err != nil {
+		return err
+	}
+	return s.cfg.Forwarder.RemovePeer(ctx, addr, id, force)
 }
 
 func (s *Server) inConfiguration(id string) bool {
@@ -429,8 +531,7 @@ func (s *Server) TransferLeader(ctx context.Context, to string) error {
 // TransferLeaderOnLeader is TransferLeader without forwarding.
 func (s *Server) TransferLeaderOnLeader(ctx context.Context, to string) error {
 	if !s.node.IsLeader() {
-		lid, addr := s.node.Leader()
-		return &NotLeaderError{LeaderID: lid, LeaderAddr: addr}
+		return s.notLeader()
 	}
 	return s.transfer(ctx, to)
 }
@@ -483,7 +584,7 @@ func (s *Server) removeSelf(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	for {
-		err := s.RemovePeer(ctx, s.node.ID())
+		err := s.RemovePeer(ctx, s.node.ID(), false)
 		var nl *NotLeaderError
 		if err == nil || !errors.As(err, &nl) {
 			return err

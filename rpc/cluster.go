@@ -19,8 +19,8 @@ type ClusterBackend interface {
 	Members() []cluster.Member
 	Join(addrs []string) (int, error)
 	Leave(ctx context.Context) error
-	RemovePeer(ctx context.Context, id string) error
-	RemovePeerOnLeader(ctx context.Context, id string) error
+	RemovePeer(ctx context.Context, id string, force bool) error
+	RemovePeerOnLeader(ctx context.Context, id string, force bool) error
 	TransferLeader(ctx context.Context, to string) error
 	TransferLeaderOnLeader(ctx context.Context, to string) error
 	SetDraining(on bool) error
@@ -101,10 +101,11 @@ func (c *clusterAPI) leave(ctx context.Context, _ []json.RawMessage) (any, error
 
 func (c *clusterAPI) removePeer(ctx context.Context, p []json.RawMessage) (any, error) {
 	var id string
-	if err := Params(p, 0, &id); err != nil {
+	var force bool
+	if err := Params(p, 1, &id, &force); err != nil {
 		return nil, err
 	}
-	return true, storeErr(c.b.RemovePeer(ctx, id))
+	return true, storeErr(c.b.RemovePeer(ctx, id, force))
 }
 
 func (c *clusterAPI) transferLeader(ctx context.Context, p []json.RawMessage) (any, error) {
@@ -119,10 +120,11 @@ func (c *clusterAPI) transferLeader(ctx context.Context, p []json.RawMessage) (a
 // leader acts or says it is not the leader, never forwarding again.
 func (c *clusterAPI) leaderRemovePeer(ctx context.Context, p []json.RawMessage) (any, error) {
 	var id string
-	if err := Params(p, 0, &id); err != nil {
+	var force bool
+	if err := Params(p, 1, &id, &force); err != nil {
 		return nil, err
 	}
-	return true, storeErr(c.b.RemovePeerOnLeader(ctx, id))
+	return true, storeErr(c.b.RemovePeerOnLeader(ctx, id, force))
 }
 
 func (c *clusterAPI) leaderTransfer(ctx context.Context, p []json.RawMessage) (any, error) {
@@ -182,7 +184,7 @@ func fromRemote(addr string, err error) error {
 	case CodeRejected:
 		return fmt.Errorf("%w: %s", fsm.ErrRejected, e.Message)
 	case CodeNotLeader:
-		return fmt.Errorf("%w: %s", &cluster.NotLeaderError{LeaderID: "?", LeaderAddr: addr}, e.Message)
+		return &cluster.NotLeaderError{LeaderID: "?", Msg: fmt.Sprintf("the node at API %s answered: %s", addr, e.Message)}
 	case CodeUnavailable:
 		return fmt.Errorf("%w: %s", cluster.ErrTimeout, e.Message)
 	}
@@ -217,8 +219,8 @@ func (f *Forwarder) Status(ctx context.Context, addr string) (cluster.Status, er
 }
 
 // RemovePeer implements cluster.Forwarder.
-func (f *Forwarder) RemovePeer(ctx context.Context, addr, id string) error {
-	if err := f.client(addr).Call(ctx, "VSM.ClusterLeaderRemovePeer", nil, id); err != nil {
+func (f *Forwarder) RemovePeer(ctx context.Context, addr, id string, force bool) error {
+	if err := f.client(addr).Call(ctx, "VSM.ClusterLeaderRemovePeer", nil, id, force); err != nil {
 		return fromRemote(addr, err)
 	}
 	return nil

@@ -23,7 +23,9 @@ func clusterCommand() *cli.Command {
 			&cli.Command{Name: "members", Usage: "the gossip view: state and capacity of every member", Flags: []cli.Flag{jsonFlag}, Action: clusterMembers},
 			&cli.Command{Name: "join", Usage: "make this node join the cluster at a member's gossip address", ArgsUsage: "HOST:PORT...", Action: clusterJoin},
 			&cli.Command{Name: "leave", Usage: "leave the cluster gracefully (a leader hands over first) and stop this node", Action: clusterLeave},
-			&cli.Command{Name: "remove-peer", Usage: "remove a server from the raft configuration", ArgsUsage: "ID", Action: clusterRemovePeer},
+			&cli.Command{Name: "remove-peer", Usage: "remove a server from the raft configuration (the leader too: it hands over first); refused when the voters left could not elect a leader", ArgsUsage: "ID", Flags: []cli.Flag{
+				&cli.BoolFlag{Name: "force", Usage: "remove even if the voters left, counting only live ones, would have no quorum"},
+			}, Action: clusterRemovePeer},
 			&cli.Command{Name: "transfer-leader", Usage: "hand leadership to another voter", Flags: []cli.Flag{&cli.StringFlag{Name: "to", Usage: "target node id (default: any up-to-date voter)"}}, Action: clusterTransfer},
 			&cli.Command{Name: "drain", Usage: "stop giving this node deadlines; its deadlines move elsewhere", Action: clusterDrain(true)},
 			&cli.Command{Name: "undrain", Usage: "let this node take deadlines again", Action: clusterDrain(false)},
@@ -143,7 +145,7 @@ func clusterRemovePeer(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := call(c, "VSM.ClusterRemovePeer", nil, id); err != nil {
+	if err := call(c, "VSM.ClusterRemovePeer", nil, id, c.Bool("force")); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "removed %s from the raft configuration\n", id)
