@@ -14,7 +14,7 @@ E2E_LOG     ?= /tmp/vsm-e2e-deadlines.log
 
 help:
 	@echo "make build   build bin/vsm"
-	@echo "make demo    devnet + 3-node cluster proving deadlines live under ./.demo (the README's run command)"
+	@echo "make demo    devnet + 3-node cluster proving deadlines live under ./.demo (the README's run command; ENGINE=ffi for real SNARKs)"
 	@echo "make test    go vet + every test, real processes included (but the deadline e2e)"
 	@echo "make e2e     the deadline test: devnet, 3 nodes, 12 miners, one proving period, kill -9 (about 5 min)"
 	@echo "make fuzz    run each fuzz target briefly (FUZZTIME=10s)"
@@ -107,8 +107,11 @@ bench-ffi: build params
 	cd prover/ffi && VSM_FFI_PROVER=$(CURDIR)/bin/vsm-ffi-prover VSM_BIN=$(CURDIR)/bin/vsm CGO_ENABLED=1 \
 	  $(GO) test -tags nofvm -run XXX -bench . -benchtime 1x -timeout 20m .
 
-demo: build
-	./scripts/demo.sh
+# make demo ENGINE=ffi runs it with real sectors and SNARKs (builds the
+# engine and the parameters first).
+ENGINE ?= builtin
+demo: build $(if $(filter ffi,$(ENGINE)),params)
+	ENGINE=$(ENGINE) ./scripts/demo.sh
 
 clean:
 	rm -rf bin .demo build

@@ -16,10 +16,13 @@ import (
 	"github.com/vsm-project/vsm/internal/harness"
 )
 
-// Real-SNARK deadline test parameters. At 150 ms per epoch a window (60
-// epochs) is open 9 s and the proving period lasts 7.2 minutes.
+// Real-SNARK deadline test parameters. At 200 ms per epoch a window (60
+// epochs) is open 12 s and the proving period lasts 9.6 minutes: a CPU
+// SNARK over one deadline's 8 sectors takes about 6 s on 2 shared cores, so
+// a node that takes over a window after a kill still has time to prove it
+// (on mainnet a 30-minute window against 4 minutes a partition on a GPU).
 const (
-	ffiEpoch    = 150 * time.Millisecond
+	ffiEpoch    = 200 * time.Millisecond
 	ffiMiners   = 4
 	ffiSectors  = 32  // 2 KiB sectors per miner: 4 deadlines x 4 partitions of 2
 	ffiFirstDue = 300 // the devnet judges deadlines whose challenge epoch is at or after this
@@ -140,7 +143,7 @@ FIL_PROOFS_PARAMETER_CACHE = %[2]q
 			time.Sleep(time.Second)
 		}
 	}
-	waitEpoch(fullnode.ChainEpoch(target.Open + 10))
+	waitEpoch(fullnode.ChainEpoch(target.Open + 5))
 	killedAt := time.Now()
 	victim.Kill()
 	t.Logf("killed -9 %s at epoch %d, in the open window %d..%d of t0%d/%d it owns", victim.ID, heightNow(), target.Open, target.Close, target.Miner, target.Deadline)
@@ -210,6 +213,13 @@ FIL_PROOFS_PARAMETER_CACHE = %[2]q
 	for _, n := range nodes {
 		logs += n.Log()
 	}
+	if t.Failed() {
+		showDeadlineLogs(t, logs, rep, from, to)
+	}
+	if dir := os.Getenv("VSM_ARTIFACTS"); dir != "" {
+		_ = os.MkdirAll(dir, 0o755)
+		_ = os.WriteFile(filepath.Join(dir, "ffi-e2e-nodes.log"), []byte(logs), 0o644)
+	}
 	t.Logf("log: %d proofs submitted; devnet totals %s; test took %v", strings.Count(logs, "window post submitted"), rep, time.Since(start).Round(time.Second))
 	want := ffiMiners*len(ffiDeadlines(0)) - 1
 	if proven != want || faulty != 1 || missed != 0 {
@@ -220,4 +230,24 @@ FIL_PROOFS_PARAMETER_CACHE = %[2]q
 	}
 	// make e2e-ffi prints this line last.
 	fmt.Printf("deadlines proven %d, faulty %d, missed %d (real SNARKs, verified by filecoin-ffi)\n", proven, faulty, missed)
+}
+
+// showDeadlineLogs prints the node log lines about each deadline that was
+// not proven, so a failure says what the runner did.
+func showDeadlineLogs(t *testing.T, logs string, rep devnet.Report, from, to fullnode.ChainEpoch) {
+	t.Helper()
+	for _, r := range rep.Records {
+		if r.Open < from || r.Open >= to || r.Outcome == "proven" {
+			continue
+		}
+		miner := fmt.Sprintf(`"miner": %d`, r.Miner)
+		deadline := fmt.Sprintf(`"deadline": %d`, r.Index)
+		shown := 0
+		for l := range strings.SplitSeq(logs, "\n") {
+			if strings.Contains(l, miner) && strings.Contains(l, deadline) && shown < 40 {
+				t.Logf("t0%d/%d: %s", r.Miner, r.Index, l)
+				shown++
+			}
+		}
+	}
 }

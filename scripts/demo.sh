@@ -13,6 +13,10 @@
 #   VSM_DEMO_EPOCH  wall time per epoch (default 200ms: a deadline window
 #                   of 60 epochs is open 12 s)
 #   VSM_DEMO_MINERS number of miners (default 4), 96 2 KiB sectors each
+#   ENGINE          builtin (default) or ffi: real sectors sealed by
+#                   filecoin-ffi, real SNARKs proven by bin/vsm-ffi-prover
+#                   children and verified by the devnet with filecoin-ffi
+#                   (make demo ENGINE=ffi builds it and the parameters)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -23,6 +27,15 @@ MINERS=${VSM_DEMO_MINERS:-4}
 SECTORS=96     # 2 KiB sectors, 2 per partition: one partition in each of the 48 deadlines
 FIRST_DUE=50   # the devnet judges deadlines whose challenge epoch is at or after this
 STAGGER=15     # miner i's proving period starts 15*i epochs after miner 0's
+ENGINE=${ENGINE:-builtin}
+case "$ENGINE" in
+  builtin) ;;
+  ffi)
+    [ -x "$ROOT/bin/vsm-ffi-prover" ] || { echo "bin/vsm-ffi-prover is missing: run 'make demo ENGINE=ffi' (it runs make ffi and make params)" >&2; exit 1; }
+    export FIL_PROOFS_PARAMETER_CACHE=${FIL_PROOFS_PARAMETER_CACHE:-$HOME/.cache/vsm/params}
+    ;;
+  *) echo "ENGINE=$ENGINE: want builtin or ffi" >&2; exit 1 ;;
+esac
 
 [ -x "$ROOT/bin/vsm" ] || { echo "bin/vsm is missing: run 'make demo' (or 'make build' first)" >&2; exit 1; }
 
@@ -58,6 +71,8 @@ mkdir -p "$DEMO/bin"
 # all, the prover children included.
 ln -s "$ROOT/bin/vsm" "$DEMO/bin/vsm"
 VSM="$DEMO/bin/vsm"
+FFI="$DEMO/bin/vsm-ffi-prover"
+if [ "$ENGINE" = ffi ]; then ln -s "$ROOT/bin/vsm-ffi-prover" "$FFI"; fi
 : >"$DEMO/pids"
 
 PIDS=()       # daemons and the devnet, each the leader of its own process group
@@ -131,38 +146,67 @@ http_ok() { # http_ok HOST:PORT PATH: the status line of GET PATH is 200
 }
 
 # --- the chain --------------------------------------------------------------
-echo "== devnet: $MINERS miners x $SECTORS sectors of 2 KiB, $EPOCH per epoch"
+echo "== devnet: $MINERS miners x $SECTORS sectors of 2 KiB, $EPOCH per epoch, engine $ENGINE"
 DN="$DEMO/devnet"
 mkdir -p "$DN/sectors"
 {
   echo "Seed = \"vsm-demo\""
   echo "FirstDueEpoch = $FIRST_DUE"
+  if [ "$ENGINE" = ffi ]; then echo "Engine = \"ffi\""; fi
   for ((i = 0; i < MINERS; i++)); do
     printf '[[Miners]]\nID = %d\nSectorSize = "2KiB"\nSectors = %d\nProvingPeriodOffset = %d\n' \
       $((1000 + i)) $SECTORS $((STAGGER * i))
   done
 } >"$DEMO/devnet.toml"
-# Write the sector files here (the devnet "seals" a sector by reusing the
-# files already on disk) so that their CommR is at hand for the import.
+# Built-in engine: write the sector files here (the devnet "seals" a sector
+# by reusing the files already on disk) so that their CommR is at hand for
+# the import. With ffi the devnet seals them and the locations come from
+# the chain once it runs.
 : >"$DEMO/locations.jsonl"
-for ((i = 0; i < MINERS; i++)); do
-  "$VSM" util sector create --miner $((1000 + i)) --number 0 --count $SECTORS --size 2KiB --dir "$DN/sectors" --json |
-    sed -E 's/.*"miner":([0-9]+),"number":([0-9]+),.*"seal_proof":([0-9]+),"comm_r":"([0-9a-f]+)".*/{"miner":\1,"number":\2,"sealed":"sectors","cache":"sectors","proof":\3,"commr":"\4"}/' \
-      >>"$DEMO/locations.jsonl"
-done
-start devnet "$VSM" --log-level warn devnet run --dir "$DN" --spec "$DEMO/devnet.toml" --listen 127.0.0.1:0 --epoch "$EPOCH"
+if [ "$ENGINE" = builtin ]; then
+  for ((i = 0; i < MINERS; i++)); do
+    "$VSM" util sector create --miner $((1000 + i)) --number 0 --count $SECTORS --size 2KiB --dir "$DN/sectors" --json |
+      sed -E 's/.*"miner":([0-9]+),"number":([0-9]+),.*"seal_proof":([0-9]+),"comm_r":"([0-9a-f]+)".*/{"miner":\1,"number":\2,"sealed":"sectors","cache":"sectors","proof":\3,"commr":"\4"}/' \
+        >>"$DEMO/locations.jsonl"
+  done
+fi
+start devnet "$VSM" --log-level warn devnet run --dir "$DN" --spec "$DEMO/devnet.toml" --listen 127.0.0.1:0 --epoch "$EPOCH" --ffi-prover "$FFI"
 DEVNET_PID=$!
-for _ in $(seq 300); do
+for _ in $(seq 1200); do  # up to 2 min: real sealing of every sector with ffi
   [ -s "$DN/api-info" ] && break
   kill -0 "$DEVNET_PID" 2>/dev/null || { cat "$DEMO/devnet.log"; exit 1; }
   sleep 0.1
 done
 CHAIN=$(cat "$DN/api-info")
 echo "   FULLNODE_API_INFO=$CHAIN"
+if [ "$ENGINE" = ffi ]; then
+  "$VSM" devnet locations --dir "$DN" --storage sectors >"$DEMO/locations.jsonl"
+fi
 
 # --- the cluster ------------------------------------------------------------
 # Two children per node, as for two GPUs (see docs/ext-prover.md).
 extprover() {
+  if [ "$ENGINE" = ffi ]; then
+    cat <<CFG
+# two children, as for two GPUs; filecoin-ffi on the CPU with local parameters
+[[WdPost]]
+Bin = "$FFI"
+Args = ["wdpost"]
+Concurrent = 1
+ReadyTimeoutSecs = 60
+[WdPost.Envs]
+FIL_PROOFS_PARAMETER_CACHE = "$FIL_PROOFS_PARAMETER_CACHE"
+
+[[WdPost]]
+Bin = "$FFI"
+Args = ["wdpost"]
+Concurrent = 1
+ReadyTimeoutSecs = 60
+[WdPost.Envs]
+FIL_PROOFS_PARAMETER_CACHE = "$FIL_PROOFS_PARAMETER_CACHE"
+CFG
+    return
+  fi
   cat <<CFG
 # two children, as for two GPUs; the built-in engine (not valid on mainnet)
 [[WdPost]]

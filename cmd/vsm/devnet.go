@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +51,16 @@ func devnetCommand() *cli.Command {
 					&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 				},
 				Action: devnetReport,
+			},
+			{
+				Name:  "locations",
+				Usage: "print a running devnet's sectors as 'vsm sector location import' lines (CommR and proof type from the chain)",
+				Flags: []cli.Flag{
+					dirFlag,
+					&cli.StringFlag{Name: "api-info", Usage: "TOKEN:ADDRESS of a running devnet (default: DIR/api-info)", EnvVars: []string{"FULLNODE_API_INFO"}},
+					&cli.StringFlag{Name: "storage", Usage: "storage instance name to write as sealed and cache", Value: "sectors"},
+				},
+				Action: devnetLocations,
 			},
 			{
 				Name:  "miners",
@@ -215,4 +226,55 @@ func devnetMiners(c *cli.Context) error {
 		fmt.Fprintf(tw, "t0%d\tt0%d\t%s\t%d\t%d\t%s\n", m.ID, m.Worker, fullnode.SectorSizeString(m.SectorSize), m.Sectors, m.ProvingPeriodOffset, m.SectorDir)
 	}
 	return tw.Flush()
+}
+
+// devnetLocations lists every sector of every devnet miner through the
+// full-node API, as a real chain would be asked: the deadlines' partitions
+// name the sectors, StateSectorGetInfo gives each one's CommR and proof.
+func devnetLocations(c *cli.Context) error {
+	cl, ok, err := devnetClient(c)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return cli.Exit("no running devnet: give --api-info or a --dir with api-info", 2)
+	}
+	ctx, cancel := context.WithTimeout(c.Context, 5*time.Minute)
+	defer cancel()
+	var miners []devnet.MinerSummary
+	if err := cl.Call(ctx, "Devnet.Miners", &miners); err != nil {
+		return fmt.Errorf("devnet miners: %w", err)
+	}
+	enc := json.NewEncoder(c.App.Writer)
+	for _, m := range miners {
+		maddr := fullnode.NewIDAddress(m.ID)
+		dls, err := cl.StateMinerDeadlines(ctx, maddr, nil)
+		if err != nil {
+			return fmt.Errorf("deadlines of %s: %w", maddr, err)
+		}
+		for d := range dls {
+			parts, err := cl.StateMinerPartitions(ctx, maddr, uint64(d), nil)
+			if err != nil {
+				return fmt.Errorf("partitions of %s deadline %d: %w", maddr, d, err)
+			}
+			for _, p := range parts {
+				err := p.AllSectors.ForEach(func(n uint64) error {
+					si, err := cl.StateSectorGetInfo(ctx, maddr, fullnode.SectorNumber(n), nil)
+					if err != nil || si == nil {
+						return fmt.Errorf("sector %d of %s: %v", n, maddr, err)
+					}
+					commR, err := si.CommR()
+					if err != nil {
+						return err
+					}
+					return enc.Encode(map[string]any{"miner": m.ID, "number": n, "sealed": c.String("storage"), "cache": c.String("storage"),
+						"proof": si.SealProof, "commr": hex.EncodeToString(commR[:])})
+				})
+				if err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
