@@ -113,7 +113,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("raft advertise address %q: peers cannot dial an unspecified address; set raft advertise", cfg.RaftAdvertise)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, fatal: make(chan error, 1), done: make(chan struct{})}
-	n.fsm = &trackedFSM{FSM: fsm.New(n.onFatal)}
+	n.fsm = newTrackedFSM(fsm.New(n.onFatal))
 	if err := n.open(adv); err != nil {
 		n.closeStores()
 		return nil, err
@@ -416,15 +416,79 @@ func (n *Node) applyRaw(ctx context.Context, data []byte) (int, error) {
 		id, addr := n.Leader()
 		return 0, &NotLeaderError{LeaderID: id, LeaderAddr: addr}
 	}
+	// Entries get the current term when raft dispatches them; one from an
+	// earlier term cannot be ours.
+	term := n.raft.CurrentTerm()
 	f := n.raft.Apply(data, timeoutFrom(ctx, 30*time.Second))
 	if err := waitFuture(ctx, f); err != nil {
+		if errors.Is(err, raft.ErrLeadershipLost) {
+			return n.settleLost(ctx, f.Index(), term, data)
+		}
 		return 0, n.applyErr(err)
 	}
-	res, ok := f.Response().(fsm.Result)
+	return fsmResult(f.Response())
+}
+
+func fsmResult(r any) (int, error) {
+	res, ok := r.(fsm.Result)
 	if !ok {
-		return 0, fmt.Errorf("apply: unexpected FSM response %T", f.Response())
+		return 0, fmt.Errorf("apply: unexpected FSM response %T", r)
 	}
 	return res.Changed, res.Err
+}
+
+// settleLostWait bounds how long a write whose leader stepped down waits
+// to learn its fate: an election or a transfer takes well under it.
+const settleLostWait = 10 * time.Second
+
+// settleLost finds out what became of a write that was in raft's log when
+// this node stopped leading (a leadership transfer, an election). raft
+// answers ErrLeadershipLost: the entry may still be committed by the next
+// leader. This node stays in the cluster and follows the log, so it waits
+// until its FSM applies that index: if the entry there is this write, the
+// write's own result is returned (it succeeded or was refused); if another
+// entry took the index, the write was never applied and a NotLeaderError
+// says it is safe to send again. Only if neither can be known in time is
+// the outcome reported unknown.
+func (n *Node) settleLost(ctx context.Context, index, term uint64, data []byte) (int, error) {
+	unknown := fmt.Errorf("%w: leadership was lost while the write was in flight and its fate is not known yet; it may or may not have been applied", ErrTimeout)
+	if index == 0 {
+		return 0, unknown
+	}
+	ch, cancel := n.fsm.watch(index, term, data)
+	defer cancel()
+	ctx, stop := context.WithTimeout(ctx, settleLostWait)
+	defer stop()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	notApplied := func() error {
+		id, addr := n.Leader()
+		return &NotLeaderError{LeaderID: id, LeaderAddr: addr, Msg: "leadership changed before the write was committed; it was not applied (safe to send again)"}
+	}
+	for {
+		select {
+		case o := <-ch:
+			if o.ours {
+				return fsmResult(o.res)
+			}
+			return 0, notApplied()
+		case <-ctx.Done():
+			return 0, unknown
+		case <-t.C:
+		}
+		// The FSM only sees commands: if the next leader put a no-op or a
+		// configuration at this index, no apply will ever come for it.
+		if n.raft.AppliedIndex() < index {
+			continue
+		}
+		var l raft.Log
+		if err := n.logs.GetLog(index, &l); err != nil {
+			return 0, unknown // compacted or unreadable: cannot tell
+		}
+		if !n.fsm.matches(&l, term, data) {
+			return 0, notApplied()
+		}
+	}
 }
 
 func (n *Node) applyErr(err error) error {
@@ -476,6 +540,11 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	}
 	idx := n.raft.LastIndex()
 	if err := waitFuture(ctx, n.raft.VerifyLeader()); err != nil {
+		if errors.Is(err, raft.ErrLeadershipLost) {
+			// A read wrote nothing: the caller may ask the next leader.
+			id, addr := n.Leader()
+			return 0, &NotLeaderError{LeaderID: id, LeaderAddr: addr}
+		}
 		return 0, n.applyErr(err)
 	}
 	return idx, nil

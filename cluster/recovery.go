@@ -104,7 +104,7 @@ func (n *Node) recoverFromPeersJSON(rc *raft.Config, logs raft.LogStore, stable 
 	}
 	// RecoverCluster used this FSM to replay the log; start raft on a
 	// fresh one, which restores from the snapshot RecoverCluster took.
-	n.fsm = &trackedFSM{FSM: fsm.New(n.onFatal)}
+	n.fsm = newTrackedFSM(fsm.New(n.onFatal))
 	if err := os.Rename(path, path+".applied"); err != nil {
 		return fmt.Errorf("recovery done but %s could not be renamed; remove it before the next start: %w", path, err)
 	}

@@ -232,22 +232,25 @@ func (s *Server) member(id string) (Member, bool) {
 // leader before the caller is told there is none (lost quorum, say).
 const leaderWait = 5 * time.Second
 
-// Apply commits c, on this node if it leads, else on the leader. While no
-// leader is known (an election) it retries for up to leaderWait: nothing
-// was submitted, so a retry cannot apply twice.
+// Apply commits c, on this node if it leads, else on the leader. A
+// NotLeaderError, from this node or the one it forwarded to, means the
+// write was not submitted or provably not applied (an election, a
+// leadership transfer, a stale leader view): it is sent again, to the
+// current leader, for up to leaderWait, so clients do not see leadership
+// changes. An unknown outcome (ErrTimeout) is never retried.
 func (s *Server) Apply(ctx context.Context, c fsm.Command) (int, error) {
 	data := fsm.Encode(c)
 	giveUp := time.Now().Add(leaderWait)
 	for {
 		n, err := s.applyOnce(ctx, data)
 		var nl *NotLeaderError
-		if err == nil || !errors.As(err, &nl) || nl.LeaderID != "" || time.Now().After(giveUp) {
-			return n, err
+		if err == nil || !errors.As(err, &nl) || time.Now().After(giveUp) {
+			return n, s.withLeaderAPI(err)
 		}
 		select {
 		case <-ctx.Done():
 			return 0, err
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
@@ -282,7 +285,25 @@ func (s *Server) ReadIndex(ctx context.Context) (uint64, error) {
 // ConsistentRead makes the local replica linearizable for one read: the
 // leader confirms its read index with a quorum and this node waits until it
 // has applied up to that index (raft's read index, followers included).
+// A read writes nothing, so during a leader change it simply asks again,
+// for up to leaderWait.
 func (s *Server) ConsistentRead(ctx context.Context) error {
+	giveUp := time.Now().Add(leaderWait)
+	for {
+		err := s.consistentReadOnce(ctx)
+		var nl *NotLeaderError
+		if err == nil || !errors.As(err, &nl) || time.Now().After(giveUp) {
+			return s.withLeaderAPI(err)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Server) consistentReadOnce(ctx context.Context) error {
 	if s.node.IsLeader() {
 		return s.node.ConsistentRead(ctx)
 	}
@@ -292,7 +313,7 @@ func (s *Server) ConsistentRead(ctx context.Context) error {
 	}
 	idx, err := s.cfg.Forwarder.ReadIndex(ctx, addr)
 	if err != nil {
-		return fmt.Errorf("read index from leader: %w", err)
+		return fmt.Errorf("read index from the leader at API %s: %w", addr, err)
 	}
 	return s.node.WaitApplied(ctx, idx)
 }

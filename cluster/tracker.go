@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"hash/maphash"
+	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
@@ -11,15 +13,84 @@ import (
 // trackedFSM records the index of the last entry the FSM actually applied.
 // raft.AppliedIndex is not enough for read readiness: raft advances it when
 // it hands a batch to the FSM goroutine, before the FSM has applied it.
+//
+// It also remembers the outcome of recent entries, so that a leader whose
+// write lost its leadership in flight (a transfer, an election) can learn
+// whether the entry was committed after all, and with what result: see
+// Node.settleLost.
 type trackedFSM struct {
 	*fsm.FSM
 	applied atomic.Uint64
+
+	mu      sync.Mutex
+	seed    maphash.Seed
+	recent  [recentApplied]appliedEntry
+	waiters map[uint64]*applyWaiter
 }
+
+// recentApplied is how many outcomes are kept; a write's fate is looked up
+// within milliseconds to seconds of its apply.
+const recentApplied = 4096
+
+type appliedEntry struct {
+	index, term, sum uint64
+	res              any
+}
+
+type applyWaiter struct {
+	minTerm, sum uint64
+	done         chan applyOutcome
+}
+
+// applyOutcome is what became of a write whose future failed: ours is
+// true when the entry at its index is the one it submitted.
+type applyOutcome struct {
+	res  any
+	ours bool
+}
+
+func newTrackedFSM(f *fsm.FSM) *trackedFSM {
+	return &trackedFSM{FSM: f, seed: maphash.MakeSeed(), waiters: map[uint64]*applyWaiter{}}
+}
+
+func (t *trackedFSM) sum(data []byte) uint64 { return maphash.Bytes(t.seed, data) }
 
 func (t *trackedFSM) Apply(l *raft.Log) any {
 	r := t.FSM.Apply(l)
 	t.applied.Store(l.Index)
+	e := appliedEntry{index: l.Index, term: l.Term, sum: t.sum(l.Data), res: r}
+	t.mu.Lock()
+	t.recent[l.Index%recentApplied] = e
+	if w, ok := t.waiters[l.Index]; ok {
+		delete(t.waiters, l.Index)
+		w.done <- applyOutcome{res: r, ours: l.Term >= w.minTerm && e.sum == w.sum}
+	}
+	t.mu.Unlock()
 	return r
+}
+
+// watch reports what the FSM applies at index: at once if it already has,
+// else once it does. cancel drops the watch.
+func (t *trackedFSM) watch(index, minTerm uint64, data []byte) (<-chan applyOutcome, func()) {
+	ch := make(chan applyOutcome, 1)
+	sum := t.sum(data)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e := t.recent[index%recentApplied]; e.index == index {
+		ch <- applyOutcome{res: e.res, ours: e.term >= minTerm && e.sum == sum}
+		return ch, func() {}
+	}
+	t.waiters[index] = &applyWaiter{minTerm: minTerm, sum: sum, done: ch}
+	return ch, func() {
+		t.mu.Lock()
+		delete(t.waiters, index)
+		t.mu.Unlock()
+	}
+}
+
+// matches tells whether a log entry is the command data was.
+func (t *trackedFSM) matches(l *raft.Log, minTerm uint64, data []byte) bool {
+	return l.Type == raft.LogCommand && l.Term >= minTerm && t.sum(l.Data) == t.sum(data)
 }
 
 // StoreConfiguration implements raft.ConfigurationStore, so configuration

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 
 	"github.com/vsm-project/vsm/cluster"
@@ -176,9 +177,14 @@ func (f *Forwarder) client(addr string) *Client {
 func fromRemote(addr string, err error) error {
 	var e *Error
 	if !errors.As(err, &e) {
-		// The leader could not be reached: retryable once an election
-		// or the network settles.
-		return fmt.Errorf("%w: leader at %s unreachable: %v", cluster.ErrTimeout, addr, err)
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			// Nothing reached the node: the request was not submitted,
+			// so the caller may send it to whoever leads next.
+			return &cluster.NotLeaderError{LeaderID: "?", Msg: fmt.Sprintf("the leader at API %s is unreachable: %v", addr, err)}
+		}
+		// Sent, but no answer: the outcome is unknown.
+		return fmt.Errorf("%w: no answer from the leader at API %s: %v", cluster.ErrTimeout, addr, err)
 	}
 	switch e.Code {
 	case CodeRejected:
