@@ -656,3 +656,40 @@ func newHTTP(t *testing.T, d *Devnet) *fullnode.Client {
 	t.Cleanup(srv.Close)
 	return fullnode.NewClient(fullnode.APIInfo{Token: d.Token(), URL: srv.URL + "/rpc/v1"}, zaptest.NewLogger(t))
 }
+
+// TestV0ReceiptMethods: /rpc/v0 takes Lotus v0's shorter StateSearchMsg
+// and StateWaitMsg (and their *Limited forms), and says so when given
+// v1's.
+func TestV0ReceiptMethods(t *testing.T) {
+	r := newRig(t, nil)
+	r.stepTo(43)
+	rec, err := r.push(tWorker, fullnode.MethodDeclareFaults, declParams(decl(1, 0, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.stepTo(45)
+	srv := httptest.NewServer(r.d.Handler())
+	t.Cleanup(srv.Close)
+	v0 := fullnode.NewClient(fullnode.APIInfo{URL: srv.URL + "/rpc/v0"}, zaptest.NewLogger(t))
+	ctx := context.Background()
+	cid, _ := fullnode.ParseCID(rec.CID)
+	for _, call := range []struct {
+		method string
+		args   []any
+	}{
+		{"Filecoin.StateSearchMsg", []any{cid}},
+		{"Filecoin.StateSearchMsgLimited", []any{cid, 10}},
+		{"Filecoin.StateWaitMsg", []any{cid, 0}},
+		{"Filecoin.StateWaitMsgLimited", []any{cid, 0, 10}},
+	} {
+		var look *fullnode.MsgLookup
+		if err := v0.Call(ctx, call.method, &look, call.args...); err != nil || look == nil || look.Height != 45 {
+			t.Fatalf("v0 %s = %+v, %v", call.method, look, err)
+		}
+	}
+	var look *fullnode.MsgLookup
+	err = v0.Call(ctx, "Filecoin.StateWaitMsg", &look, cid, 1, -1, true)
+	if err == nil || !strings.Contains(err.Error(), "takes 2 params, got 4") {
+		t.Fatalf("v1 form on v0: %v", err)
+	}
+}

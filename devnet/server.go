@@ -74,11 +74,10 @@ type invalidParams struct{ error }
 
 // Handler returns the JSON-RPC handler, answering at /rpc/v1 and /rpc/v0.
 func (d *Devnet) Handler() http.Handler {
-	methods := d.methods()
+	v1, v0 := d.methods(), d.methodsV0()
 	mux := http.NewServeMux()
-	h := func(w http.ResponseWriter, r *http.Request) { d.serveRPC(w, r, methods) }
-	mux.HandleFunc("/rpc/v1", h)
-	mux.HandleFunc("/rpc/v0", h)
+	mux.HandleFunc("/rpc/v1", func(w http.ResponseWriter, r *http.Request) { d.serveRPC(w, r, v1) })
+	mux.HandleFunc("/rpc/v0", func(w http.ResponseWriter, r *http.Request) { d.serveRPC(w, r, v0) })
 	return mux
 }
 
@@ -280,13 +279,7 @@ func (d *Devnet) methods() map[string]method {
 			if err := p.decode(&tsk, &cid, &limit, &allowReplaced); err != nil {
 				return nil, bad(err)
 			}
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			rec, ok := c.st.Messages[cid.String()]
-			if !ok || !c.receiptVisibleLocked(rec) {
-				return nil, nil // Lotus answers null for a message not (yet) on chain
-			}
-			return c.lookupLocked(rec), nil
+			return c.searchMsg(cid), nil
 		}),
 		"Filecoin.StateWaitMsg": read(func(ctx context.Context, p params) (any, error) {
 			var cid fullnode.CID
@@ -296,25 +289,7 @@ func (d *Devnet) methods() map[string]method {
 			if err := p.decode(&cid, &confidence, &limit, &allowReplaced); err != nil {
 				return nil, bad(err)
 			}
-			for {
-				ch := c.headChanged()
-				c.mu.Lock()
-				rec, ok := c.st.Messages[cid.String()]
-				if !ok {
-					c.mu.Unlock()
-					return nil, fmt.Errorf("message %s not found: the devnet knows only messages pushed to it", cid)
-				}
-				if c.receiptVisibleLocked(rec) && c.st.Height >= rec.executedAt()+ChainEpoch(confidence) {
-					defer c.mu.Unlock()
-					return c.lookupLocked(rec), nil
-				}
-				c.mu.Unlock()
-				select {
-				case <-ctx.Done():
-					return nil, ctx.Err()
-				case <-ch:
-				}
-			}
+			return c.waitMsg(ctx, cid, confidence)
 		}),
 		"Filecoin.StateReplay": read(func(ctx context.Context, p params) (any, error) {
 			var tsk fullnode.TipSetKey
@@ -357,6 +332,87 @@ func (d *Devnet) methods() map[string]method {
 			return &r, nil
 		}),
 		"Devnet.Miners": read(func(ctx context.Context, p params) (any, error) { return d.Miners(), nil }),
+	}
+}
+
+// methodsV0 is the method set of /rpc/v0: v1's, except that Lotus's v0
+// StateSearchMsg takes only the CID and StateWaitMsg the CID and the
+// confidence (both search without limit and allow replaced messages), and
+// the *Limited forms take a lookback limit.
+func (d *Devnet) methodsV0() map[string]method {
+	c := d.chain
+	ms := d.methods()
+	bad := func(err error) error { return invalidParams{err} }
+	ms["Filecoin.StateSearchMsg"] = method{call: func(ctx context.Context, p params) (any, error) {
+		var cid fullnode.CID
+		if err := p.decode(&cid); err != nil {
+			return nil, bad(err)
+		}
+		return c.searchMsg(cid), nil
+	}}
+	ms["Filecoin.StateSearchMsgLimited"] = method{call: func(ctx context.Context, p params) (any, error) {
+		var cid fullnode.CID
+		var limit ChainEpoch
+		if err := p.decode(&cid, &limit); err != nil {
+			return nil, bad(err)
+		}
+		return c.searchMsg(cid), nil
+	}}
+	ms["Filecoin.StateWaitMsg"] = method{call: func(ctx context.Context, p params) (any, error) {
+		var cid fullnode.CID
+		var confidence uint64
+		if err := p.decode(&cid, &confidence); err != nil {
+			return nil, bad(err)
+		}
+		return c.waitMsg(ctx, cid, confidence)
+	}}
+	ms["Filecoin.StateWaitMsgLimited"] = method{call: func(ctx context.Context, p params) (any, error) {
+		var cid fullnode.CID
+		var confidence uint64
+		var limit ChainEpoch
+		if err := p.decode(&cid, &confidence, &limit); err != nil {
+			return nil, bad(err)
+		}
+		return c.waitMsg(ctx, cid, confidence)
+	}}
+	return ms
+}
+
+// searchMsg is StateSearchMsg: the receipt once the message's execution
+// tipset is on chain, else nil (Lotus answers null for a message not
+// (yet) on chain). The devnet keeps every message, so the lookback limit
+// does not matter.
+func (c *chain) searchMsg(cid fullnode.CID) *fullnode.MsgLookup {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec, ok := c.st.Messages[cid.String()]
+	if !ok || !c.receiptVisibleLocked(rec) {
+		return nil
+	}
+	return c.lookupLocked(rec)
+}
+
+// waitMsg is StateWaitMsg: it blocks until the message's execution tipset
+// has confidence tipsets on top of it.
+func (c *chain) waitMsg(ctx context.Context, cid fullnode.CID, confidence uint64) (*fullnode.MsgLookup, error) {
+	for {
+		ch := c.headChanged()
+		c.mu.Lock()
+		rec, ok := c.st.Messages[cid.String()]
+		if !ok {
+			c.mu.Unlock()
+			return nil, fmt.Errorf("message %s not found: the devnet knows only messages pushed to it", cid)
+		}
+		if c.receiptVisibleLocked(rec) && c.st.Height >= rec.executedAt()+ChainEpoch(confidence) {
+			defer c.mu.Unlock()
+			return c.lookupLocked(rec), nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for message %s: %w", cid, ctx.Err())
+		case <-ch:
+		}
 	}
 }
 
