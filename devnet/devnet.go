@@ -3,14 +3,15 @@
 // same ones package fullnode calls) over HTTP on loopback, advances epochs
 // at a chosen speed, lays out miners' sectors in deadlines and partitions
 // as the miner actor does, draws deterministic randomness, verifies
-// WindowPoSt submissions with a Verifier (the built-in engine's), enforces
-// the challenge window and the fault-declaration cutoff, and records every
-// deadline as proven, faulty or missed when it closes.
+// WindowPoSt submissions with a Verifier (the built-in engine's), judges
+// messages by the miner actor's admission rules (actor.go), and records
+// every deadline as proven, faulty or missed when it closes. Messages go
+// from push (estimated, refused with the actor's exit code) to inclusion
+// in the next tipset to a receipt, as on Lotus.
 //
 // It is not a chain: there is no consensus, no gas, no balances, no
 // signatures, no history (State* calls read the current state whatever the
-// tipset), and a message executes in the head tipset the moment it is
-// pushed. See docs/devnet.md.
+// tipset). See docs/devnet.md.
 package devnet
 
 import (
