@@ -208,10 +208,15 @@ func TestClientAuthAndMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// StateWaitMsg with confidence 2 returns only after two more epochs.
+	// Pushed at head 3, the message is included in tipset 4 and its
+	// receipt found in tipset 5 (MsgLookup.Height, as Lotus reports it);
+	// StateWaitMsg with confidence 2 returns only once the head is at 7. A failing assertion cancels the wait, so the server
+	// can close.
 	done := make(chan *fullnode.MsgLookup, 1)
+	waitCtx, cancelWait := context.WithCancel(ctx)
+	defer cancelWait()
 	go func() {
-		ml, err := c.StateWaitMsg(ctx, cid, 2, -1, true)
+		ml, err := c.StateWaitMsg(waitCtx, cid, 2, -1, true)
 		if err != nil {
 			t.Error(err)
 		}
@@ -222,10 +227,10 @@ func TestClientAuthAndMessages(t *testing.T) {
 		t.Fatal("StateWaitMsg returned before the confidence epochs passed")
 	case <-time.After(100 * time.Millisecond):
 	}
-	dn.Step(2)
+	dn.Step(4)
 	select {
 	case ml := <-done:
-		if ml == nil || ml.Height != 3 || !ml.Message.Equal(cid) {
+		if ml == nil || ml.Height != 5 || !ml.Message.Equal(cid) {
 			t.Fatalf("lookup %+v", ml)
 		}
 	case <-time.After(5 * time.Second):
