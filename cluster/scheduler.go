@@ -9,6 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/dline"
+
 	"go.uber.org/zap"
 
 	"github.com/vsm-project/vsm/cluster/schedule"
@@ -21,8 +24,8 @@ import (
 // *fullnode.Client implements it.
 type SchedulerChain interface {
 	ChainHead(ctx context.Context) (*fullnode.TipSet, error)
-	StateMinerProvingDeadline(ctx context.Context, maddr fullnode.Address, tsk fullnode.TipSetKey) (*fullnode.DeadlineInfo, error)
-	StateMinerPartitions(ctx context.Context, maddr fullnode.Address, dlIdx uint64, tsk fullnode.TipSetKey) ([]fullnode.Partition, error)
+	StateMinerProvingDeadline(ctx context.Context, maddr address.Address, tsk fullnode.TipSetKey) (*dline.Info, error)
+	StateMinerPartitions(ctx context.Context, maddr address.Address, dlIdx uint64, tsk fullnode.TipSetKey) ([]fullnode.Partition, error)
 }
 
 // schedulerHost is the part of a Server the loop uses, so tests can run
@@ -283,7 +286,7 @@ func (s *Scheduler) refreshWork(ctx context.Context, ids []uint64) ([]schedule.M
 // fetchMinerWork reads a miner's period start and the partition count of
 // each of its deadlines.
 func fetchMinerWork(ctx context.Context, chain SchedulerChain, id uint64) (schedule.Miner, error) {
-	maddr := fullnode.NewIDAddress(id)
+	maddr := fullnode.IDAddress(id)
 	di, err := chain.StateMinerProvingDeadline(ctx, maddr, nil)
 	if err != nil {
 		return schedule.Miner{}, fmt.Errorf("miner t0%d proving deadline: %w", id, err)

@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/dline"
+
 	"go.uber.org/zap/zaptest"
 
 	"github.com/vsm-project/vsm/cluster/schedule"
@@ -114,25 +118,24 @@ type fakeChain struct {
 func (c *fakeChain) ChainHead(context.Context) (*fullnode.TipSet, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return &fullnode.TipSet{Height: fullnode.ChainEpoch(c.head)}, nil
+	return &fullnode.TipSet{Height: abi.ChainEpoch(c.head)}, nil
 }
 
-func (c *fakeChain) StateMinerProvingDeadline(_ context.Context, maddr fullnode.Address, _ fullnode.TipSetKey) (*fullnode.DeadlineInfo, error) {
+func (c *fakeChain) StateMinerProvingDeadline(_ context.Context, maddr address.Address, _ fullnode.TipSetKey) (*dline.Info, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ps, ok := c.periodStart[maddr.ID()]
+	ps, ok := c.periodStart[must(fullnode.ActorID(maddr))]
 	if !ok {
 		return nil, fmt.Errorf("actor not found")
 	}
-	di := fullnode.DeadlineAt(fullnode.ChainEpoch(ps), fullnode.ChainEpoch(c.head), fullnode.MainnetPolicy())
-	return &di, nil
+	return fullnode.DeadlineAt(abi.ChainEpoch(ps), abi.ChainEpoch(c.head), fullnode.MainnetPolicy()), nil
 }
 
-func (c *fakeChain) StateMinerPartitions(_ context.Context, maddr fullnode.Address, dl uint64, _ fullnode.TipSetKey) ([]fullnode.Partition, error) {
+func (c *fakeChain) StateMinerPartitions(_ context.Context, maddr address.Address, dl uint64, _ fullnode.TipSetKey) ([]fullnode.Partition, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.calls++
-	return make([]fullnode.Partition, c.parts[maddr.ID()][dl]), nil
+	return make([]fullnode.Partition, c.parts[must(fullnode.ActorID(maddr))][dl]), nil
 }
 
 // fakeHost is a leader over a plain FSM with a settable member list.
@@ -264,4 +267,11 @@ func TestSchedulerChainFailureWritesNothing(t *testing.T) {
 	if _, err := s.Round(context.Background()); err == nil || h.applies != 0 {
 		t.Fatalf("round with an unreadable miner: err %v, %d applies", err, h.applies)
 	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

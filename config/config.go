@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/big"
+
 	"github.com/BurntSushi/toml"
 
 	"github.com/vsm-project/vsm/fullnode"
@@ -111,22 +114,31 @@ type PoStSection struct {
 }
 
 // MaxFee parses MaxFeeCap to attoFIL (zero when empty: the node's default).
-func (p PoStSection) MaxFee() (fullnode.BigInt, error) {
+func (p PoStSection) MaxFee() (big.Int, error) {
 	if strings.TrimSpace(p.MaxFeeCap) == "" {
-		return fullnode.BigInt{}, nil
+		return big.Zero(), nil
 	}
 	v, err := fullnode.ParseFIL(p.MaxFeeCap)
 	if err != nil {
-		return fullnode.BigInt{}, fmt.Errorf("PoSt.MaxFeeCap: %w", err)
+		return big.Zero(), fmt.Errorf("PoSt.MaxFeeCap: %w", err)
 	}
 	return v, nil
 }
 
 // SenderAddress parses Sender (undefined when empty: the worker).
-func (p PoStSection) SenderAddress() (fullnode.Address, error) {
-	a, err := fullnode.ParseAddress(strings.TrimSpace(p.Sender))
+func (p PoStSection) SenderAddress() (address.Address, error) {
+	s := strings.TrimSpace(p.Sender)
+	if s == "" {
+		return address.Undef, nil
+	}
+	a, err := address.NewFromString(s)
 	if err != nil {
-		return fullnode.Address{}, fmt.Errorf("PoSt.Sender: %w", err)
+		return address.Undef, fmt.Errorf("PoSt.Sender %q: %w", s, err)
+	}
+	// MinerInfo lists the worker and control addresses in ID form, which
+	// is what the sender is chosen among.
+	if a.Protocol() != address.ID {
+		return address.Undef, fmt.Errorf("PoSt.Sender %q: want the ID address (t0/f0) of the worker or a control address", s)
 	}
 	return a, nil
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vsm-project/vsm/fullnode"
 )
 
 func TestInitWritesParsableHomeAndNeverOverwrites(t *testing.T) {
@@ -142,7 +144,7 @@ func TestPoStSendingKeys(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", tt.body, err)
 			}
-			if a, _ := c.PoSt.SenderAddress(); a.ID() != 101 || c.PoSt.MaximizeFeeCap {
+			if a, _ := c.PoSt.SenderAddress(); a != fullnode.IDAddress(101) || c.PoSt.MaximizeFeeCap {
 				t.Fatalf("%s: %+v", tt.body, c.PoSt)
 			}
 			continue

@@ -1,14 +1,22 @@
 package devnet
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"slices"
-	"strconv"
 
+	"github.com/filecoin-project/go-state-types/exitcode"
+
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/builtin"
+	"github.com/filecoin-project/go-state-types/builtin/v16/miner"
+	"github.com/filecoin-project/go-state-types/crypto"
+	cbg "github.com/whyrusleeping/cbor-gen"
+
+	"github.com/filecoin-project/go-bitfield"
 	"github.com/vsm-project/vsm/fullnode"
-	"github.com/vsm-project/vsm/fullnode/bitfield"
 )
 
 // The devnet's miner actor: the admission rules of builtin-actors'
@@ -22,37 +30,22 @@ import (
 // fee debt, consensus faults, terminations, expirations, power) is left
 // out rather than faked.
 
-// Exit codes, numbered as the FVM numbers them (go-state-types exitcode).
+// Exit codes the devnet's actor answers with: go-state-types' exitcode, as
+// ints for the records and the report.
 const (
-	ExitOK                 = 0
-	ExitSysInvalidReceiver = 5
-	ExitIllegalArgument    = 16
-	ExitNotFound           = 17
-	ExitForbidden          = 18
-	ExitIllegalState       = 20
-	ExitSerialization      = 21
-	ExitUnhandledMessage   = 22
+	ExitOK                 = int(exitcode.Ok)
+	ExitSysInvalidReceiver = int(exitcode.SysErrInvalidReceiver)
+	ExitIllegalArgument    = int(exitcode.ErrIllegalArgument)
+	ExitNotFound           = int(exitcode.ErrNotFound)
+	ExitForbidden          = int(exitcode.ErrForbidden)
+	ExitIllegalState       = int(exitcode.ErrIllegalState)
+	ExitSerialization      = int(exitcode.ErrSerialization)
+	ExitUnhandledMessage   = int(exitcode.ErrUnhandledMessage)
 )
 
-// exitNames are go-state-types' names, which Lotus prints (ExitCode.String).
-var exitNames = map[int]string{
-	ExitOK:                 "Ok",
-	ExitSysInvalidReceiver: "SysErrInvalidReceiver",
-	ExitIllegalArgument:    "ErrIllegalArgument",
-	ExitNotFound:           "ErrNotFound",
-	ExitForbidden:          "ErrForbidden",
-	ExitIllegalState:       "ErrIllegalState",
-	ExitSerialization:      "ErrSerialization",
-	ExitUnhandledMessage:   "ErrUnhandledMessage",
-}
-
-// ExitCodeString formats an exit code as Lotus does ("ErrIllegalArgument(16)").
-func ExitCodeString(code int) string {
-	if n, ok := exitNames[code]; ok {
-		return fmt.Sprintf("%s(%d)", n, code)
-	}
-	return strconv.Itoa(code)
-}
+// ExitCodeString formats an exit code as Lotus does ("ErrIllegalArgument(16)",
+// go-state-types' ExitCode.String).
+func ExitCodeString(code int) string { return exitcode.ExitCode(code).String() }
 
 // ExecError is a message the miner actor refused: its exit code and the
 // actor's own message.
@@ -60,7 +53,7 @@ type ExecError struct {
 	ExitCode int
 	Reason   string
 	Receiver uint64 // the actor's ID
-	Method   uint64
+	Method   abi.MethodNum
 }
 
 // Backtrace is the FVM's failure text for the message, which Lotus shows
@@ -84,7 +77,7 @@ func execErr(code int, format string, args ...any) *ExecError {
 // msgCall is a message to a miner actor.
 type msgCall struct {
 	From   uint64
-	Method uint64
+	Method abi.MethodNum
 	Params []byte
 }
 
@@ -119,11 +112,11 @@ func (c *chain) runCall(m *minerState, dls []*deadlineState, call msgCall, epoch
 	var ex *execution
 	var err *ExecError
 	switch call.Method {
-	case fullnode.MethodSubmitWindowedPoSt:
+	case builtin.MethodsMiner.SubmitWindowedPoSt:
 		ex, err = c.submitWindowedPoSt(m, dls, call, epoch)
-	case fullnode.MethodDeclareFaults:
+	case builtin.MethodsMiner.DeclareFaults:
 		ex, err = c.declareFaults(m, dls, call, epoch, false)
-	case fullnode.MethodDeclareFaultsRecovered:
+	case builtin.MethodsMiner.DeclareFaultsRecovered:
 		ex, err = c.declareFaults(m, dls, call, epoch, true)
 	default:
 		// The devnet's actor serves only these; the real one answers an
@@ -149,8 +142,8 @@ func validCaller(m *minerState, from uint64) *ExecError {
 // validPoStProofType is policy.valid_post_proof_type: the V1_1 WindowPoSt
 // types of the sector sizes the network enables. The devnet enables every
 // size, as builtin-actors' devnet builds do.
-func validPoStProofType(t fullnode.RegisteredPoStProof) bool {
-	for _, size := range []uint64{fullnode.SectorSize2KiB, fullnode.SectorSize8MiB, fullnode.SectorSize512MiB, fullnode.SectorSize32GiB, fullnode.SectorSize64GiB} {
+func validPoStProofType(t abi.RegisteredPoStProof) bool {
+	for _, size := range []abi.SectorSize{2 << 10, 8 << 20, 512 << 20, 32 << 30, 64 << 30} {
 		if v, err := fullnode.WindowPoStProofForSize(size); err == nil && v == t {
 			return true
 		}
@@ -161,9 +154,13 @@ func validPoStProofType(t fullnode.RegisteredPoStProof) bool {
 // submitWindowedPoSt follows lib.rs submit_windowed_post and
 // deadline_state.rs record_proven_sectors.
 func (c *chain) submitWindowedPoSt(m *minerState, dls []*deadlineState, call msgCall, epoch ChainEpoch) (*execution, *ExecError) {
-	var p fullnode.SubmitWindowedPoStParams
-	if err := p.UnmarshalCBOR(call.Params); err != nil {
-		return nil, execErr(ExitSerialization, "failed to deserialize method parameters: %v", err)
+	var p miner.SubmitWindowedPoStParams
+	if err := decodeParams(&p, call.Params, func(check func(bitfield.BitField)) {
+		for _, part := range p.Partitions {
+			check(part.Skipped)
+		}
+	}); err != nil {
+		return nil, err
 	}
 	// Checks on the parameters alone come first, before the caller is known.
 	if len(p.Proofs) != 1 {
@@ -216,7 +213,7 @@ func (c *chain) submitWindowedPoSt(m *minerState, dls []*deadlineState, call msg
 	if p.ChainCommitEpoch >= epoch {
 		return nil, execErr(ExitIllegalArgument, "chain commit epoch %d must be less than the current epoch %d", p.ChainCommitEpoch, epoch)
 	}
-	want, rerr := c.randomnessLocked("ticket", fullnode.TagPoStChainCommit, p.ChainCommitEpoch, nil, epoch)
+	want, rerr := c.randomnessLocked("ticket", crypto.DomainSeparationTag_PoStChainCommit, p.ChainCommitEpoch, nil, epoch)
 	if rerr != nil {
 		return nil, execErr(ExitIllegalState, "getting chain commit randomness: %v", rerr)
 	}
@@ -233,14 +230,21 @@ func (c *chain) submitWindowedPoSt(m *minerState, dls []*deadlineState, call msg
 	for i, part := range p.Partitions {
 		indexes[i] = part.Index
 	}
-	posted := bitfield.New(indexes...)
-	if posted.Count() != uint64(len(p.Partitions)) {
+	var b bits
+	illegalState := func() *ExecError {
+		return wrap(execErr(ExitIllegalState, "bitfield operation failed: %v", b.err))
+	}
+	posted := bitfield.NewFromSet(indexes)
+	if b.count(posted) != uint64(len(p.Partitions)) {
+		if b.err != nil {
+			return nil, illegalState()
+		}
 		return nil, wrap(execErr(ExitIllegalArgument, "duplicate partitions proven"))
 	}
 	next := cloneDeadlines(dls)
 	dl := next[p.Deadline]
-	if already := bitfield.Intersect(dl.PostSubmissions, posted); !already.IsEmpty() {
-		return nil, wrap(execErr(ExitIllegalArgument, "partition already proven: %v", already))
+	if already := b.inter(dl.PostSubmissions, posted); !b.empty(already) {
+		return nil, wrap(execErr(ExitIllegalArgument, "partition already proven: %v", bitString(already)))
 	}
 	var all, ignored []bitfield.BitField
 	for _, part := range p.Partitions {
@@ -248,21 +252,29 @@ func (c *chain) submitWindowedPoSt(m *minerState, dls []*deadlineState, call msg
 			return nil, wrap(execErr(ExitNotFound, "no such partition %d", part.Index))
 		}
 		ps := dl.Partitions[part.Index]
-		if !part.Skipped.IsSubsetOf(ps.All) {
+		if !b.subset(part.Skipped, ps.All) {
+			if b.err != nil {
+				return nil, illegalState()
+			}
 			return nil, wrap(execErr(ExitIllegalArgument, "failed to add skipped faults to partition %d: skipped faults contains sectors outside partition", part.Index))
 		}
 		// Skipped sectors become faults (a skipped recovery is retracted);
 		// then every remaining declared recovery is taken as recovered,
 		// the proof being trusted to cover it.
-		ps.Recovering = bitfield.Subtract(ps.Recovering, part.Skipped)
-		ps.Faulty = bitfield.Subtract(bitfield.Union(ps.Faulty, part.Skipped), ps.Recovering)
-		ps.Recovering = bitfield.BitField{}
+		ps.Recovering = b.sub(ps.Recovering, part.Skipped)
+		ps.Faulty = b.sub(b.union(ps.Faulty, part.Skipped), ps.Recovering)
+		ps.Recovering = bitfield.New()
 		all = append(all, ps.All)
 		ignored = append(ignored, ps.Faulty)
 	}
-	dl.PostSubmissions = bitfield.Union(dl.PostSubmissions, posted)
-	proven := bitfield.Subtract(bitfield.Union(all...), bitfield.Union(ignored...))
-	if proven.IsEmpty() {
+	dl.PostSubmissions = b.union(dl.PostSubmissions, posted)
+	proven := b.sub(b.union(all...), b.union(ignored...))
+	provenCount := b.count(proven)
+	provenSectors := b.all(proven)
+	if b.err != nil {
+		return nil, illegalState()
+	}
+	if provenCount == 0 {
 		return nil, execErr(ExitIllegalArgument, "cannot prove partitions with no active sectors")
 	}
 	dl.Messages++
@@ -275,14 +287,13 @@ func (c *chain) submitWindowedPoSt(m *minerState, dls []*deadlineState, call msg
 	// ignored one, and the proofs library keys them by sector number, so
 	// what the proof must cover is the proven set in ascending order.
 	chk := &WindowPoStVerifyInfo{Miner: m.ID, ProofType: m.PoStProof, Randomness: seed, Proof: p.Proofs[0].ProofBytes}
-	_ = proven.ForEach(func(n uint64) error {
+	for _, n := range provenSectors {
 		chk.Sectors = append(chk.Sectors, SectorCommitment{Number: n, CommR: m.commR[n]})
-		return nil
-	})
+	}
 	return &execution{
 		deadlines: next,
 		verify:    chk,
-		summary:   fmt.Sprintf("window post for deadline %d, partitions %v, %d sectors proven", p.Deadline, posted, proven.Count()),
+		summary:   fmt.Sprintf("window post for deadline %d, partitions %v, %d sectors proven", p.Deadline, bitString(posted), provenCount),
 	}, nil
 }
 
@@ -290,9 +301,31 @@ func (c *chain) submitWindowedPoSt(m *minerState, dls []*deadlineState, call msg
 // sector_map.rs DeadlineSectorMap and the deadline and partition
 // record_faults / declare_faults_recovered.
 func (c *chain) declareFaults(m *minerState, dls []*deadlineState, call msgCall, epoch ChainEpoch, recovered bool) (*execution, *ExecError) {
-	var p fullnode.DeclareFaultsParams
-	if err := p.UnmarshalCBOR(call.Params); err != nil {
-		return nil, execErr(ExitSerialization, "failed to deserialize method parameters: %v", err)
+	// DeclareFaultsParams and DeclareFaultsRecoveredParams have the same
+	// shape; the recoveries are read as fault declarations.
+	var p miner.DeclareFaultsParams
+	if recovered {
+		var rp miner.DeclareFaultsRecoveredParams
+		if err := decodeParams(&rp, call.Params, func(check func(bitfield.BitField)) {
+			for _, r := range rp.Recoveries {
+				check(r.Sectors)
+			}
+		}); err != nil {
+			return nil, err
+		}
+		for _, r := range rp.Recoveries {
+			p.Faults = append(p.Faults, miner.FaultDeclaration(r))
+		}
+	} else if err := decodeParams(&p, call.Params, func(check func(bitfield.BitField)) {
+		for _, f := range p.Faults {
+			check(f.Sectors)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	var b bits
+	illegalState := func() *ExecError {
+		return execErr(ExitIllegalState, "bitfield operation failed: %v", b.err)
 	}
 	// DeadlineSectorMap: entries for one (deadline, partition) merge.
 	type key struct{ dl, part uint64 }
@@ -302,17 +335,24 @@ func (c *chain) declareFaults(m *minerState, dls []*deadlineState, call msgCall,
 			return nil, execErr(ExitIllegalArgument, "failed to process deadline %d, partition %d: invalid deadline %d", f.Deadline, f.Partition, f.Deadline)
 		}
 		k := key{f.Deadline, f.Partition}
-		merged[k] = bitfield.Union(merged[k], f.Sectors)
+		if prev, ok := merged[k]; ok {
+			merged[k] = b.union(prev, f.Sectors)
+		} else {
+			merged[k] = f.Sectors
+		}
 	}
 	var sectors uint64
 	for _, bf := range merged {
-		sectors += bf.Count()
+		sectors += b.count(bf)
 	}
-	if n := uint64(len(merged)); n > fullnode.AddressedPartitionsMax {
-		return nil, execErr(ExitIllegalArgument, "cannot process requested parameters: too many partitions %d, max %d", n, fullnode.AddressedPartitionsMax)
+	if b.err != nil {
+		return nil, illegalState()
 	}
-	if sectors > fullnode.AddressedSectorsMax {
-		return nil, execErr(ExitIllegalArgument, "cannot process requested parameters: too many sectors %d, max %d", sectors, fullnode.AddressedSectorsMax)
+	if n := uint64(len(merged)); n > miner.AddressedPartitionsMax {
+		return nil, execErr(ExitIllegalArgument, "cannot process requested parameters: too many partitions %d, max %d", n, miner.AddressedPartitionsMax)
+	}
+	if sectors > miner.AddressedSectorsMax {
+		return nil, execErr(ExitIllegalArgument, "cannot process requested parameters: too many sectors %d, max %d", sectors, miner.AddressedSectorsMax)
 	}
 	if e := validCaller(m, call.From); e != nil {
 		return nil, e
@@ -341,7 +381,7 @@ func (c *chain) declareFaults(m *minerState, dls []*deadlineState, call msgCall,
 			// declaration_deadline_info + validate_fr_declaration_deadline:
 			// the next occurrence of the deadline that has not closed, up
 			// to its fault cutoff.
-			target := fullnode.NewDeadlineInfo(periodStart, k.dl, epoch, c.policy).NextNotElapsed()
+			target := c.policy.NewInfo(periodStart, k.dl, epoch).NextNotElapsed()
 			if target.FaultCutoffPassed() {
 				return nil, execErr(ExitIllegalArgument, "failed %s declaration at deadline %d: late fault or recovery declaration", kind, k.dl)
 			}
@@ -352,7 +392,10 @@ func (c *chain) declareFaults(m *minerState, dls []*deadlineState, call msgCall,
 		}
 		ps := dl.Partitions[k.part]
 		set := merged[k]
-		if !set.IsSubsetOf(ps.All) {
+		if !b.subset(set, ps.All) {
+			if b.err != nil {
+				return nil, illegalState()
+			}
 			inner := "failed to add recoveries"
 			if !recovered {
 				inner = fmt.Sprintf("failed to declare faults in partition %d", k.part)
@@ -362,17 +405,43 @@ func (c *chain) declareFaults(m *minerState, dls []*deadlineState, call msgCall,
 		if recovered {
 			// Sectors that are not faulty, or already recovering, are
 			// ignored, not refused.
-			ps.Recovering = bitfield.Union(ps.Recovering, bitfield.Intersect(set, ps.Faulty))
+			ps.Recovering = b.union(ps.Recovering, b.inter(set, ps.Faulty))
 		} else {
 			// A declared fault retracts a declared recovery.
-			ps.Faulty = bitfield.Union(ps.Faulty, set)
-			ps.Recovering = bitfield.Subtract(ps.Recovering, set)
+			ps.Faulty = b.union(ps.Faulty, set)
+			ps.Recovering = b.sub(ps.Recovering, set)
 		}
+	}
+	if b.err != nil {
+		return nil, illegalState()
 	}
 	return &execution{
 		deadlines: next,
 		summary:   fmt.Sprintf("%s declaration: %d partitions, %d sectors", kind, len(merged), sectors),
 	}, nil
+}
+
+// decodeParams decodes a message's params with their cbor-gen decoder, as
+// strictly as builtin-actors' deserializer: no trailing bytes, and every
+// bitfield (listed by bitfields) a valid RLE+ encoding (go-bitfield checks
+// that lazily, the Rust actors when decoding).
+func decodeParams(p cbg.CBORUnmarshaler, raw []byte, bitfields func(check func(bitfield.BitField))) *ExecError {
+	r := bytes.NewReader(raw)
+	err := p.UnmarshalCBOR(r)
+	if err == nil && r.Len() > 0 {
+		err = fmt.Errorf("%d trailing bytes", r.Len())
+	}
+	if err == nil {
+		bitfields(func(bf bitfield.BitField) {
+			if err == nil {
+				_, err = bf.Count()
+			}
+		})
+	}
+	if err != nil {
+		return execErr(ExitSerialization, "failed to deserialize method parameters: %v", err)
+	}
+	return nil
 }
 
 // verifyKey identifies a proof check, so a proof verified when its message

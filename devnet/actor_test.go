@@ -9,10 +9,24 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ipfs/go-cid"
+
+	cbg "github.com/whyrusleeping/cbor-gen"
+
+	rlepluslazy "github.com/filecoin-project/go-bitfield/rle"
+	"github.com/vsm-project/vsm/internal/bftest"
+
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/builtin"
+	"github.com/filecoin-project/go-state-types/builtin/v16/miner"
+	"github.com/filecoin-project/go-state-types/crypto"
+	"github.com/filecoin-project/go-state-types/exitcode"
+	prooftypes "github.com/filecoin-project/go-state-types/proof"
+
 	"go.uber.org/zap/zaptest"
 
+	"github.com/filecoin-project/go-bitfield"
 	"github.com/vsm-project/vsm/fullnode"
-	"github.com/vsm-project/vsm/fullnode/bitfield"
 	"github.com/vsm-project/vsm/prover/engine"
 	"github.com/vsm-project/vsm/prover/sectorfile"
 )
@@ -78,7 +92,7 @@ func (r *rig) partition(dl, p uint64) partitionState {
 // built-in engine proof over what the actor will verify (for each
 // partition, its sectors minus faults and skipped, recoveries included),
 // ChainCommitEpoch at the challenge epoch.
-func (r *rig) post(parts []uint64, skipped map[uint64][]uint64) *fullnode.SubmitWindowedPoStParams {
+func (r *rig) post(parts []uint64, skipped map[uint64][]uint64) *miner.SubmitWindowedPoStParams {
 	r.t.Helper()
 	c, m := r.c, r.miner()
 	c.mu.Lock()
@@ -89,22 +103,22 @@ func (r *rig) post(parts []uint64, skipped map[uint64][]uint64) *fullnode.Submit
 		c.mu.Unlock()
 		r.t.Fatal(err)
 	}
-	commitRand, err := c.randomnessLocked("ticket", fullnode.TagPoStChainCommit, di.Challenge, nil, epoch)
+	commitRand, err := c.randomnessLocked("ticket", crypto.DomainSeparationTag_PoStChainCommit, di.Challenge, nil, epoch)
 	if err != nil {
 		c.mu.Unlock()
 		r.t.Fatal(err)
 	}
-	p := &fullnode.SubmitWindowedPoStParams{Deadline: di.Index, ChainCommitEpoch: di.Challenge, ChainCommitRand: commitRand}
+	p := &miner.SubmitWindowedPoStParams{Deadline: di.Index, ChainCommitEpoch: di.Challenge, ChainCommitRand: commitRand}
 	var sectors []engine.Sector
 	for _, pi := range parts {
-		skip := bitfield.New(skipped[pi]...)
-		p.Partitions = append(p.Partitions, fullnode.PoStPartition{Index: pi, Skipped: skip})
+		skip := bitfield.NewFromSet(skipped[pi])
+		p.Partitions = append(p.Partitions, miner.PoStPartition{Index: pi, Skipped: skip})
 		if pi >= uint64(len(m.Deadlines[di.Index].Partitions)) {
 			continue
 		}
 		ps := m.Deadlines[di.Index].Partitions[pi]
-		faulty := bitfield.Subtract(bitfield.Union(ps.Faulty, skip), bitfield.Subtract(ps.Recovering, skip))
-		_ = bitfield.Subtract(ps.All, faulty).ForEach(func(n uint64) error {
+		faulty := bftest.Sub(bftest.Union(ps.Faulty, skip), bftest.Sub(ps.Recovering, skip))
+		_ = bftest.Sub(ps.All, faulty).ForEach(func(n uint64) error {
 			paths := sectorfile.LayoutPaths(m.SectorDir, tMiner, n, false)
 			sectors = append(sectors, engine.Sector{ID: n, CommR: m.commR[n], SealedPath: paths.Sealed, CacheDir: paths.Cache})
 			return nil
@@ -113,7 +127,7 @@ func (r *rig) post(parts []uint64, skipped map[uint64][]uint64) *fullnode.Submit
 	c.mu.Unlock()
 	var proof []byte
 	if len(sectors) > 0 {
-		name, err := m.PoStProof.ProofsAPIName()
+		name, err := fullnode.ProofsAPIName(m.PoStProof)
 		if err != nil {
 			r.t.Fatal(err)
 		}
@@ -123,22 +137,22 @@ func (r *rig) post(parts []uint64, skipped map[uint64][]uint64) *fullnode.Submit
 		}
 		proof = res.Proof
 	}
-	p.Proofs = []fullnode.PoStProof{{PoStProof: m.PoStProof, ProofBytes: proof}}
+	p.Proofs = []prooftypes.PoStProof{{PoStProof: m.PoStProof, ProofBytes: proof}}
 	return p
 }
 
-func (r *rig) push(from, method uint64, params []byte) (*msgRecord, error) {
+func (r *rig) push(from uint64, method abi.MethodNum, params []byte) (*msgRecord, error) {
 	return r.c.pushMessage(context.Background(), &fullnode.Message{
-		To: fullnode.NewIDAddress(tMiner), From: fullnode.NewIDAddress(from), Method: method, Params: params,
+		To: fullnode.IDAddress(tMiner), From: fullnode.IDAddress(from), Method: method, Params: params,
 	}, "")
 }
 
-func declParams(decls ...fullnode.FaultDeclaration) []byte {
-	return (&fullnode.DeclareFaultsParams{Faults: decls}).MarshalCBOR()
+func declParams(decls ...miner.FaultDeclaration) []byte {
+	return cborOf(&miner.DeclareFaultsParams{Faults: decls})
 }
 
-func decl(dl, part uint64, sectors ...uint64) fullnode.FaultDeclaration {
-	return fullnode.FaultDeclaration{Deadline: dl, Partition: part, Sectors: bitfield.New(sectors...)}
+func decl(dl, part uint64, sectors ...uint64) miner.FaultDeclaration {
+	return miner.FaultDeclaration{Deadline: dl, Partition: part, Sectors: bitfield.NewFromSet(sectors)}
 }
 
 // wantExit checks that err is the actor's refusal with this exit code and
@@ -157,10 +171,10 @@ func wantExit(t *testing.T, err error, code int, sub string) {
 	}
 }
 
-func cloneParams(p *fullnode.SubmitWindowedPoStParams) *fullnode.SubmitWindowedPoStParams {
+func cloneParams(p *miner.SubmitWindowedPoStParams) *miner.SubmitWindowedPoStParams {
 	q := *p
-	q.Partitions = append([]fullnode.PoStPartition(nil), p.Partitions...)
-	q.Proofs = []fullnode.PoStProof{{PoStProof: p.Proofs[0].PoStProof, ProofBytes: append([]byte(nil), p.Proofs[0].ProofBytes...)}}
+	q.Partitions = append([]miner.PoStPartition(nil), p.Partitions...)
+	q.Proofs = []prooftypes.PoStProof{{PoStProof: p.Proofs[0].PoStProof, ProofBytes: append([]byte(nil), p.Proofs[0].ProofBytes...)}}
 	q.ChainCommitRand = append([]byte(nil), p.ChainCommitRand...)
 	return &q
 }
@@ -182,61 +196,61 @@ func TestSubmitWindowedPoStRules(t *testing.T) {
 	tests := []struct {
 		name   string
 		from   uint64
-		method uint64
-		mut    func(p *fullnode.SubmitWindowedPoStParams)
+		method abi.MethodNum
+		mut    func(p *miner.SubmitWindowedPoStParams)
 		raw    []byte // params as sent, instead of good's mutated
 		code   int
 		want   string
 	}{
 		{name: "params that do not decode", raw: []byte{0x85, 0x00}, code: ExitSerialization, want: "failed to deserialize method parameters"},
-		{name: "no proof", mut: func(p *fullnode.SubmitWindowedPoStParams) { p.Proofs = nil },
+		{name: "no proof", mut: func(p *miner.SubmitWindowedPoStParams) { p.Proofs = nil },
 			code: ExitIllegalArgument, want: "expected exactly one proof, got 0"},
-		{name: "one proof per partition", mut: func(p *fullnode.SubmitWindowedPoStParams) { p.Proofs = append(p.Proofs, p.Proofs[0]) },
+		{name: "one proof per partition", mut: func(p *miner.SubmitWindowedPoStParams) { p.Proofs = append(p.Proofs, p.Proofs[0]) },
 			code: ExitIllegalArgument, want: "expected exactly one proof, got 2"},
-		{name: "proof type the network does not allow (V1)", mut: func(p *fullnode.SubmitWindowedPoStParams) { p.Proofs[0].PoStProof = 5 },
+		{name: "proof type the network does not allow (V1)", mut: func(p *miner.SubmitWindowedPoStParams) { p.Proofs[0].PoStProof = 5 },
 			code: ExitIllegalArgument, want: "proof type 5 not allowed"},
-		{name: "WinningPoSt proof type", mut: func(p *fullnode.SubmitWindowedPoStParams) { p.Proofs[0].PoStProof = 0 },
+		{name: "WinningPoSt proof type", mut: func(p *miner.SubmitWindowedPoStParams) { p.Proofs[0].PoStProof = 0 },
 			code: ExitIllegalArgument, want: "proof type 0 not allowed"},
-		{name: "deadline index out of range", mut: func(p *fullnode.SubmitWindowedPoStParams) { p.Deadline = 4 },
+		{name: "deadline index out of range", mut: func(p *miner.SubmitWindowedPoStParams) { p.Deadline = 4 },
 			code: ExitIllegalArgument, want: "invalid deadline 4 of 4"},
-		{name: "chain commit randomness longer than 32 bytes", mut: func(p *fullnode.SubmitWindowedPoStParams) { p.ChainCommitRand = append(p.ChainCommitRand, 0) },
+		{name: "chain commit randomness longer than 32 bytes", mut: func(p *miner.SubmitWindowedPoStParams) { p.ChainCommitRand = append(p.ChainCommitRand, 0) },
 			code: ExitIllegalArgument, want: "expected at most 32 bytes of randomness, got 33"},
 		{name: "caller neither worker nor owner", from: 555,
 			code: ExitForbidden, want: "caller t0555 is not one of supported"},
-		{name: "allowed proof type that is not the miner's", mut: func(p *fullnode.SubmitWindowedPoStParams) { p.Proofs[0].PoStProof = 11 },
+		{name: "allowed proof type that is not the miner's", mut: func(p *miner.SubmitWindowedPoStParams) { p.Proofs[0].PoStProof = 11 },
 			code: ExitIllegalArgument, want: "expected proof of type 10, got 11"},
-		{name: "proof larger than the per-partition maximum times partitions", mut: func(p *fullnode.SubmitWindowedPoStParams) {
+		{name: "proof larger than the per-partition maximum times partitions", mut: func(p *miner.SubmitWindowedPoStParams) {
 			p.Proofs[0].ProofBytes = make([]byte, 2*perPartition+1)
 		}, code: ExitIllegalArgument, want: "expected proof to be smaller than " + strconv.Itoa(2*perPartition) + " bytes"},
-		{name: "more partitions than the limit", mut: func(p *fullnode.SubmitWindowedPoStParams) {
-			p.Partitions = []fullnode.PoStPartition{{Index: 0}, {Index: 1}, {Index: 2}, {Index: 3}}
+		{name: "more partitions than the limit", mut: func(p *miner.SubmitWindowedPoStParams) {
+			p.Partitions = []miner.PoStPartition{{Index: 0}, {Index: 1}, {Index: 2}, {Index: 3}}
 		}, code: ExitIllegalArgument, want: "too many partitions 4, limit 3"},
-		{name: "deadline that is not the open one", mut: func(p *fullnode.SubmitWindowedPoStParams) { p.Deadline = 1 },
+		{name: "deadline that is not the open one", mut: func(p *miner.SubmitWindowedPoStParams) { p.Deadline = 1 },
 			code: ExitIllegalArgument, want: "invalid deadline 1 at epoch 41, expected 0"},
-		{name: "chain commit epoch before the challenge", mut: func(p *fullnode.SubmitWindowedPoStParams) { p.ChainCommitEpoch = 36 },
+		{name: "chain commit epoch before the challenge", mut: func(p *miner.SubmitWindowedPoStParams) { p.ChainCommitEpoch = 36 },
 			code: ExitIllegalArgument, want: "expected chain commit epoch 36 to be after 37"},
-		{name: "chain commit epoch not before the execution epoch", mut: func(p *fullnode.SubmitWindowedPoStParams) { p.ChainCommitEpoch = 41 },
+		{name: "chain commit epoch not before the execution epoch", mut: func(p *miner.SubmitWindowedPoStParams) { p.ChainCommitEpoch = 41 },
 			code: ExitIllegalArgument, want: "chain commit epoch 41 must be less than the current epoch 41"},
-		{name: "chain commit randomness of another epoch", mut: func(p *fullnode.SubmitWindowedPoStParams) { p.ChainCommitEpoch = 38 },
+		{name: "chain commit randomness of another epoch", mut: func(p *miner.SubmitWindowedPoStParams) { p.ChainCommitEpoch = 38 },
 			code: ExitIllegalArgument, want: "post commit randomness mismatched"},
-		{name: "chain commit randomness short", mut: func(p *fullnode.SubmitWindowedPoStParams) { p.ChainCommitRand = p.ChainCommitRand[:31] },
+		{name: "chain commit randomness short", mut: func(p *miner.SubmitWindowedPoStParams) { p.ChainCommitRand = p.ChainCommitRand[:31] },
 			code: ExitIllegalArgument, want: "post commit randomness mismatched"},
-		{name: "partition listed twice", mut: func(p *fullnode.SubmitWindowedPoStParams) { p.Partitions[1].Index = 0 },
+		{name: "partition listed twice", mut: func(p *miner.SubmitWindowedPoStParams) { p.Partitions[1].Index = 0 },
 			code: ExitIllegalArgument, want: "failed to process post submission for deadline 0: duplicate partitions proven"},
-		{name: "partition that does not exist", mut: func(p *fullnode.SubmitWindowedPoStParams) { p.Partitions[1].Index = 7 },
+		{name: "partition that does not exist", mut: func(p *miner.SubmitWindowedPoStParams) { p.Partitions[1].Index = 7 },
 			code: ExitNotFound, want: "failed to process post submission for deadline 0: no such partition 7"},
-		{name: "skipped sector outside its partition", mut: func(p *fullnode.SubmitWindowedPoStParams) { p.Partitions[0].Skipped = bitfield.New(4) },
+		{name: "skipped sector outside its partition", mut: func(p *miner.SubmitWindowedPoStParams) { p.Partitions[0].Skipped = bitfield.NewFromSet([]uint64{4}) },
 			code: ExitIllegalArgument, want: "failed to add skipped faults to partition 0: skipped faults contains sectors outside partition"},
-		{name: "every sector skipped", mut: func(p *fullnode.SubmitWindowedPoStParams) {
-			p.Partitions[0].Skipped, p.Partitions[1].Skipped = bitfield.New(0, 1), bitfield.New(4, 5)
+		{name: "every sector skipped", mut: func(p *miner.SubmitWindowedPoStParams) {
+			p.Partitions[0].Skipped, p.Partitions[1].Skipped = bitfield.NewFromSet([]uint64{0, 1}), bitfield.NewFromSet([]uint64{4, 5})
 		}, code: ExitIllegalArgument, want: "cannot prove partitions with no active sectors"},
-		{name: "tampered proof", mut: func(p *fullnode.SubmitWindowedPoStParams) { p.Proofs[0].ProofBytes[len(p.Proofs[0].ProofBytes)-1] ^= 1 },
+		{name: "tampered proof", mut: func(p *miner.SubmitWindowedPoStParams) { p.Proofs[0].ProofBytes[len(p.Proofs[0].ProofBytes)-1] ^= 1 },
 			code: ExitIllegalArgument, want: "invalid post was submitted"},
-		{name: "proof of other sectors", mut: func(p *fullnode.SubmitWindowedPoStParams) {
+		{name: "proof of other sectors", mut: func(p *miner.SubmitWindowedPoStParams) {
 			p.Proofs[0].ProofBytes = otherSectors.Proofs[0].ProofBytes
 		}, code: ExitIllegalArgument, want: "invalid post was submitted"},
-		{name: "proof that still covers a skipped sector", mut: func(p *fullnode.SubmitWindowedPoStParams) {
-			p.Partitions[0].Skipped = bitfield.New(1)
+		{name: "proof that still covers a skipped sector", mut: func(p *miner.SubmitWindowedPoStParams) {
+			p.Partitions[0].Skipped = bitfield.NewFromSet([]uint64{1})
 		}, code: ExitIllegalArgument, want: "invalid post was submitted"},
 		{name: "method the actor does not have", method: 99, code: ExitUnhandledMessage, want: "invalid method: 99"},
 	}
@@ -246,11 +260,11 @@ func TestSubmitWindowedPoStRules(t *testing.T) {
 			if tc.mut != nil {
 				tc.mut(p)
 			}
-			raw := p.MarshalCBOR()
+			raw := cborOf(p)
 			if tc.raw != nil {
 				raw = tc.raw
 			}
-			from, method := uint64(tWorker), uint64(fullnode.MethodSubmitWindowedPoSt)
+			from, method := uint64(tWorker), builtin.MethodsMiner.SubmitWindowedPoSt
 			if tc.from != 0 {
 				from = tc.from
 			}
@@ -267,7 +281,7 @@ func TestSubmitWindowedPoStRules(t *testing.T) {
 
 	// The well-formed message passes, from the owner too, lands in the
 	// next tipset with exit 0, and then the partitions count as proven.
-	rec, err := r.push(tOwner, fullnode.MethodSubmitWindowedPoSt, good.MarshalCBOR())
+	rec, err := r.push(tOwner, builtin.MethodsMiner.SubmitWindowedPoSt, cborOf(good))
 	if err != nil {
 		t.Fatalf("well-formed message refused: %v", err)
 	}
@@ -276,22 +290,22 @@ func TestSubmitWindowedPoStRules(t *testing.T) {
 	if res.Pending || res.Height != 41 || res.ExitCode != 0 {
 		t.Fatalf("after inclusion: %+v", res)
 	}
-	if got := r.miner().Deadlines[0].PostSubmissions; !got.Equal(bitfield.New(0, 1)) {
+	if got := r.miner().Deadlines[0].PostSubmissions; !bftest.Equal(got, bitfield.NewFromSet([]uint64{0, 1})) {
 		t.Fatalf("PostSubmissions = %v", got)
 	}
 	// Proving a proven partition again is an error, not a no-op.
 	again := r.post([]uint64{1, 2}, nil)
-	_, err = r.push(tWorker, fullnode.MethodSubmitWindowedPoSt, again.MarshalCBOR())
+	_, err = r.push(tWorker, builtin.MethodsMiner.SubmitWindowedPoSt, cborOf(again))
 	wantExit(t, err, ExitIllegalArgument, "failed to process post submission for deadline 0: partition already proven: {1}")
 
 	// The rest of the deadline in one message: skipped sectors are left
 	// out of the proof and become faulty.
 	rest := r.post([]uint64{2, 3}, map[uint64][]uint64{3: {13}})
-	if _, err := r.push(tWorker, fullnode.MethodSubmitWindowedPoSt, rest.MarshalCBOR()); err != nil {
+	if _, err := r.push(tWorker, builtin.MethodsMiner.SubmitWindowedPoSt, cborOf(rest)); err != nil {
 		t.Fatal(err)
 	}
 	r.stepTo(50)
-	if p := r.partition(0, 3); !p.Faulty.Equal(bitfield.New(13)) {
+	if p := r.partition(0, 3); !bftest.Equal(p.Faulty, bitfield.NewFromSet([]uint64{13})) {
 		t.Fatalf("skipped sector not faulty: %v", p.Faulty)
 	}
 	last := r.d.Report(1).Records[0]
@@ -304,16 +318,16 @@ func TestSubmitWindowedPoStRules(t *testing.T) {
 // deadlines it does not judge take no proofs.
 func TestSubmitWindowedPoStBeforeFirstDue(t *testing.T) {
 	r := newRig(t, nil)
-	p := &fullnode.SubmitWindowedPoStParams{Deadline: 0, Partitions: []fullnode.PoStPartition{{Index: 0}},
-		Proofs: []fullnode.PoStProof{{PoStProof: r.miner().PoStProof, ProofBytes: []byte{1}}}}
-	_, err := r.push(tWorker, fullnode.MethodSubmitWindowedPoSt, p.MarshalCBOR())
+	p := &miner.SubmitWindowedPoStParams{Deadline: 0, Partitions: []miner.PoStPartition{{Index: 0}},
+		Proofs: []prooftypes.PoStProof{{PoStProof: r.miner().PoStProof, ProofBytes: []byte{1}}}}
+	_, err := r.push(tWorker, builtin.MethodsMiner.SubmitWindowedPoSt, cborOf(p))
 	wantExit(t, err, ExitIllegalState, "before the devnet's first due epoch 30")
 }
 
 func TestUnknownReceiver(t *testing.T) {
 	r := newRig(t, nil)
-	_, err := r.c.pushMessage(context.Background(), &fullnode.Message{To: fullnode.NewIDAddress(4242), From: fullnode.NewIDAddress(tWorker), Method: 5}, "")
-	wantExit(t, err, ExitSysInvalidReceiver, "actor t04242 not found")
+	_, err := r.c.pushMessage(context.Background(), &fullnode.Message{To: fullnode.IDAddress(4242), From: fullnode.IDAddress(tWorker), Method: 5}, "")
+	wantExit(t, err, ExitSysInvalidReceiver, "actor f04242 not found")
 }
 
 // TestDeclarationRules breaks each rule of declare_faults and
@@ -324,11 +338,11 @@ func TestDeclarationRules(t *testing.T) {
 	// Head 43: pushes are estimated at 44. Deadline 0 (open 40..50) is
 	// past its cutoff; deadline 1 (opens 50, cutoff 45) is not yet.
 	r.stepTo(43)
-	manyPartitions := make([]fullnode.FaultDeclaration, fullnode.AddressedPartitionsMax+1)
+	manyPartitions := make([]miner.FaultDeclaration, miner.AddressedPartitionsMax+1)
 	for i := range manyPartitions {
 		manyPartitions[i] = decl(1, uint64(i), 2)
 	}
-	manySectors, _ := bitfield.NewRange(0, fullnode.AddressedSectorsMax+1)
+	manySectors, _ := bitfield.NewFromIter(&rlepluslazy.RunSliceIterator{Runs: []rlepluslazy.Run{{Val: true, Len: miner.AddressedSectorsMax + 1}}})
 	tests := []struct {
 		name      string
 		recovered bool
@@ -344,9 +358,9 @@ func TestDeclarationRules(t *testing.T) {
 			code: ExitIllegalArgument, want: "failed to process deadline 4, partition 0: invalid deadline 4"},
 		{name: "more partitions than AddressedPartitionsMax", raw: declParams(manyPartitions...),
 			code: ExitIllegalArgument, want: "cannot process requested parameters: too many partitions 3001, max 3000"},
-		{name: "more sectors than AddressedSectorsMax", raw: declParams(fullnode.FaultDeclaration{Deadline: 1, Partition: 0, Sectors: manySectors}),
+		{name: "more sectors than AddressedSectorsMax", raw: declParams(miner.FaultDeclaration{Deadline: 1, Partition: 0, Sectors: manySectors}),
 			code: ExitIllegalArgument, want: "cannot process requested parameters: too many sectors 25001, max 25000"},
-		{name: "recovery: more sectors than AddressedSectorsMax", recovered: true, raw: declParams(fullnode.FaultDeclaration{Deadline: 1, Partition: 0, Sectors: manySectors}),
+		{name: "recovery: more sectors than AddressedSectorsMax", recovered: true, raw: declParams(miner.FaultDeclaration{Deadline: 1, Partition: 0, Sectors: manySectors}),
 			code: ExitIllegalArgument, want: "too many sectors 25001, max 25000"},
 		{name: "caller neither worker nor owner", from: 555, raw: declParams(decl(1, 0, 2)),
 			code: ExitForbidden, want: "caller t0555 is not one of supported"},
@@ -367,9 +381,9 @@ func TestDeclarationRules(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			method, from := uint64(fullnode.MethodDeclareFaults), uint64(tWorker)
+			method, from := builtin.MethodsMiner.DeclareFaults, uint64(tWorker)
 			if tc.recovered {
-				method = fullnode.MethodDeclareFaultsRecovered
+				method = builtin.MethodsMiner.DeclareFaultsRecovered
 			}
 			if tc.from != 0 {
 				from = tc.from
@@ -384,56 +398,56 @@ func TestDeclarationRules(t *testing.T) {
 	// ignores it); and a fault declaration for deadline 1 listing
 	// partition 0 twice, whose entries merge.
 	for _, ok := range []struct {
-		method uint64
+		method abi.MethodNum
 		raw    []byte
 	}{
-		{fullnode.MethodDeclareFaults, declParams()},
-		{fullnode.MethodDeclareFaultsRecovered, declParams(decl(1, 1, 6))},
-		{fullnode.MethodDeclareFaults, declParams(decl(1, 0, 2), decl(1, 0, 3), decl(1, 1, 7))},
+		{builtin.MethodsMiner.DeclareFaults, declParams()},
+		{builtin.MethodsMiner.DeclareFaultsRecovered, declParams(decl(1, 1, 6))},
+		{builtin.MethodsMiner.DeclareFaults, declParams(decl(1, 0, 2), decl(1, 0, 3), decl(1, 1, 7))},
 	} {
 		if _, err := r.push(tWorker, ok.method, ok.raw); err != nil {
 			t.Fatalf("method %d: %v", ok.method, err)
 		}
 	}
 	r.stepTo(44)
-	if p := r.partition(1, 0); !p.Faulty.Equal(bitfield.New(2, 3)) {
+	if p := r.partition(1, 0); !bftest.Equal(p.Faulty, bitfield.NewFromSet([]uint64{2, 3})) {
 		t.Fatalf("deadline 1 partition 0 faulty = %v", p.Faulty)
 	}
-	if p := r.partition(1, 1); !p.Faulty.Equal(bitfield.New(7)) || !p.Recovering.IsEmpty() {
+	if p := r.partition(1, 1); !bftest.Equal(p.Faulty, bitfield.NewFromSet([]uint64{7})) || !bftest.Empty(p.Recovering) {
 		t.Fatalf("deadline 1 partition 1 faulty = %v recovering = %v", p.Faulty, p.Recovering)
 	}
 
 	// At head 44 a push is estimated at 45, deadline 1's cutoff.
-	_, err := r.push(tWorker, fullnode.MethodDeclareFaults, declParams(decl(1, 2, 10)))
+	_, err := r.push(tWorker, builtin.MethodsMiner.DeclareFaults, declParams(decl(1, 2, 10)))
 	wantExit(t, err, ExitIllegalArgument, "failed fault declaration at deadline 1: late fault or recovery declaration")
 
 	// Once deadline 0 has closed (at 50), a declaration for it targets
 	// period 2's deadline 0 (opens 80, cutoff 75). Faulty sectors 2 and 3
 	// of deadline 1 are declared recovered.
 	r.stepTo(60)
-	if _, err := r.push(tWorker, fullnode.MethodDeclareFaults, declParams(decl(0, 1, 4))); err != nil {
+	if _, err := r.push(tWorker, builtin.MethodsMiner.DeclareFaults, declParams(decl(0, 1, 4))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.push(tWorker, fullnode.MethodDeclareFaultsRecovered, declParams(decl(1, 0, 2, 3))); err != nil {
+	if _, err := r.push(tWorker, builtin.MethodsMiner.DeclareFaultsRecovered, declParams(decl(1, 0, 2, 3))); err != nil {
 		t.Fatal(err)
 	}
 	// A fault declared after a recovery retracts it.
-	if _, err := r.push(tOwner, fullnode.MethodDeclareFaults, declParams(decl(1, 0, 3))); err != nil {
+	if _, err := r.push(tOwner, builtin.MethodsMiner.DeclareFaults, declParams(decl(1, 0, 3))); err != nil {
 		t.Fatal(err)
 	}
 	r.stepTo(61)
-	if p := r.partition(1, 0); !p.Recovering.Equal(bitfield.New(2)) || !p.Faulty.Equal(bitfield.New(2, 3)) {
+	if p := r.partition(1, 0); !bftest.Equal(p.Recovering, bitfield.NewFromSet([]uint64{2})) || !bftest.Equal(p.Faulty, bitfield.NewFromSet([]uint64{2, 3})) {
 		t.Fatalf("deadline 1 partition 0 faulty %v recovering %v", p.Faulty, p.Recovering)
 	}
 	// Proving deadline 1 of period 2 heals the recovery: the proof covers
 	// sector 2, not sector 3.
 	r.stepTo(90)
 	p := r.post([]uint64{0}, nil)
-	if _, err := r.push(tWorker, fullnode.MethodSubmitWindowedPoSt, p.MarshalCBOR()); err != nil {
+	if _, err := r.push(tWorker, builtin.MethodsMiner.SubmitWindowedPoSt, cborOf(p)); err != nil {
 		t.Fatal(err)
 	}
 	r.stepTo(91)
-	if p := r.partition(1, 0); !p.Faulty.Equal(bitfield.New(3)) || !p.Recovering.IsEmpty() {
+	if p := r.partition(1, 0); !bftest.Equal(p.Faulty, bitfield.NewFromSet([]uint64{3})) || !bftest.Empty(p.Recovering) {
 		t.Fatalf("after the proof: faulty %v recovering %v", p.Faulty, p.Recovering)
 	}
 }
@@ -476,7 +490,7 @@ func TestBuiltinProofSizeLimit(t *testing.T) {
 	if n := len(three.Proofs[0].ProofBytes); n > 3*limit {
 		t.Fatalf("three partitions' proof is %d bytes, limit %d", n, 3*limit)
 	}
-	for _, typ := range []fullnode.RegisteredPoStProof{10, 11, 12, 13, 14} {
+	for _, typ := range []abi.RegisteredPoStProof{10, 11, 12, 13, 14} {
 		if _, err := (BuiltinVerifier{}).MaxWindowPoStProofSize(typ); err != nil {
 			t.Errorf("type %d: %v", typ, err)
 		}
@@ -519,7 +533,7 @@ func TestReceiptOfMessageThatFailsAtExecution(t *testing.T) {
 	}
 	done := make(chan pushed)
 	go func() {
-		rec, err := r.push(tWorker, fullnode.MethodSubmitWindowedPoSt, p.MarshalCBOR())
+		rec, err := r.push(tWorker, builtin.MethodsMiner.SubmitWindowedPoSt, cborOf(p))
 		done <- pushed{rec, err}
 	}()
 	<-g.entered
@@ -540,7 +554,7 @@ func TestReceiptOfMessageThatFailsAtExecution(t *testing.T) {
 	}
 
 	srv := newHTTP(t, r.d)
-	cid, _ := fullnode.ParseCID(res.rec.CID)
+	cid, _ := cid.Decode(res.rec.CID)
 	var look *fullnode.MsgLookup
 	if err := srv.Call(context.Background(), "Filecoin.StateSearchMsg", &look, fullnode.EmptyTSK, cid, -1, true); err != nil || look != nil {
 		t.Fatalf("receipt visible before its execution tipset: %+v, %v", look, err)
@@ -549,7 +563,7 @@ func TestReceiptOfMessageThatFailsAtExecution(t *testing.T) {
 	if err := srv.Call(context.Background(), "Filecoin.StateWaitMsg", &look, cid, 0, -1, true); err != nil {
 		t.Fatal(err)
 	}
-	if look.Height != 52 || look.Receipt.ExitCode != ExitIllegalArgument {
+	if look.Height != 52 || look.Receipt.ExitCode != exitcode.ErrIllegalArgument {
 		t.Fatalf("StateWaitMsg = %+v", look)
 	}
 	var replay struct {
@@ -559,7 +573,7 @@ func TestReceiptOfMessageThatFailsAtExecution(t *testing.T) {
 	if err := srv.Call(context.Background(), "Filecoin.StateReplay", &replay, fullnode.EmptyTSK, cid); err != nil {
 		t.Fatal(err)
 	}
-	if replay.MsgRct.ExitCode != ExitIllegalArgument || !strings.Contains(replay.Error, "t01000 (method 5) -- invalid deadline 0 at epoch 51, expected 1 (16)") {
+	if replay.MsgRct.ExitCode != exitcode.ErrIllegalArgument || !strings.Contains(replay.Error, "t01000 (method 5) -- invalid deadline 0 at epoch 51, expected 1 (16)") {
 		t.Fatalf("StateReplay = %+v", replay)
 	}
 }
@@ -571,14 +585,14 @@ func TestReceiptOfMessageThatFailsAtExecution(t *testing.T) {
 func TestSecondSenderFailsAtExecution(t *testing.T) {
 	r := newRig(t, nil)
 	r.stepTo(40)
-	p := r.post([]uint64{0}, nil).MarshalCBOR()
-	first, err := r.push(tWorker, fullnode.MethodSubmitWindowedPoSt, p)
+	p := cborOf(r.post([]uint64{0}, nil))
+	first, err := r.push(tWorker, builtin.MethodsMiner.SubmitWindowedPoSt, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.push(tWorker, fullnode.MethodSubmitWindowedPoSt, p)
+	_, err = r.push(tWorker, builtin.MethodsMiner.SubmitWindowedPoSt, p)
 	wantExit(t, err, ExitIllegalArgument, "partition already proven: {0}")
-	second, err := r.push(tOwner, fullnode.MethodSubmitWindowedPoSt, p)
+	second, err := r.push(tOwner, builtin.MethodsMiner.SubmitWindowedPoSt, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -599,8 +613,8 @@ func TestPushOverHTTP(t *testing.T) {
 	r.stepTo(40)
 	cl := newHTTP(t, r.d)
 	ctx := context.Background()
-	msg := func(p *fullnode.SubmitWindowedPoStParams) *fullnode.Message {
-		return &fullnode.Message{To: fullnode.NewIDAddress(tMiner), From: fullnode.NewIDAddress(tWorker), Method: fullnode.MethodSubmitWindowedPoSt, Params: p.MarshalCBOR()}
+	msg := func(p *miner.SubmitWindowedPoStParams) *fullnode.Message {
+		return &fullnode.Message{To: fullnode.IDAddress(tMiner), From: fullnode.IDAddress(tWorker), Method: builtin.MethodsMiner.SubmitWindowedPoSt, Params: cborOf(p)}
 	}
 	good := r.post([]uint64{0}, nil)
 	bad := cloneParams(good)
@@ -618,7 +632,7 @@ func TestPushOverHTTP(t *testing.T) {
 	if err := cl.Call(ctx, "Filecoin.MpoolPushMessage", &again, msg(good), spec); err != nil {
 		t.Fatalf("repeated MsgUuid: %v", err)
 	}
-	if !again.CID.Equal(sm.CID) {
+	if !again.CID.Equals(sm.CID) {
 		t.Fatalf("repeated MsgUuid gave %s, first push %s", again.CID, sm.CID)
 	}
 
@@ -663,7 +677,7 @@ func newHTTP(t *testing.T, d *Devnet) *fullnode.Client {
 func TestV0ReceiptMethods(t *testing.T) {
 	r := newRig(t, nil)
 	r.stepTo(43)
-	rec, err := r.push(tWorker, fullnode.MethodDeclareFaults, declParams(decl(1, 0, 2)))
+	rec, err := r.push(tWorker, builtin.MethodsMiner.DeclareFaults, declParams(decl(1, 0, 2)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -672,7 +686,7 @@ func TestV0ReceiptMethods(t *testing.T) {
 	t.Cleanup(srv.Close)
 	v0 := fullnode.NewClient(fullnode.APIInfo{URL: srv.URL + "/rpc/v0"}, zaptest.NewLogger(t))
 	ctx := context.Background()
-	cid, _ := fullnode.ParseCID(rec.CID)
+	cid, _ := cid.Decode(rec.CID)
 	for _, call := range []struct {
 		method string
 		args   []any
@@ -692,4 +706,14 @@ func TestV0ReceiptMethods(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "takes 2 params, got 4") {
 		t.Fatalf("v1 form on v0: %v", err)
 	}
+}
+
+// cborOf is the params' chain encoding (fullnode.EncodeParams); a test's
+// params always encode.
+func cborOf(p cbg.CBORMarshaler) []byte {
+	b, err := fullnode.EncodeParams(p)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

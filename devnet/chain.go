@@ -12,14 +12,23 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/multiformats/go-multihash"
+
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/builtin"
+	"github.com/filecoin-project/go-state-types/crypto"
+	"github.com/filecoin-project/go-state-types/dline"
+	"github.com/ipfs/go-cid"
+
 	"go.uber.org/zap"
 
+	"github.com/filecoin-project/go-bitfield"
 	"github.com/vsm-project/vsm/fullnode"
-	"github.com/vsm-project/vsm/fullnode/bitfield"
 )
 
-// ChainEpoch is fullnode.ChainEpoch, repeated for brevity.
-type ChainEpoch = fullnode.ChainEpoch
+// ChainEpoch is abi.ChainEpoch, repeated for brevity.
+type ChainEpoch = abi.ChainEpoch
 
 // Outcome of a closed deadline.
 const (
@@ -64,7 +73,9 @@ type partitionState struct {
 }
 
 // active is what must be proven: live sectors that are not faulty.
-func (p *partitionState) active() bitfield.BitField { return bitfield.Subtract(p.All, p.Faulty) }
+func (p *partitionState) active() bitfield.BitField {
+	return stateBits(bitfield.SubtractBitField(p.All, p.Faulty))
+}
 
 type deadlineState struct {
 	Partitions      []*partitionState
@@ -83,9 +94,9 @@ type minerState struct {
 	ID            uint64
 	Owner         uint64
 	Worker        uint64
-	SectorSize    uint64
-	SealProof     fullnode.RegisteredSealProof
-	PoStProof     fullnode.RegisteredPoStProof
+	SectorSize    abi.SectorSize
+	SealProof     abi.RegisteredSealProof
+	PoStProof     abi.RegisteredPoStProof
 	PartitionSize uint64
 	Offset        ChainEpoch
 	SectorDir     string
@@ -101,7 +112,7 @@ type msgRecord struct {
 	CID    string
 	From   uint64
 	To     uint64
-	Method uint64
+	Method abi.MethodNum
 	Nonce  uint64
 	// Height is the epoch of the tipset that included (and executed) the
 	// message; while Pending, the head it was pushed at.
@@ -221,7 +232,7 @@ func layoutMiner(m *minerState, allowed []uint64, deadlines uint64) {
 			m.Sectors[i].Deadline, m.Sectors[i].Partition = dlIdx, pIdx
 			nums = append(nums, m.Sectors[i].Number)
 		}
-		dl.Partitions = append(dl.Partitions, &partitionState{All: bitfield.New(nums...)})
+		dl.Partitions = append(dl.Partitions, &partitionState{All: bitfield.NewFromSet(nums), Faulty: bitfield.New(), Recovering: bitfield.New()})
 	}
 }
 
@@ -244,8 +255,8 @@ func (c *chain) sortedMiners() []*minerState {
 	return out
 }
 
-func (c *chain) deadlineAt(m *minerState, epoch ChainEpoch) fullnode.DeadlineInfo {
-	return fullnode.DeadlineAt(m.Offset, epoch, c.policy)
+func (c *chain) deadlineAt(m *minerState, epoch ChainEpoch) dline.Info {
+	return *fullnode.DeadlineAt(m.Offset, epoch, c.policy)
 }
 
 // headChanged returns a channel closed at the next head change.
@@ -285,10 +296,10 @@ func (c *chain) advance() []DeadlineRecord {
 // closeDeadline ends a challenge window: unproven partitions with active
 // sectors are missed and their sectors become faulty (the chain's
 // "detected faults"); unproven recoveries are retracted.
-func (c *chain) closeDeadline(m *minerState, di fullnode.DeadlineInfo) (DeadlineRecord, bool) {
+func (c *chain) closeDeadline(m *minerState, di dline.Info) (DeadlineRecord, bool) {
 	dl := m.Deadlines[di.Index]
 	defer func() {
-		dl.PostSubmissions = bitfield.BitField{}
+		dl.PostSubmissions = bitfield.New()
 		dl.Messages = 0
 	}()
 	if di.Challenge < c.firstDue {
@@ -299,17 +310,17 @@ func (c *chain) closeDeadline(m *minerState, di fullnode.DeadlineInfo) (Deadline
 		Partitions: len(dl.Partitions), Messages: dl.Messages,
 	}
 	for i, p := range dl.Partitions {
-		rec.Sectors += p.All.Count()
-		if dl.PostSubmissions.Has(uint64(i)) {
+		rec.Sectors += stateBits(p.All.Count())
+		if stateBits(dl.PostSubmissions.IsSet(uint64(i))) {
 			rec.ProvenPartitions++
 		} else {
-			if act := p.active(); !act.IsEmpty() {
+			if act := p.active(); !stateBits(act.IsEmpty()) {
 				rec.MissedPartitions++
-				p.Faulty = bitfield.Union(p.Faulty, act)
+				p.Faulty = stateBits(bitfield.MergeBitFields(p.Faulty, act))
 			}
-			p.Recovering = bitfield.BitField{}
+			p.Recovering = bitfield.New()
 		}
-		rec.FaultySectors += p.Faulty.Count()
+		rec.FaultySectors += stateBits(p.Faulty.Count())
 	}
 	switch {
 	case rec.Sectors == 0:
@@ -344,12 +355,13 @@ func (c *chain) closeDeadline(m *minerState, di fullnode.DeadlineInfo) (Deadline
 
 // --- tipsets and randomness -------------------------------------------------
 
-func (c *chain) blockCID(h ChainEpoch) fullnode.CID {
+func (c *chain) blockCID(h ChainEpoch) cid.Cid {
 	sum := sha256.Sum256(fmt.Appendf(nil, "vsm-devnet/block/%s/%d", c.seed, h))
 	// The last 8 bytes carry the height, so a key we handed out resolves
 	// back to its height without keeping an index of every tipset.
 	binary.BigEndian.PutUint64(sum[24:], uint64(h))
-	return fullnode.NewCID(fullnode.CodecDagCBOR, fullnode.MhSHA2_256, sum[:])
+	mh, _ := multihash.Encode(sum[:], multihash.SHA2_256) // a known code and a 32-byte digest: cannot fail
+	return cid.NewCidV1(cid.DagCBOR, mh)
 }
 
 // resolveTSK returns the height a key names (the head for an empty key).
@@ -360,29 +372,29 @@ func (c *chain) resolveTSK(tsk fullnode.TipSetKey) (ChainEpoch, error) {
 	if len(tsk) != 1 {
 		return 0, fmt.Errorf("tipset %s not found: devnet tipsets have one block", tsk)
 	}
-	_, _, _, digest, err := tsk[0].Parts()
-	if err != nil || len(digest) != 32 {
+	dec, err := multihash.Decode(tsk[0].Hash())
+	if err != nil || len(dec.Digest) != 32 {
 		return 0, fmt.Errorf("tipset %s not found", tsk)
 	}
-	h := ChainEpoch(binary.BigEndian.Uint64(digest[24:]))
-	if h < 0 || h > c.st.Height || !c.blockCID(h).Equal(tsk[0]) {
+	h := ChainEpoch(binary.BigEndian.Uint64(dec.Digest[24:]))
+	if h < 0 || h > c.st.Height || !c.blockCID(h).Equals(tsk[0]) {
 		return 0, fmt.Errorf("tipset %s not found", tsk)
 	}
 	return h, nil
 }
 
 func (c *chain) tipset(h ChainEpoch, genesisUnix int64, blockSecs float64) fullnode.TipSet {
-	cid := c.blockCID(h)
-	var parents []fullnode.CID
+	block := c.blockCID(h)
+	var parents []cid.Cid
 	if h > 0 {
-		parents = []fullnode.CID{c.blockCID(h - 1)}
+		parents = []cid.Cid{c.blockCID(h - 1)}
 	}
-	var miner fullnode.Address
+	var miner address.Address
 	if ms := c.sortedMiners(); len(ms) > 0 {
-		miner = fullnode.NewIDAddress(ms[int(h)%len(ms)].ID)
+		miner = fullnode.IDAddress(ms[int(h)%len(ms)].ID)
 	}
 	return fullnode.TipSet{
-		Cids:   []fullnode.CID{cid},
+		Cids:   []cid.Cid{block},
 		Height: h,
 		Blocks: []fullnode.BlockHeader{{
 			Miner: miner, Height: h, Parents: parents,
@@ -391,10 +403,10 @@ func (c *chain) tipset(h ChainEpoch, genesisUnix int64, blockSecs float64) fulln
 	}
 }
 
-// draw mirrors Lotus's DrawRandomness (H(tag || H(base) || epoch ||
-// entropy)) with SHA-256 in place of blake2b (fullnode.DrawRandomnessFromBase,
-// which miners use on the beacon entries of MinerGetBaseInfo).
-func draw(base [32]byte, tag fullnode.DomainSeparationTag, epoch ChainEpoch, entropy []byte) []byte {
+// draw is Lotus's DrawRandomness (blake2b-256 of tag, blake2b-256 of the
+// base, epoch and entropy: fullnode.DrawRandomnessFromBase, which miners
+// use on the beacon entries of MinerGetBaseInfo).
+func draw(base [32]byte, tag crypto.DomainSeparationTag, epoch ChainEpoch, entropy []byte) []byte {
 	r := fullnode.DrawRandomnessFromBase(base[:], tag, epoch, entropy)
 	return r[:]
 }
@@ -405,7 +417,7 @@ func (c *chain) beaconBase(epoch ChainEpoch) [32]byte {
 	return sha256.Sum256(fmt.Appendf(nil, "vsm-devnet/%s/%s/%d", "beacon", c.seed, epoch))
 }
 
-func (c *chain) randomness(kind string, tag fullnode.DomainSeparationTag, epoch ChainEpoch, entropy []byte, tsk fullnode.TipSetKey) ([]byte, error) {
+func (c *chain) randomness(kind string, tag crypto.DomainSeparationTag, epoch ChainEpoch, entropy []byte, tsk fullnode.TipSetKey) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	at, err := c.resolveTSK(tsk)
@@ -417,7 +429,7 @@ func (c *chain) randomness(kind string, tag fullnode.DomainSeparationTag, epoch 
 
 // randomnessLocked draws beacon ("beacon") or ticket ("ticket") randomness
 // as seen from height at.
-func (c *chain) randomnessLocked(kind string, tag fullnode.DomainSeparationTag, epoch ChainEpoch, entropy []byte, at ChainEpoch) ([]byte, error) {
+func (c *chain) randomnessLocked(kind string, tag crypto.DomainSeparationTag, epoch ChainEpoch, entropy []byte, at ChainEpoch) ([]byte, error) {
 	if epoch > at {
 		return nil, fmt.Errorf("cannot draw randomness from the future: epoch %d is after tipset height %d", epoch, at)
 	}
@@ -450,12 +462,18 @@ func (c *chain) pushMessage(ctx context.Context, msg *fullnode.Message, uuid str
 		c.mu.Unlock()
 		return rec, nil
 	}
-	call := msgCall{From: msg.From.ID(), Method: msg.Method, Params: msg.Params}
-	m, ok := c.miners[msg.To.ID()]
-	if !ok || !msg.To.Defined() {
+	from, err := address.IDFromAddress(msg.From)
+	if err != nil {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("sender %s: the devnet's actors have ID addresses only: %w", msg.From, err)
+	}
+	call := msgCall{From: from, Method: msg.Method, Params: msg.Params}
+	to, err := address.IDFromAddress(msg.To)
+	m, ok := c.miners[to]
+	if err != nil || !ok {
 		c.st.Totals.MessagesRefused++
 		c.mu.Unlock()
-		return nil, estimateErr(&ExecError{ExitCode: ExitSysInvalidReceiver, Reason: fmt.Sprintf("actor %s not found", msg.To), Receiver: msg.To.ID(), Method: msg.Method})
+		return nil, estimateErr(&ExecError{ExitCode: ExitSysInvalidReceiver, Reason: fmt.Sprintf("actor %s not found", msg.To), Receiver: to, Method: msg.Method})
 	}
 	epoch := c.st.Height + 1
 	dls := m.Deadlines
@@ -484,7 +502,7 @@ func (c *chain) pushMessage(ctx context.Context, msg *fullnode.Message, uuid str
 	defer c.mu.Unlock()
 	if xerr != nil {
 		c.st.Totals.MessagesRefused++
-		c.log.Info("message refused at estimation", zap.Uint64("miner", m.ID), zap.Uint64("method", call.Method),
+		c.log.Info("message refused at estimation", zap.Uint64("miner", m.ID), zap.Uint64("method", uint64(call.Method)),
 			zap.Int("exit_code", xerr.ExitCode), zap.String("reason", xerr.Reason))
 		return nil, estimateErr(xerr)
 	}
@@ -500,8 +518,9 @@ func (c *chain) pushMessage(ctx context.Context, msg *fullnode.Message, uuid str
 		return nil, fmt.Errorf("encoding message: %w", err)
 	}
 	sum := sha256.Sum256(body)
+	mh, _ := multihash.Encode(sum[:], multihash.SHA2_256) // cannot fail
 	rec := &msgRecord{
-		CID:     fullnode.NewCID(fullnode.CodecDagCBOR, fullnode.MhSHA2_256, sum[:]).String(),
+		CID:     cid.NewCidV1(cid.DagCBOR, mh).String(),
 		From:    call.From,
 		To:      m.ID,
 		Method:  call.Method,
@@ -545,7 +564,7 @@ func estimateErr(e *ExecError) error {
 // verifier's reason is added because the devnet has one to give.
 func invalidPoSt(m *minerState, err error) *ExecError {
 	return &ExecError{ExitCode: ExitIllegalArgument, Reason: fmt.Sprintf("invalid post was submitted (devnet verifier: %v)", err),
-		Receiver: m.ID, Method: fullnode.MethodSubmitWindowedPoSt}
+		Receiver: m.ID, Method: builtin.MethodsMiner.SubmitWindowedPoSt}
 }
 
 // executePendingLocked includes every pending message in the tipset at
@@ -576,7 +595,7 @@ func (c *chain) executePendingLocked(epoch ChainEpoch) {
 		if xerr != nil {
 			rec.ExitCode, rec.Reason = xerr.ExitCode, xerr.Reason
 			c.st.Totals.MessagesFailed++
-			c.log.Warn("message failed", zap.String("cid", rec.CID), zap.Uint64("miner", m.ID), zap.Uint64("method", rec.Method),
+			c.log.Warn("message failed", zap.String("cid", rec.CID), zap.Uint64("miner", m.ID), zap.Uint64("method", uint64(rec.Method)),
 				zap.Int64("epoch", int64(epoch)), zap.Int("exit_code", xerr.ExitCode), zap.String("reason", xerr.Reason))
 			continue
 		}
@@ -600,9 +619,9 @@ func (c *chain) receiptVisibleLocked(r *msgRecord) bool {
 
 // windowRandomnessLocked is the challenge seed a prover gets from
 // StateGetRandomnessFromBeacon for this deadline, normalised.
-func (c *chain) windowRandomnessLocked(m *minerState, di fullnode.DeadlineInfo, at ChainEpoch) ([32]byte, error) {
+func (c *chain) windowRandomnessLocked(m *minerState, di dline.Info, at ChainEpoch) ([32]byte, error) {
 	var seed [32]byte
-	r, err := c.randomnessLocked("beacon", fullnode.TagWindowedPoStChallengeSeed, di.Challenge, fullnode.NewIDAddress(m.ID).MarshalCBOR(), at)
+	r, err := c.randomnessLocked("beacon", crypto.DomainSeparationTag_WindowedPoStChallengeSeed, di.Challenge, fullnode.AddressEntropy(fullnode.IDAddress(m.ID)), at)
 	if err != nil {
 		return seed, err
 	}
@@ -613,9 +632,10 @@ func (c *chain) windowRandomnessLocked(m *minerState, di fullnode.DeadlineInfo, 
 
 var errNoSuchMiner = errors.New("actor not found")
 
-func (c *chain) minerLocked(a fullnode.Address) (*minerState, error) {
-	m, ok := c.miners[a.ID()]
-	if !ok || !a.Defined() {
+func (c *chain) minerLocked(a address.Address) (*minerState, error) {
+	id, err := address.IDFromAddress(a)
+	m, ok := c.miners[id]
+	if err != nil || !ok {
 		return nil, fmt.Errorf("miner %s: %w", a, errNoSuchMiner)
 	}
 	return m, nil

@@ -26,6 +26,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/filecoin-project/go-state-types/builtin"
+
+	"github.com/filecoin-project/go-state-types/abi"
+
 	"go.uber.org/zap"
 
 	"github.com/vsm-project/vsm/fullnode"
@@ -50,7 +54,7 @@ type SectorCommitment struct {
 // Sectors for this miner, proof type and (normalised) randomness.
 type WindowPoStVerifyInfo struct {
 	Miner      uint64
-	ProofType  fullnode.RegisteredPoStProof
+	ProofType  abi.RegisteredPoStProof
 	Randomness [32]byte
 	Sectors    []SectorCommitment
 	Proof      []byte
@@ -60,7 +64,7 @@ type WindowPoStVerifyInfo struct {
 // exactly the challenged Sectors for this miner, proof type and randomness.
 type WinningPoStVerifyInfo struct {
 	Miner      uint64
-	ProofType  fullnode.RegisteredPoStProof // a WinningPoSt type (0..4)
+	ProofType  abi.RegisteredPoStProof // a WinningPoSt type (0..4)
 	Randomness [32]byte
 	Sectors    []SectorCommitment
 	Proof      []byte
@@ -79,12 +83,12 @@ type Verifier interface {
 	// (filecoin-ffi) it is the proof type's proof_size,
 	// fullnode.MaxPoStProofSize (192). The built-in engine's proofs are
 	// Merkle paths, far larger, so its limit is its own (BuiltinVerifier).
-	MaxWindowPoStProofSize(proofType fullnode.RegisteredPoStProof) (int, error)
+	MaxWindowPoStProofSize(proofType abi.RegisteredPoStProof) (int, error)
 	VerifyWinningPoSt(ctx context.Context, v WinningPoStVerifyInfo) error
 	// GenerateWinningPoStSectorChallenge returns the indexes, into the
 	// miner's eligible sectors sorted by number, of the sectors a
 	// WinningPoSt with this randomness proves.
-	GenerateWinningPoStSectorChallenge(ctx context.Context, proofType fullnode.RegisteredPoStProof, miner uint64, randomness [32]byte, eligible uint64) ([]uint64, error)
+	GenerateWinningPoStSectorChallenge(ctx context.Context, proofType abi.RegisteredPoStProof, miner uint64, randomness [32]byte, eligible uint64) ([]uint64, error)
 }
 
 // Sealer makes a sector exist on disk and returns its replica commitment.
@@ -112,16 +116,16 @@ func (BuiltinVerifier) VerifyWindowPoSt(_ context.Context, v WindowPoStVerifyInf
 // number, comm_c, comm_r_last and ChallengesPerSector leaves with their
 // Merkle paths (prover/engine/doc.go). Not a mainnet limit: a real proof
 // is 192 bytes per partition.
-func (BuiltinVerifier) MaxWindowPoStProofSize(t fullnode.RegisteredPoStProof) (int, error) {
+func (BuiltinVerifier) MaxWindowPoStProofSize(t abi.RegisteredPoStProof) (int, error) {
 	size, err := t.SectorSize()
 	if err != nil {
 		return 0, fmt.Errorf("built-in proof size: %w", err)
 	}
-	part, err := t.PartitionSectors()
+	part, err := builtin.PoStProofWindowPoStPartitionSectors(t)
 	if err != nil {
 		return 0, fmt.Errorf("built-in proof size: %w", err)
 	}
-	geo, err := sectorfile.GeometryFor(size)
+	geo, err := sectorfile.GeometryFor(uint64(size))
 	if err != nil {
 		return 0, fmt.Errorf("built-in proof size: %w", err)
 	}
@@ -132,7 +136,7 @@ func (BuiltinVerifier) MaxWindowPoStProofSize(t fullnode.RegisteredPoStProof) (i
 
 // VerifyWinningPoSt calls engine.Verify with the WinningPoSt type.
 func (BuiltinVerifier) VerifyWinningPoSt(_ context.Context, v WinningPoStVerifyInfo) error {
-	if !v.ProofType.IsWinning() {
+	if !fullnode.IsWinningPoSt(v.ProofType) {
 		return fmt.Errorf("proof type %d is not a WinningPoSt type", v.ProofType)
 	}
 	sectors := make([]engine.SectorCommitment, len(v.Sectors))
@@ -143,7 +147,7 @@ func (BuiltinVerifier) VerifyWinningPoSt(_ context.Context, v WinningPoStVerifyI
 }
 
 // GenerateWinningPoStSectorChallenge calls engine.WinningSectorChallenges.
-func (BuiltinVerifier) GenerateWinningPoStSectorChallenge(_ context.Context, _ fullnode.RegisteredPoStProof, miner uint64, randomness [32]byte, eligible uint64) ([]uint64, error) {
+func (BuiltinVerifier) GenerateWinningPoStSectorChallenge(_ context.Context, _ abi.RegisteredPoStProof, miner uint64, randomness [32]byte, eligible uint64) ([]uint64, error) {
 	return engine.WinningSectorChallenges(miner, randomness, eligible)
 }
 
@@ -268,7 +272,7 @@ func genesis(ctx context.Context, cfg Config, log *zap.Logger) (persisted, error
 			return st, err
 		}
 		seal, _ := fullnode.SealProofForSize(size)
-		part, _ := post.PartitionSectors()
+		part, _ := builtin.PoStProofWindowPoStPartitionSectors(post)
 		dir := ms.SectorDir
 		if dir == "" {
 			dir = spec.SectorDir
@@ -290,7 +294,7 @@ func genesis(ctx context.Context, cfg Config, log *zap.Logger) (persisted, error
 			if err := ctx.Err(); err != nil {
 				return st, err
 			}
-			commR, err := cfg.Sealer.SealSector(ctx, ms.ID, n, size, abs)
+			commR, err := cfg.Sealer.SealSector(ctx, ms.ID, n, uint64(size), abs)
 			if err != nil {
 				return st, fmt.Errorf("devnet: sealing sector %d of t0%d: %w", n, ms.ID, err)
 			}
@@ -487,7 +491,7 @@ type MinerSummary struct {
 	Worker              uint64
 	Owner               uint64
 	SectorSize          uint64
-	WindowPoStProofType fullnode.RegisteredPoStProof
+	WindowPoStProofType abi.RegisteredPoStProof
 	PartitionSectors    uint64
 	ProvingPeriodOffset ChainEpoch
 	SectorDir           string
@@ -501,7 +505,7 @@ func (d *Devnet) Miners() []MinerSummary {
 	var out []MinerSummary
 	for _, m := range d.chain.sortedMiners() {
 		out = append(out, MinerSummary{
-			ID: m.ID, Worker: m.Worker, Owner: m.Owner, SectorSize: m.SectorSize,
+			ID: m.ID, Worker: m.Worker, Owner: m.Owner, SectorSize: uint64(m.SectorSize),
 			WindowPoStProofType: m.PoStProof, PartitionSectors: m.PartitionSize,
 			ProvingPeriodOffset: m.Offset, SectorDir: m.SectorDir, Sectors: len(m.Sectors),
 		})

@@ -9,10 +9,19 @@ import (
 	"strings"
 	"testing"
 
+	commcid "github.com/filecoin-project/go-fil-commcid"
+
+	"github.com/vsm-project/vsm/internal/bftest"
+
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/builtin/v16/miner"
+	"github.com/filecoin-project/go-state-types/crypto"
+	prooftypes "github.com/filecoin-project/go-state-types/proof"
+
 	"go.uber.org/zap/zaptest"
 
 	"github.com/vsm-project/vsm/fullnode"
-	"github.com/vsm-project/vsm/fullnode/bitfield"
 	"github.com/vsm-project/vsm/prover/engine"
 	"github.com/vsm-project/vsm/prover/sectorfile"
 )
@@ -34,8 +43,8 @@ type harness struct {
 	t      *testing.T
 	dn     *Devnet
 	client *fullnode.Client
-	maddr  fullnode.Address
-	worker fullnode.Address
+	maddr  address.Address
+	worker address.Address
 	ctx    context.Context
 }
 
@@ -49,11 +58,11 @@ func newHarness(t *testing.T, spec *Spec, dir string) *harness {
 	srv := httptest.NewServer(dn.Handler())
 	t.Cleanup(srv.Close)
 	client := fullnode.NewClient(fullnode.APIInfo{Token: dn.Token(), URL: srv.URL + "/rpc/v1"}, zaptest.NewLogger(t))
-	return &harness{t: t, dn: dn, client: client, maddr: fullnode.NewIDAddress(1000), worker: fullnode.NewIDAddress(100), ctx: ctx}
+	return &harness{t: t, dn: dn, client: client, maddr: fullnode.IDAddress(1000), worker: fullnode.IDAddress(100), ctx: ctx}
 }
 
 // stepTo advances the chain to height h.
-func (h *harness) stepTo(e fullnode.ChainEpoch) {
+func (h *harness) stepTo(e abi.ChainEpoch) {
 	h.t.Helper()
 	if cur := h.dn.Height(); e < cur {
 		h.t.Fatalf("cannot step back from %d to %d", cur, e)
@@ -63,7 +72,7 @@ func (h *harness) stepTo(e fullnode.ChainEpoch) {
 
 // prove builds a real built-in engine proof for the given partitions of the
 // current deadline, reading the sector files like a vsm node would.
-func (h *harness) prove(dlIdx uint64, parts []uint64) *fullnode.SubmitWindowedPoStParams {
+func (h *harness) prove(dlIdx uint64, parts []uint64) *miner.SubmitWindowedPoStParams {
 	h.t.Helper()
 	ctx := h.ctx
 	di, err := h.client.StateMinerProvingDeadline(ctx, h.maddr, nil)
@@ -84,26 +93,26 @@ func (h *harness) prove(dlIdx uint64, parts []uint64) *fullnode.SubmitWindowedPo
 	}
 	dir := h.dn.Miners()[0].SectorDir
 	var sectors []engine.Sector
-	params := &fullnode.SubmitWindowedPoStParams{Deadline: dlIdx, ChainCommitEpoch: di.Challenge}
+	params := &miner.SubmitWindowedPoStParams{Deadline: dlIdx, ChainCommitEpoch: di.Challenge}
 	for _, pi := range parts {
 		p := partitions[pi]
-		toProve := bitfield.Union(bitfield.Subtract(p.LiveSectors, p.FaultySectors), p.RecoveringSectors)
+		toProve := bftest.Union(bftest.Sub(p.LiveSectors, p.FaultySectors), p.RecoveringSectors)
 		_ = toProve.ForEach(func(n uint64) error {
-			si, err := h.client.StateSectorGetInfo(ctx, h.maddr, n, nil)
+			si, err := h.client.StateSectorGetInfo(ctx, h.maddr, abi.SectorNumber(n), nil)
 			if err != nil || si == nil {
 				h.t.Fatalf("sector %d: %v %v", n, si, err)
 			}
-			commR, err := si.CommR()
+			commR, err := commcid.CIDToReplicaCommitmentV1(si.SealedCID)
 			if err != nil {
 				h.t.Fatal(err)
 			}
 			paths := sectorfile.LayoutPaths(dir, 1000, n, false)
-			sectors = append(sectors, engine.Sector{ID: n, CommR: commR, SealedPath: paths.Sealed, CacheDir: paths.Cache})
+			sectors = append(sectors, engine.Sector{ID: n, CommR: [32]byte(commR), SealedPath: paths.Sealed, CacheDir: paths.Cache})
 			return nil
 		})
-		params.Partitions = append(params.Partitions, fullnode.PoStPartition{Index: pi})
+		params.Partitions = append(params.Partitions, miner.PoStPartition{Index: pi})
 	}
-	name, _ := mi.WindowPoStProofType.ProofsAPIName()
+	name, _ := fullnode.ProofsAPIName(mi.WindowPoStProofType)
 	res, err := engine.Prover{}.Prove(ctx, 1000, name, seed, sectors)
 	if err != nil {
 		h.t.Fatal(err)
@@ -111,15 +120,15 @@ func (h *harness) prove(dlIdx uint64, parts []uint64) *fullnode.SubmitWindowedPo
 	if len(res.Faults) > 0 {
 		h.t.Fatalf("engine faults: %+v", res.Faults)
 	}
-	params.Proofs = []fullnode.PoStProof{{PoStProof: mi.WindowPoStProofType, ProofBytes: res.Proof}}
-	params.ChainCommitRand, err = h.client.StateGetRandomnessFromTickets(ctx, fullnode.TagPoStChainCommit, params.ChainCommitEpoch, nil, nil)
+	params.Proofs = []prooftypes.PoStProof{{PoStProof: mi.WindowPoStProofType, ProofBytes: res.Proof}}
+	params.ChainCommitRand, err = h.client.StateGetRandomnessFromTickets(ctx, crypto.DomainSeparationTag_PoStChainCommit, params.ChainCommitEpoch, nil, nil)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	return params
 }
 
-func (h *harness) submit(p *fullnode.SubmitWindowedPoStParams) error {
+func (h *harness) submit(p *miner.SubmitWindowedPoStParams) error {
 	_, err := h.client.SubmitWindowedPoSt(h.ctx, h.maddr, h.worker, p, nil)
 	return err
 }
@@ -143,7 +152,7 @@ func TestWindowPoStLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if di.Index != 0 || di.Open != 40 || di.Close != 50 || di.Challenge != 37 || di.FaultCutoff != 35 {
-		t.Fatalf("deadline info %s", di)
+		t.Fatalf("deadline info %s", fullnode.DeadlineString(di))
 	}
 
 	good := h.prove(0, []uint64{0, 1})
@@ -156,7 +165,7 @@ func TestWindowPoStLifecycle(t *testing.T) {
 
 	// A tampered proof is refused by the verifier.
 	bad := *good
-	bad.Proofs = []fullnode.PoStProof{{PoStProof: good.Proofs[0].PoStProof, ProofBytes: append([]byte(nil), good.Proofs[0].ProofBytes...)}}
+	bad.Proofs = []prooftypes.PoStProof{{PoStProof: good.Proofs[0].PoStProof, ProofBytes: append([]byte(nil), good.Proofs[0].ProofBytes...)}}
 	bad.Proofs[0].ProofBytes[len(bad.Proofs[0].ProofBytes)-1] ^= 1
 	wantErr(t, h.submit(&bad), "invalid post was submitted")
 
@@ -172,7 +181,7 @@ func TestWindowPoStLifecycle(t *testing.T) {
 	}
 	h.stepTo(41)
 	dls, err := h.client.StateMinerDeadlines(h.ctx, h.maddr, nil)
-	if err != nil || !dls[0].PostSubmissions.Equal(bitfield.New(0, 1)) {
+	if err != nil || !bftest.Equal(dls[0].PostSubmissions, bftest.Of(0, 1)) {
 		t.Fatalf("PostSubmissions = %v, %v", dls, err)
 	}
 	// Its receipt is in the execution tipset, the one after inclusion.
@@ -193,7 +202,7 @@ func TestWindowPoStLifecycle(t *testing.T) {
 		t.Fatalf("report after period 1 deadlines 0-1: %+v", r)
 	}
 	parts, _ := h.client.StateMinerPartitions(h.ctx, h.maddr, 1, nil)
-	if !parts[0].FaultySectors.Equal(parts[0].AllSectors) || !parts[0].ActiveSectors.IsEmpty() {
+	if !bftest.Equal(parts[0].FaultySectors, parts[0].AllSectors) || !bftest.Empty(parts[0].ActiveSectors) {
 		t.Fatalf("missed partition not faulty: %+v", parts[0])
 	}
 

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/filecoin-project/go-state-types/abi"
+
 	"go.uber.org/zap"
 
 	"github.com/vsm-project/vsm/fullnode"
@@ -66,7 +68,7 @@ func (e *FFIEngine) VerifyWindowPoSt(ctx context.Context, v WindowPoStVerifyInfo
 }
 
 // MaxWindowPoStProofSize is a Groth16 proof's size: 192 bytes a partition.
-func (e *FFIEngine) MaxWindowPoStProofSize(fullnode.RegisteredPoStProof) (int, error) {
+func (e *FFIEngine) MaxWindowPoStProofSize(abi.RegisteredPoStProof) (int, error) {
 	return fullnode.MaxPoStProofSize, nil
 }
 
@@ -78,11 +80,11 @@ func (e *FFIEngine) VerifyWinningPoSt(ctx context.Context, v WinningPoStVerifyIn
 // GenerateWinningPoStSectorChallenge is the same computation for both
 // engines (rust-fil-proofs' generate_sector_challenge); prover/ffi's tests
 // check the Go version against filecoin-ffi's.
-func (e *FFIEngine) GenerateWinningPoStSectorChallenge(ctx context.Context, t fullnode.RegisteredPoStProof, miner uint64, randomness [32]byte, eligible uint64) ([]uint64, error) {
+func (e *FFIEngine) GenerateWinningPoStSectorChallenge(ctx context.Context, t abi.RegisteredPoStProof, miner uint64, randomness [32]byte, eligible uint64) ([]uint64, error) {
 	return BuiltinVerifier{}.GenerateWinningPoStSectorChallenge(ctx, t, miner, randomness, eligible)
 }
 
-func (e *FFIEngine) verify(ctx context.Context, kind string, miner uint64, t fullnode.RegisteredPoStProof, rnd [32]byte, sectors []SectorCommitment, proof []byte) error {
+func (e *FFIEngine) verify(ctx context.Context, kind string, miner uint64, t abi.RegisteredPoStProof, rnd [32]byte, sectors []SectorCommitment, proof []byte) error {
 	var pp sectorfile.PoStProof
 	var err error
 	if kind == prover.VerifyWinningPoSt {

@@ -12,10 +12,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/builtin/v16/miner"
+	"github.com/filecoin-project/go-state-types/exitcode"
+
+	"github.com/filecoin-project/go-address"
+	commcid "github.com/filecoin-project/go-fil-commcid"
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/crypto"
+	"github.com/ipfs/go-cid"
+
 	"go.uber.org/zap"
 
+	"github.com/filecoin-project/go-bitfield"
 	"github.com/vsm-project/vsm/fullnode"
-	"github.com/vsm-project/vsm/fullnode/bitfield"
 )
 
 // JSON-RPC error codes. Lotus answers application errors with code 1.
@@ -148,7 +158,7 @@ func (d *Devnet) methods() map[string]method {
 
 	// minerAt decodes (address, tsk) and returns the miner and the height.
 	minerAt := func(p params, extra ...any) (*minerState, ChainEpoch, error) {
-		var addr fullnode.Address
+		var addr address.Address
 		var tsk fullnode.TipSetKey
 		dst := append([]any{&addr}, extra...)
 		dst = append(dst, &tsk)
@@ -186,12 +196,12 @@ func (d *Devnet) methods() map[string]method {
 			}
 			peer := "12D3KooWDevnet" + fmt.Sprint(m.ID)
 			return &fullnode.MinerInfo{
-				Owner: fullnode.NewIDAddress(m.Owner), Worker: fullnode.NewIDAddress(m.Worker),
-				ControlAddresses: []fullnode.Address{}, WorkerChangeEpoch: -1, PeerId: &peer,
+				Owner: fullnode.IDAddress(m.Owner), Worker: fullnode.IDAddress(m.Worker),
+				ControlAddresses: []address.Address{}, WorkerChangeEpoch: -1, PeerId: &peer,
 				WindowPoStProofType: m.PoStProof, SectorSize: m.SectorSize,
 				WindowPoStPartitionSectors: m.PartitionSize, ConsensusFaultElapsed: -1,
-				Beneficiary:     fullnode.NewIDAddress(m.Owner),
-				BeneficiaryTerm: &fullnode.BeneficiaryTerm{},
+				Beneficiary:     fullnode.IDAddress(m.Owner),
+				BeneficiaryTerm: &miner.BeneficiaryTerm{Quota: big.Zero(), UsedQuota: big.Zero()},
 			}, nil
 		}),
 		"Filecoin.StateMinerProvingDeadline": read(func(ctx context.Context, p params) (any, error) {
@@ -249,10 +259,14 @@ func (d *Devnet) methods() map[string]method {
 			if !ok {
 				return nil, nil // Lotus answers null for an unknown sector
 			}
-			zero := fullnode.NewBigInt(0)
+			sealed, err := commcid.ReplicaCommitmentV1ToCID(commR[:])
+			if err != nil {
+				return nil, err
+			}
+			zero := big.Zero()
 			return &fullnode.SectorOnChainInfo{
-				SectorNumber: num, SealProof: m.SealProof, SealedCID: fullnode.SealedCIDFromCommR(commR),
-				DealIDs: []uint64{}, Activation: 0, Expiration: 1 << 40,
+				SectorNumber: abi.SectorNumber(num), SealProof: m.SealProof, SealedCID: sealed,
+				DeprecatedDealIDs: []abi.DealID{}, Activation: 0, Expiration: 1 << 40,
 				DealWeight: zero, VerifiedDealWeight: zero, InitialPledge: zero,
 				ExpectedDayReward: zero, ExpectedStoragePledge: zero, ReplacedDayReward: zero, DailyFee: zero,
 			}, nil
@@ -273,7 +287,7 @@ func (d *Devnet) methods() map[string]method {
 		}},
 		"Filecoin.StateSearchMsg": read(func(ctx context.Context, p params) (any, error) {
 			var tsk fullnode.TipSetKey
-			var cid fullnode.CID
+			var cid cid.Cid
 			var limit ChainEpoch
 			var allowReplaced bool
 			if err := p.decode(&tsk, &cid, &limit, &allowReplaced); err != nil {
@@ -282,7 +296,7 @@ func (d *Devnet) methods() map[string]method {
 			return c.searchMsg(cid), nil
 		}),
 		"Filecoin.StateWaitMsg": read(func(ctx context.Context, p params) (any, error) {
-			var cid fullnode.CID
+			var cid cid.Cid
 			var confidence uint64
 			var limit ChainEpoch
 			var allowReplaced bool
@@ -293,7 +307,7 @@ func (d *Devnet) methods() map[string]method {
 		}),
 		"Filecoin.StateReplay": read(func(ctx context.Context, p params) (any, error) {
 			var tsk fullnode.TipSetKey
-			var cid fullnode.CID
+			var cid cid.Cid
 			if err := p.decode(&tsk, &cid); err != nil {
 				return nil, bad(err)
 			}
@@ -306,7 +320,7 @@ func (d *Devnet) methods() map[string]method {
 			return c.replayLocked(rec), nil
 		}),
 		"Filecoin.MinerGetBaseInfo": read(func(ctx context.Context, p params) (any, error) {
-			var addr fullnode.Address
+			var addr address.Address
 			var round ChainEpoch
 			var tsk fullnode.TipSetKey
 			if err := p.decode(&addr, &round, &tsk); err != nil {
@@ -344,14 +358,14 @@ func (d *Devnet) methodsV0() map[string]method {
 	ms := d.methods()
 	bad := func(err error) error { return invalidParams{err} }
 	ms["Filecoin.StateSearchMsg"] = method{call: func(ctx context.Context, p params) (any, error) {
-		var cid fullnode.CID
+		var cid cid.Cid
 		if err := p.decode(&cid); err != nil {
 			return nil, bad(err)
 		}
 		return c.searchMsg(cid), nil
 	}}
 	ms["Filecoin.StateSearchMsgLimited"] = method{call: func(ctx context.Context, p params) (any, error) {
-		var cid fullnode.CID
+		var cid cid.Cid
 		var limit ChainEpoch
 		if err := p.decode(&cid, &limit); err != nil {
 			return nil, bad(err)
@@ -359,7 +373,7 @@ func (d *Devnet) methodsV0() map[string]method {
 		return c.searchMsg(cid), nil
 	}}
 	ms["Filecoin.StateWaitMsg"] = method{call: func(ctx context.Context, p params) (any, error) {
-		var cid fullnode.CID
+		var cid cid.Cid
 		var confidence uint64
 		if err := p.decode(&cid, &confidence); err != nil {
 			return nil, bad(err)
@@ -367,7 +381,7 @@ func (d *Devnet) methodsV0() map[string]method {
 		return c.waitMsg(ctx, cid, confidence)
 	}}
 	ms["Filecoin.StateWaitMsgLimited"] = method{call: func(ctx context.Context, p params) (any, error) {
-		var cid fullnode.CID
+		var cid cid.Cid
 		var confidence uint64
 		var limit ChainEpoch
 		if err := p.decode(&cid, &confidence, &limit); err != nil {
@@ -382,7 +396,7 @@ func (d *Devnet) methodsV0() map[string]method {
 // tipset is on chain, else nil (Lotus answers null for a message not
 // (yet) on chain). The devnet keeps every message, so the lookback limit
 // does not matter.
-func (c *chain) searchMsg(cid fullnode.CID) *fullnode.MsgLookup {
+func (c *chain) searchMsg(cid cid.Cid) *fullnode.MsgLookup {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rec, ok := c.st.Messages[cid.String()]
@@ -394,7 +408,7 @@ func (c *chain) searchMsg(cid fullnode.CID) *fullnode.MsgLookup {
 
 // waitMsg is StateWaitMsg: it blocks until the message's execution tipset
 // has confidence tipsets on top of it.
-func (c *chain) waitMsg(ctx context.Context, cid fullnode.CID, confidence uint64) (*fullnode.MsgLookup, error) {
+func (c *chain) waitMsg(ctx context.Context, cid cid.Cid, confidence uint64) (*fullnode.MsgLookup, error) {
 	for {
 		ch := c.headChanged()
 		c.mu.Lock()
@@ -418,7 +432,7 @@ func (c *chain) waitMsg(ctx context.Context, cid fullnode.CID, confidence uint64
 
 func (d *Devnet) randomnessMethod(kind string) func(ctx context.Context, p params) (any, error) {
 	return func(ctx context.Context, p params) (any, error) {
-		var tag fullnode.DomainSeparationTag
+		var tag crypto.DomainSeparationTag
 		var epoch ChainEpoch
 		var entropy []byte
 		var tsk fullnode.TipSetKey
@@ -433,10 +447,10 @@ func (d *Devnet) randomnessMethod(kind string) func(ctx context.Context, p param
 // has no room for the actor's message (it is in StateReplay's
 // InvocResult.Error), so neither has this one.
 func (c *chain) lookupLocked(rec *msgRecord) *fullnode.MsgLookup {
-	cid, _ := fullnode.ParseCID(rec.CID)
+	id, _ := cid.Decode(rec.CID) // made by the devnet from a CID
 	return &fullnode.MsgLookup{
-		Message: cid,
-		Receipt: fullnode.MessageReceipt{ExitCode: int64(rec.ExitCode), Return: []byte{}},
+		Message: id,
+		Receipt: fullnode.MessageReceipt{ExitCode: exitcode.ExitCode(rec.ExitCode), Return: []byte{}},
 		TipSet:  fullnode.TipSetKey{c.blockCID(rec.executedAt())},
 		Height:  rec.executedAt(),
 	}
@@ -445,7 +459,7 @@ func (c *chain) lookupLocked(rec *msgRecord) *fullnode.MsgLookup {
 // invocResult is the part of Lotus's api.InvocResult the devnet can fill.
 // The message's Params are dropped once it executed, so Msg has none.
 type invocResult struct {
-	MsgCid         fullnode.CID
+	MsgCid         cid.Cid
 	Msg            *fullnode.Message
 	MsgRct         *fullnode.MessageReceipt
 	GasCost        *struct{}
@@ -458,8 +472,8 @@ func (c *chain) replayLocked(rec *msgRecord) *invocResult {
 	l := c.lookupLocked(rec)
 	res := &invocResult{
 		MsgCid: l.Message,
-		Msg: &fullnode.Message{To: fullnode.NewIDAddress(rec.To), From: fullnode.NewIDAddress(rec.From), Nonce: rec.Nonce,
-			Value: fullnode.NewBigInt(0), GasFeeCap: fullnode.NewBigInt(0), GasPremium: fullnode.NewBigInt(0), Method: rec.Method},
+		Msg: &fullnode.Message{To: fullnode.IDAddress(rec.To), From: fullnode.IDAddress(rec.From), Nonce: rec.Nonce,
+			Value: big.NewInt(0), GasFeeCap: big.NewInt(0), GasPremium: big.NewInt(0), Method: rec.Method},
 		MsgRct: &l.Receipt,
 	}
 	if rec.ExitCode != ExitOK {
@@ -470,23 +484,23 @@ func (c *chain) replayLocked(rec *msgRecord) *invocResult {
 
 // signedMessage is MpoolPushMessage's answer for a pushed message.
 func (c *chain) signedMessage(rec *msgRecord) (*fullnode.SignedMessage, error) {
-	cid, err := fullnode.ParseCID(rec.CID)
+	id, err := cid.Decode(rec.CID)
 	if err != nil {
 		return nil, fmt.Errorf("message record %s: %w", rec.CID, err)
 	}
-	raw, err := json.Marshal(&fullnode.Message{To: fullnode.NewIDAddress(rec.To), From: fullnode.NewIDAddress(rec.From), Nonce: rec.Nonce,
-		Value: fullnode.NewBigInt(0), GasFeeCap: fullnode.NewBigInt(0), GasPremium: fullnode.NewBigInt(0), Method: rec.Method, Params: rec.Params})
+	raw, err := json.Marshal(&fullnode.Message{To: fullnode.IDAddress(rec.To), From: fullnode.IDAddress(rec.From), Nonce: rec.Nonce,
+		Value: big.NewInt(0), GasFeeCap: big.NewInt(0), GasPremium: big.NewInt(0), Method: rec.Method, Params: rec.Params})
 	if err != nil {
 		return nil, fmt.Errorf("encoding message: %w", err)
 	}
-	return &fullnode.SignedMessage{Message: raw, Signature: fullnode.Signature{Type: 1, Data: []byte("devnet")}, CID: cid}, nil
+	return &fullnode.SignedMessage{Message: raw, Signature: fullnode.Signature{Type: 1, Data: []byte("devnet")}, CID: id}, nil
 }
 
 // sendSpec is Lotus's api.MessageSendSpec. The devnet has no fees; it
 // honours MsgUuid as Lotus does: a push that repeats one returns the
 // message already pushed with it instead of sending another.
 type sendSpec struct {
-	MaxFee         fullnode.BigInt
+	MaxFee         big.Int
 	MsgUuid        string //nolint:revive // wire name
 	MaximizeFeeCap bool
 }

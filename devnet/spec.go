@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/filecoin-project/go-state-types/abi"
+
 	"github.com/BurntSushi/toml"
 
 	"github.com/vsm-project/vsm/fullnode"
@@ -128,13 +130,13 @@ func (s *Spec) ChainPolicy() fullnode.Policy {
 		p.PeriodDeadlines = s.Policy.PeriodDeadlines
 	}
 	if s.Policy.ChallengeWindow != 0 {
-		p.ChallengeWindow = fullnode.ChainEpoch(s.Policy.ChallengeWindow)
+		p.ChallengeWindow = abi.ChainEpoch(s.Policy.ChallengeWindow)
 	}
 	if s.Policy.ChallengeLookback != 0 {
-		p.ChallengeLookback = fullnode.ChainEpoch(s.Policy.ChallengeLookback)
+		p.ChallengeLookback = abi.ChainEpoch(s.Policy.ChallengeLookback)
 	}
 	if s.Policy.FaultDeclarationCutoff != 0 {
-		p.FaultDeclarationCutoff = fullnode.ChainEpoch(s.Policy.FaultDeclarationCutoff)
+		p.FaultDeclarationCutoff = abi.ChainEpoch(s.Policy.FaultDeclarationCutoff)
 	}
 	return p
 }
@@ -155,7 +157,7 @@ func (s *Spec) Validate() error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	if p.ChallengeLookback >= p.ChallengeWindow*fullnode.ChainEpoch(p.PeriodDeadlines) {
+	if p.ChallengeLookback >= p.ChallengeWindow*abi.ChainEpoch(p.PeriodDeadlines) {
 		return fmt.Errorf("policy: ChallengeLookback %d must be shorter than the proving period", p.ChallengeLookback)
 	}
 	if len(s.Miners) == 0 {
@@ -200,7 +202,7 @@ func (s *Spec) Validate() error {
 		if _, err := fullnode.ParseSectorSize(m.SectorSize); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
-		if m.ProvingPeriodOffset != nil && (*m.ProvingPeriodOffset < 0 || fullnode.ChainEpoch(*m.ProvingPeriodOffset) >= p.ProvingPeriod()) {
+		if m.ProvingPeriodOffset != nil && (*m.ProvingPeriodOffset < 0 || abi.ChainEpoch(*m.ProvingPeriodOffset) >= p.ProvingPeriod()) {
 			return fmt.Errorf("%s: ProvingPeriodOffset %d outside [0, %d)", where, *m.ProvingPeriodOffset, p.ProvingPeriod())
 		}
 		for _, d := range m.Deadlines {
@@ -213,15 +215,15 @@ func (s *Spec) Validate() error {
 }
 
 // offset returns the miner's proving period offset.
-func (s *Spec) offset(m *MinerSpec) fullnode.ChainEpoch {
+func (s *Spec) offset(m *MinerSpec) abi.ChainEpoch {
 	if m.ProvingPeriodOffset != nil {
-		return fullnode.ChainEpoch(*m.ProvingPeriodOffset)
+		return abi.ChainEpoch(*m.ProvingPeriodOffset)
 	}
 	h := sha256.New()
 	h.Write([]byte("vsm-devnet/offset/" + s.seed()))
 	_ = binary.Write(h, binary.BigEndian, m.ID)
 	v := binary.BigEndian.Uint64(h.Sum(nil))
-	return fullnode.ChainEpoch(v % uint64(s.ChainPolicy().ProvingPeriod()))
+	return abi.ChainEpoch(v % uint64(s.ChainPolicy().ProvingPeriod()))
 }
 
 // fingerprint identifies a spec, so a state dir is not reused with another.

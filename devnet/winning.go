@@ -7,6 +7,13 @@ import (
 	"math"
 	"slices"
 
+	"github.com/filecoin-project/go-address"
+	commcid "github.com/filecoin-project/go-fil-commcid"
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/crypto"
+	prooftypes "github.com/filecoin-project/go-state-types/proof"
+
 	"go.uber.org/zap"
 
 	"github.com/vsm-project/vsm/fullnode"
@@ -54,7 +61,7 @@ type submitted struct {
 
 // committedBytes is the miner's raw committed power: the election weighs
 // miners by it, so who is elected depends only on the seed and the spec.
-func (m *minerState) committedBytes() uint64 { return uint64(len(m.Sectors)) * m.SectorSize }
+func (m *minerState) committedBytes() uint64 { return uint64(len(m.Sectors)) * uint64(m.SectorSize) }
 
 // activeSectors lists the sectors eligible for WinningPoSt (active: live
 // and not faulty), sorted by number.
@@ -79,11 +86,13 @@ func (m *minerState) activeSectors() []uint64 {
 // share of committed power, as Filecoin's WinCount is with quality-adjusted
 // power. It depends only on the seed, the spec and the round.
 func (c *chain) electionLocked(m *minerState, round ChainEpoch) (int64, [32]byte) {
-	if c.mining == nil || round < 1 {
+	// No election before Mining.FirstEpoch, where blocks are refused and
+	// rounds not judged: MinerGetBaseInfo must not call a miner eligible.
+	if c.mining == nil || round < 1 || round < ChainEpoch(c.mining.FirstEpoch) {
 		return 0, [32]byte{}
 	}
 	base := c.beaconBase(round)
-	vrf := fullnode.DrawRandomnessFromBase(base[:], fullnode.TagElectionProofProduction, round, fullnode.NewIDAddress(m.ID).MarshalCBOR())
+	vrf := fullnode.DrawRandomnessFromBase(base[:], crypto.DomainSeparationTag_ElectionProofProduction, round, fullnode.AddressEntropy(fullnode.IDAddress(m.ID)))
 	var total uint64
 	for _, mm := range c.miners {
 		total += mm.committedBytes()
@@ -114,14 +123,14 @@ func poissonWinCount(lambda float64, vrf [32]byte) int64 {
 // miner draws it from the base info's beacon entry.
 func (c *chain) winningRandomnessLocked(m *minerState, round ChainEpoch) [32]byte {
 	base := c.beaconBase(round)
-	return fullnode.DrawRandomnessFromBase(base[:], fullnode.TagWinningPoStChallengeSeed, round, fullnode.NewIDAddress(m.ID).MarshalCBOR())
+	return fullnode.DrawRandomnessFromBase(base[:], crypto.DomainSeparationTag_WinningPoStChallengeSeed, round, fullnode.AddressEntropy(fullnode.IDAddress(m.ID)))
 }
 
 // challengeLocked picks the challenged sector of a round from the miner's
 // active sectors, through the verifier (GenerateWinningPoStSectorChallenge).
 func (c *chain) challengeLocked(ctx context.Context, m *minerState, round ChainEpoch, active []uint64) (uint64, [32]byte, error) {
 	rnd := c.winningRandomnessLocked(m, round)
-	winType, err := m.PoStProof.WinningPoStProof()
+	winType, err := fullnode.WinningPoStProofFor(m.PoStProof)
 	if err != nil {
 		return 0, rnd, err
 	}
@@ -138,7 +147,7 @@ func (c *chain) challengeLocked(ctx context.Context, m *minerState, round ChainE
 // baseInfo answers Filecoin.MinerGetBaseInfo for mining round on top of
 // the tipset tsk. The devnet has no null rounds, so round must be the
 // base's height plus one.
-func (c *chain) baseInfo(ctx context.Context, addr fullnode.Address, round ChainEpoch, tsk fullnode.TipSetKey) (*fullnode.MiningBaseInfo, error) {
+func (c *chain) baseInfo(ctx context.Context, addr address.Address, round ChainEpoch, tsk fullnode.TipSetKey) (*fullnode.MiningBaseInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	base, err := c.resolveTSK(tsk)
@@ -162,17 +171,22 @@ func (c *chain) baseInfo(ctx context.Context, addr fullnode.Address, round Chain
 	}
 	var network uint64
 	for _, mm := range c.miners {
-		network += uint64(len(mm.activeSectors())) * mm.SectorSize
+		network += uint64(len(mm.activeSectors())) * uint64(mm.SectorSize)
 	}
 	winCount, _ := c.electionLocked(m, round)
 	prev, cur := c.beaconBase(round-1), c.beaconBase(round)
+	commR := m.commR[sector]
+	sealed, err := commcid.ReplicaCommitmentV1ToCID(commR[:])
+	if err != nil {
+		return nil, err
+	}
 	return &fullnode.MiningBaseInfo{
-		MinerPower:   fullnode.NewBigInt(int64(uint64(len(active)) * m.SectorSize)),
-		NetworkPower: fullnode.NewBigInt(int64(network)),
-		Sectors: []fullnode.ExtendedSectorInfo{{
-			SealProof: m.SealProof, SectorNumber: sector, SealedCID: fullnode.SealedCIDFromCommR(m.commR[sector]),
+		MinerPower:   big.NewInt(int64(uint64(len(active)) * uint64(m.SectorSize))),
+		NetworkPower: big.NewInt(int64(network)),
+		Sectors: []prooftypes.ExtendedSectorInfo{{
+			SealProof: m.SealProof, SectorNumber: abi.SectorNumber(sector), SealedCID: sealed,
 		}},
-		WorkerKey:         fullnode.NewIDAddress(m.Worker).String(),
+		WorkerKey:         fullnode.IDAddress(m.Worker), // the devnet has no key addresses
 		SectorSize:        m.SectorSize,
 		PrevBeaconEntry:   fullnode.BeaconEntry{Round: uint64(round - 1), Data: prev[:]},
 		BeaconEntries:     []fullnode.BeaconEntry{{Round: uint64(round), Data: cur[:]}},
@@ -210,7 +224,7 @@ func (c *chain) submitBlock(ctx context.Context, blk *fullnode.BlockMsg) error {
 		c.mu.Unlock()
 		return err
 	}
-	if want := c.blockCID(round - 1); len(h.Parents) != 1 || !h.Parents[0].Equal(want) {
+	if want := c.blockCID(round - 1); len(h.Parents) != 1 || !h.Parents[0].Equals(want) {
 		c.mu.Unlock()
 		return refuse("parents %v are not the tipset at height %d (%s)", h.Parents, round-1, want)
 	}
@@ -228,7 +242,7 @@ func (c *chain) submitBlock(ctx context.Context, blk *fullnode.BlockMsg) error {
 		c.mu.Unlock()
 		return refuse("t0%d already has a block for round %d", m.ID, round)
 	}
-	winType, err := m.PoStProof.WinningPoStProof()
+	winType, err := fullnode.WinningPoStProofFor(m.PoStProof)
 	if err != nil {
 		c.mu.Unlock()
 		return refuse("%v", err)

@@ -6,6 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/filecoin-project/go-address"
+	commcid "github.com/filecoin-project/go-fil-commcid"
+	prooftypes "github.com/filecoin-project/go-state-types/proof"
+
 	"go.uber.org/zap/zaptest"
 
 	"github.com/vsm-project/vsm/fullnode"
@@ -100,7 +104,7 @@ func TestPoissonWinCount(t *testing.T) {
 // mineRound mines round head+1 for maddr like the mining module does:
 // base info, the challenged sector's files, a real built-in engine proof,
 // SyncSubmitBlock. sector overrides the sector proven (to test a wrong one).
-func (h *harness) mineRound(maddr fullnode.Address, sector *uint64) (bool, error) {
+func (h *harness) mineRound(maddr address.Address, sector *uint64) (bool, error) {
 	h.t.Helper()
 	ctx := h.ctx
 	head, err := h.client.ChainHead(ctx)
@@ -115,21 +119,26 @@ func (h *harness) mineRound(maddr fullnode.Address, sector *uint64) (bool, error
 	if bi == nil || !bi.EligibleForMining {
 		return false, nil
 	}
-	num := bi.Sectors[0].SectorNumber
+	num := uint64(bi.Sectors[0].SectorNumber)
 	if sector != nil {
 		num = *sector
 	}
-	commR, err := fullnode.CommRFromSealedCID(bi.Sectors[0].SealedCID)
+	chainCommR, err := commcid.CIDToReplicaCommitmentV1(bi.Sectors[0].SealedCID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	commR := [32]byte(chainCommR)
+	id, err := fullnode.ActorID(maddr)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	var dir string
 	for _, m := range h.dn.Miners() {
-		if m.ID == maddr.ID() {
+		if m.ID == id {
 			dir = m.SectorDir
 		}
 	}
-	paths := sectorfile.LayoutPaths(dir, maddr.ID(), num, false)
+	paths := sectorfile.LayoutPaths(dir, id, num, false)
 	if sector != nil {
 		pa, err := sectorfile.ReadPAux(paths.Cache)
 		if err != nil {
@@ -138,14 +147,14 @@ func (h *harness) mineRound(maddr fullnode.Address, sector *uint64) (bool, error
 		commR = sectorfile.CommR(pa.CommC, pa.CommRLast)
 	}
 	rnd := fullnode.WinningPoStRandomness(bi, maddr, round)
-	res, err := engine.Prover{}.Prove(ctx, maddr.ID(), "StackedDrgWinning2KiBV1", rnd,
+	res, err := engine.Prover{}.Prove(ctx, id, "StackedDrgWinning2KiBV1", rnd,
 		[]engine.Sector{{ID: num, CommR: commR, SealedPath: paths.Sealed, CacheDir: paths.Cache}})
 	if err != nil || len(res.Faults) > 0 {
 		h.t.Fatalf("prove sector %d: %v %v", num, err, res.Faults)
 	}
 	return true, h.client.SyncSubmitBlock(ctx, &fullnode.BlockMsg{Header: &fullnode.BlockHeader{
 		Miner: maddr, Height: round, Parents: head.Cids,
-		WinPoStProof: []fullnode.PoStProof{{PoStProof: 0, ProofBytes: res.Proof}},
+		WinPoStProof: []prooftypes.PoStProof{{PoStProof: 0, ProofBytes: res.Proof}},
 	}})
 }
 
@@ -155,7 +164,7 @@ func (h *harness) mineRound(maddr fullnode.Address, sector *uint64) (bool, error
 // rest nothing (missed).
 func TestMiningAgainstDevnet(t *testing.T) {
 	h := newHarness(t, miningSpec(1.5), t.TempDir())
-	m0, m1 := fullnode.NewIDAddress(1000), fullnode.NewIDAddress(1001)
+	m0, m1 := fullnode.IDAddress(1000), fullnode.IDAddress(1001)
 	h.stepTo(1)
 	var proven, wrongSent, m1Elected int
 	for range 60 {
@@ -186,7 +195,7 @@ func TestMiningAgainstDevnet(t *testing.T) {
 		} else {
 			// Not elected: a block is refused and not counted.
 			err := h.client.SyncSubmitBlock(h.ctx, &fullnode.BlockMsg{Header: &fullnode.BlockHeader{Miner: m1, Height: h.dn.Height() + 1,
-				Parents: fullnode.TipSetKey{h.dn.chain.blockCID(h.dn.Height())}, WinPoStProof: []fullnode.PoStProof{{PoStProof: 0, ProofBytes: []byte("x")}}}})
+				Parents: fullnode.TipSetKey{h.dn.chain.blockCID(h.dn.Height())}, WinPoStProof: []prooftypes.PoStProof{{PoStProof: 0, ProofBytes: []byte("x")}}}})
 			if err == nil || !strings.Contains(err.Error(), "not elected") {
 				t.Fatalf("block of a miner not elected: err = %v", err)
 			}

@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/filecoin-project/go-state-types/abi"
+
 	"github.com/vsm-project/vsm/cluster"
 	"github.com/vsm-project/vsm/daemon"
 	"github.com/vsm-project/vsm/devnet"
-	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/internal/harness"
 )
 
@@ -173,14 +174,14 @@ func TestDeadlinesSurviveNodeLoss(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	heightNow := func() fullnode.ChainEpoch {
+	heightNow := func() abi.ChainEpoch {
 		h, err := chain.ChainHead(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return h.Height
 	}
-	waitEpoch := func(e fullnode.ChainEpoch) {
+	waitEpoch := func(e abi.ChainEpoch) {
 		for heightNow() < e {
 			time.Sleep(dlEpoch / 2)
 		}
@@ -212,7 +213,7 @@ func TestDeadlinesSurviveNodeLoss(t *testing.T) {
 			}
 		}
 	}
-	waitEpoch(fullnode.ChainEpoch(target.Open + 20))
+	waitEpoch(abi.ChainEpoch(target.Open + 20))
 	killedAt := time.Now()
 	victim.Kill()
 	t.Logf("killed -9 %s (not the leader) at epoch %d, in the open window %d..%d of t0%d/%d it owns", victim.ID, heightNow(), target.Open, target.Close, target.Miner, target.Deadline)
@@ -244,7 +245,7 @@ func TestDeadlinesSurviveNodeLoss(t *testing.T) {
 
 	// One full period of judged windows: those opening in
 	// [first+20, first+20+2880) close by first+2960.
-	from, to := fullnode.ChainEpoch(dlFirstDue+20), fullnode.ChainEpoch(dlFirstDue+20+2880)
+	from, to := abi.ChainEpoch(dlFirstDue+20), abi.ChainEpoch(dlFirstDue+20+2880)
 	waitEpoch(to + 60 + 2)
 	var rep devnet.Report
 	if err := chain.Call(ctx, "Devnet.Report", &rep, -1); err != nil {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/filecoin-project/go-state-types/abi"
+
 	"github.com/vsm-project/vsm/daemon"
 	"github.com/vsm-project/vsm/devnet"
 	"github.com/vsm-project/vsm/fullnode"
@@ -96,14 +98,14 @@ FIL_PROOFS_PARAMETER_CACHE = %[2]q
 	nodes := pc.nodes
 	ctx := context.Background()
 
-	heightNow := func() fullnode.ChainEpoch {
+	heightNow := func() abi.ChainEpoch {
 		h, err := chain.ChainHead(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return h.Height
 	}
-	waitEpoch := func(e fullnode.ChainEpoch) {
+	waitEpoch := func(e abi.ChainEpoch) {
 		for heightNow() < e {
 			time.Sleep(ffiEpoch / 2)
 		}
@@ -143,7 +145,7 @@ FIL_PROOFS_PARAMETER_CACHE = %[2]q
 			time.Sleep(time.Second)
 		}
 	}
-	waitEpoch(fullnode.ChainEpoch(target.Open + 5))
+	waitEpoch(abi.ChainEpoch(target.Open + 5))
 	killedAt := time.Now()
 	victim.Kill()
 	t.Logf("killed -9 %s at epoch %d, in the open window %d..%d of t0%d/%d it owns", victim.ID, heightNow(), target.Open, target.Close, target.Miner, target.Deadline)
@@ -176,7 +178,7 @@ FIL_PROOFS_PARAMETER_CACHE = %[2]q
 
 	// One full period of judged windows: those opening in
 	// [first+20, first+20+2880) close by first+2960.
-	from, to := fullnode.ChainEpoch(ffiFirstDue+20), fullnode.ChainEpoch(ffiFirstDue+20+2880)
+	from, to := abi.ChainEpoch(ffiFirstDue+20), abi.ChainEpoch(ffiFirstDue+20+2880)
 	waitEpoch(to + 60 + 2)
 	var rep devnet.Report
 	if err := chain.Call(ctx, "Devnet.Report", &rep, -1); err != nil {
@@ -234,7 +236,7 @@ FIL_PROOFS_PARAMETER_CACHE = %[2]q
 
 // showDeadlineLogs prints the node log lines about each deadline that was
 // not proven, so a failure says what the runner did.
-func showDeadlineLogs(t *testing.T, logs string, rep devnet.Report, from, to fullnode.ChainEpoch) {
+func showDeadlineLogs(t *testing.T, logs string, rep devnet.Report, from, to abi.ChainEpoch) {
 	t.Helper()
 	for _, r := range rep.Records {
 		if r.Open < from || r.Open >= to || r.Outcome == "proven" {

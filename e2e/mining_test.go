@@ -13,6 +13,10 @@ import (
 	"testing"
 	"time"
 
+	commcid "github.com/filecoin-project/go-fil-commcid"
+
+	"github.com/filecoin-project/go-state-types/abi"
+
 	"github.com/vsm-project/vsm/devnet"
 	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/internal/harness"
@@ -77,11 +81,11 @@ Sectors = 4
 	for _, m := range miners {
 		n.MustRun("miner", "add", fmt.Sprintf("t0%d", m.ID), "--sector-size", "2KiB")
 		for s := uint64(0); s < uint64(m.Sectors); s++ {
-			si, err := chain.StateSectorGetInfo(ctx, fullnode.NewIDAddress(m.ID), s, nil)
+			si, err := chain.StateSectorGetInfo(ctx, fullnode.IDAddress(m.ID), abi.SectorNumber(s), nil)
 			if err != nil || si == nil {
 				t.Fatalf("sector %d of t0%d: %v", s, m.ID, err)
 			}
-			commR, err := si.CommR()
+			commR, err := commcid.CIDToReplicaCommitmentV1(si.SealedCID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,7 +96,7 @@ Sectors = 4
 	writeFile(t, locs, jsonl.String())
 	n.MustRun("sector", "location", "import", "--file", locs, "--quiet")
 
-	height := func() fullnode.ChainEpoch {
+	height := func() abi.ChainEpoch {
 		h, err := chain.ChainHead(ctx)
 		if err != nil {
 			t.Fatal(err)

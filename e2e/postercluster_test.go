@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	commcid "github.com/filecoin-project/go-fil-commcid"
+	"github.com/filecoin-project/go-state-types/abi"
+
 	"github.com/vsm-project/vsm/devnet"
 	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/internal/harness"
@@ -70,11 +73,11 @@ func (pc *posterCluster) importSectors(t testing.TB) {
 		}
 		n1.MustRun("miner", "add", fmt.Sprintf("t0%d", m.ID), "--sector-size", "2KiB")
 		for s := uint64(0); s < uint64(m.Sectors); s++ {
-			si, err := pc.chain.StateSectorGetInfo(ctx, fullnode.NewIDAddress(m.ID), s, nil)
+			si, err := pc.chain.StateSectorGetInfo(ctx, fullnode.IDAddress(m.ID), abi.SectorNumber(s), nil)
 			if err != nil || si == nil {
 				t.Fatalf("sector %d of t0%d: %v", s, m.ID, err)
 			}
-			commR, err := si.CommR()
+			commR, err := commcid.CIDToReplicaCommitmentV1(si.SealedCID)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,7 +13,7 @@ func BenchmarkStateMinerPartitions(b *testing.B) {
 	dn, srv := startDevnet(b)
 	c := fullnode.NewClient(fullnode.APIInfo{Token: dn.Token(), URL: srv.URL + "/rpc/v1"}, nil)
 	ctx := context.Background()
-	maddr := fullnode.NewIDAddress(1000)
+	maddr := fullnode.IDAddress(1000)
 	for b.Loop() {
 		if _, err := c.StateMinerPartitions(ctx, maddr, 0, nil); err != nil {
 			b.Fatal(err)

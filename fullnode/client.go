@@ -1,9 +1,10 @@
 // Package fullnode is vsm's client of the Lotus/venus full-node JSON-RPC
 // API: the chain reads WindowPoSt needs (head, miner info, deadlines,
 // partitions, sectors, randomness) and the messages it sends
-// (SubmitWindowedPoSt, DeclareFaults), with the real wire shapes: tipset
-// keys as CID lists, bitfields as Lotus writes them (see package
-// bitfield), big integers as strings, message params as CBOR.
+// (SubmitWindowedPoSt, DeclareFaults), on filecoin's own Go types
+// (go-state-types, go-address, go-bitfield, go-cid) with Lotus's wire
+// shapes: tipset keys as CID lists, bitfields as run lengths, big integers
+// as strings, message params as the miner actor's CBOR (cbor-gen).
 //
 // The devnet (package devnet) serves the same methods, so everything built
 // on this client runs against either.
@@ -21,6 +22,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin"
+	"github.com/filecoin-project/go-state-types/builtin/v16/miner"
+	"github.com/filecoin-project/go-state-types/crypto"
+	"github.com/filecoin-project/go-state-types/dline"
+	"github.com/ipfs/go-cid"
+	cbg "github.com/whyrusleeping/cbor-gen"
 	"go.uber.org/zap"
 )
 
@@ -194,7 +204,7 @@ func (c *Client) ChainHead(ctx context.Context) (*TipSet, error) {
 }
 
 // StateMinerInfo returns the miner's info at tsk.
-func (c *Client) StateMinerInfo(ctx context.Context, maddr Address, tsk TipSetKey) (*MinerInfo, error) {
+func (c *Client) StateMinerInfo(ctx context.Context, maddr address.Address, tsk TipSetKey) (*MinerInfo, error) {
 	var mi MinerInfo
 	if err := c.Call(ctx, "Filecoin.StateMinerInfo", &mi, maddr, tsk); err != nil {
 		return nil, err
@@ -204,12 +214,12 @@ func (c *Client) StateMinerInfo(ctx context.Context, maddr Address, tsk TipSetKe
 
 // StateMinerProvingDeadline returns the miner's current deadline at tsk,
 // checked for internal consistency.
-func (c *Client) StateMinerProvingDeadline(ctx context.Context, maddr Address, tsk TipSetKey) (*DeadlineInfo, error) {
-	var di DeadlineInfo
+func (c *Client) StateMinerProvingDeadline(ctx context.Context, maddr address.Address, tsk TipSetKey) (*dline.Info, error) {
+	var di dline.Info
 	if err := c.Call(ctx, "Filecoin.StateMinerProvingDeadline", &di, maddr, tsk); err != nil {
 		return nil, err
 	}
-	if err := di.Validate(); err != nil {
+	if err := ValidateDeadlineInfo(&di); err != nil {
 		return nil, fmt.Errorf("Filecoin.StateMinerProvingDeadline %s: %w", maddr, err)
 	}
 	return &di, nil
@@ -217,7 +227,7 @@ func (c *Client) StateMinerProvingDeadline(ctx context.Context, maddr Address, t
 
 // StateMinerDeadlines returns all the miner's deadlines (indexed by
 // deadline index).
-func (c *Client) StateMinerDeadlines(ctx context.Context, maddr Address, tsk TipSetKey) ([]Deadline, error) {
+func (c *Client) StateMinerDeadlines(ctx context.Context, maddr address.Address, tsk TipSetKey) ([]Deadline, error) {
 	var dls []Deadline
 	if err := c.Call(ctx, "Filecoin.StateMinerDeadlines", &dls, maddr, tsk); err != nil {
 		return nil, err
@@ -226,7 +236,7 @@ func (c *Client) StateMinerDeadlines(ctx context.Context, maddr Address, tsk Tip
 }
 
 // StateMinerPartitions returns the partitions of one deadline.
-func (c *Client) StateMinerPartitions(ctx context.Context, maddr Address, dlIdx uint64, tsk TipSetKey) ([]Partition, error) {
+func (c *Client) StateMinerPartitions(ctx context.Context, maddr address.Address, dlIdx uint64, tsk TipSetKey) ([]Partition, error) {
 	var ps []Partition
 	if err := c.Call(ctx, "Filecoin.StateMinerPartitions", &ps, maddr, dlIdx, tsk); err != nil {
 		return nil, err
@@ -236,7 +246,7 @@ func (c *Client) StateMinerPartitions(ctx context.Context, maddr Address, dlIdx 
 
 // StateSectorGetInfo returns a sector's on-chain info, or nil (and no
 // error) if the miner has no such sector.
-func (c *Client) StateSectorGetInfo(ctx context.Context, maddr Address, n SectorNumber, tsk TipSetKey) (*SectorOnChainInfo, error) {
+func (c *Client) StateSectorGetInfo(ctx context.Context, maddr address.Address, n abi.SectorNumber, tsk TipSetKey) (*SectorOnChainInfo, error) {
 	var si *SectorOnChainInfo
 	if err := c.Call(ctx, "Filecoin.StateSectorGetInfo", &si, maddr, n, tsk); err != nil {
 		return nil, err
@@ -246,17 +256,17 @@ func (c *Client) StateSectorGetInfo(ctx context.Context, maddr Address, n Sector
 
 // StateGetRandomnessFromBeacon draws beacon randomness (param order as in
 // the v1 API: tag, epoch, entropy, tipset).
-func (c *Client) StateGetRandomnessFromBeacon(ctx context.Context, tag DomainSeparationTag, epoch ChainEpoch, entropy []byte, tsk TipSetKey) ([]byte, error) {
+func (c *Client) StateGetRandomnessFromBeacon(ctx context.Context, tag crypto.DomainSeparationTag, epoch abi.ChainEpoch, entropy []byte, tsk TipSetKey) ([]byte, error) {
 	return c.randomness(ctx, "Filecoin.StateGetRandomnessFromBeacon", tag, epoch, entropy, tsk)
 }
 
 // StateGetRandomnessFromTickets draws ticket randomness (used for
 // ChainCommitRand).
-func (c *Client) StateGetRandomnessFromTickets(ctx context.Context, tag DomainSeparationTag, epoch ChainEpoch, entropy []byte, tsk TipSetKey) ([]byte, error) {
+func (c *Client) StateGetRandomnessFromTickets(ctx context.Context, tag crypto.DomainSeparationTag, epoch abi.ChainEpoch, entropy []byte, tsk TipSetKey) ([]byte, error) {
 	return c.randomness(ctx, "Filecoin.StateGetRandomnessFromTickets", tag, epoch, entropy, tsk)
 }
 
-func (c *Client) randomness(ctx context.Context, method string, tag DomainSeparationTag, epoch ChainEpoch, entropy []byte, tsk TipSetKey) ([]byte, error) {
+func (c *Client) randomness(ctx context.Context, method string, tag crypto.DomainSeparationTag, epoch abi.ChainEpoch, entropy []byte, tsk TipSetKey) ([]byte, error) {
 	if entropy == nil {
 		entropy = []byte{} // base64 "" rather than null
 	}
@@ -276,9 +286,9 @@ func (c *Client) randomness(ctx context.Context, method string, tag DomainSepara
 // entropy. The top two bits of the last byte are cleared
 // (seed[31] &= 0x3f) so the seed is a valid field element, as every prover
 // expects.
-func (c *Client) WindowPoStRandomness(ctx context.Context, maddr Address, di *DeadlineInfo, tsk TipSetKey) ([32]byte, error) {
+func (c *Client) WindowPoStRandomness(ctx context.Context, maddr address.Address, di *dline.Info, tsk TipSetKey) ([32]byte, error) {
 	var seed [32]byte
-	r, err := c.StateGetRandomnessFromBeacon(ctx, TagWindowedPoStChallengeSeed, di.Challenge, maddr.MarshalCBOR(), tsk)
+	r, err := c.StateGetRandomnessFromBeacon(ctx, crypto.DomainSeparationTag_WindowedPoStChallengeSeed, di.Challenge, AddressEntropy(maddr), tsk)
 	if err != nil {
 		return seed, fmt.Errorf("window post randomness for %s deadline %d: %w", maddr, di.Index, err)
 	}
@@ -292,6 +302,11 @@ func (c *Client) WindowPoStRandomness(ctx context.Context, maddr Address, di *De
 func (c *Client) MpoolPushMessage(ctx context.Context, msg *Message, spec *MessageSendSpec) (*SignedMessage, error) {
 	if msg.Params == nil {
 		msg.Params = []byte{}
+	}
+	// A nil big.Int is written "<nil>" by value; nodes want "0".
+	msg.Value, msg.GasFeeCap, msg.GasPremium = ZeroIfNil(msg.Value), ZeroIfNil(msg.GasFeeCap), ZeroIfNil(msg.GasPremium)
+	if spec != nil {
+		spec.MaxFee = ZeroIfNil(spec.MaxFee)
 	}
 	if spec != nil && spec.GasOverEstimation > 0 && msg.GasLimit == 0 {
 		// The node overestimates by its own factor when it estimates;
@@ -323,53 +338,68 @@ func (c *Client) MpoolPushMessage(ctx context.Context, msg *Message, spec *Messa
 	return &sm, nil
 }
 
-// SubmitWindowedPoSt sends a SubmitWindowedPoSt message from the worker (or
-// a control address) to the miner actor and returns its CID.
-func (c *Client) SubmitWindowedPoSt(ctx context.Context, maddr, from Address, p *SubmitWindowedPoStParams, spec *MessageSendSpec) (CID, error) {
-	sm, err := c.MpoolPushMessage(ctx, &Message{
-		To: maddr, From: from, Method: MethodSubmitWindowedPoSt, Params: p.MarshalCBOR(),
-	}, spec)
+// EncodeParams is a message's params as the chain encodes them (cbor-gen).
+func EncodeParams(p cbg.CBORMarshaler) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := p.MarshalCBOR(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func (c *Client) send(ctx context.Context, maddr, from address.Address, method abi.MethodNum, p cbg.CBORMarshaler, spec *MessageSendSpec) (cid.Cid, error) {
+	params, err := EncodeParams(p)
 	if err != nil {
-		return CID{}, fmt.Errorf("submit window post for %s deadline %d: %w", maddr, p.Deadline, err)
+		return cid.Undef, fmt.Errorf("encoding params: %w", err)
+	}
+	sm, err := c.MpoolPushMessage(ctx, &Message{To: maddr, From: from, Value: big.Zero(), Method: method, Params: params}, spec)
+	if err != nil {
+		return cid.Undef, err
 	}
 	return sm.CID, nil
+}
+
+// SubmitWindowedPoSt sends a SubmitWindowedPoSt message from the worker (or
+// a control address) to the miner actor and returns its CID.
+func (c *Client) SubmitWindowedPoSt(ctx context.Context, maddr, from address.Address, p *miner.SubmitWindowedPoStParams, spec *MessageSendSpec) (cid.Cid, error) {
+	id, err := c.send(ctx, maddr, from, builtin.MethodsMiner.SubmitWindowedPoSt, p, spec)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("submit window post for %s deadline %d: %w", maddr, p.Deadline, err)
+	}
+	return id, nil
 }
 
 // DeclareFaults sends a DeclareFaults message and returns its CID.
-func (c *Client) DeclareFaults(ctx context.Context, maddr, from Address, p *DeclareFaultsParams, spec *MessageSendSpec) (CID, error) {
-	sm, err := c.MpoolPushMessage(ctx, &Message{
-		To: maddr, From: from, Method: MethodDeclareFaults, Params: p.MarshalCBOR(),
-	}, spec)
+func (c *Client) DeclareFaults(ctx context.Context, maddr, from address.Address, p *miner.DeclareFaultsParams, spec *MessageSendSpec) (cid.Cid, error) {
+	id, err := c.send(ctx, maddr, from, builtin.MethodsMiner.DeclareFaults, p, spec)
 	if err != nil {
-		return CID{}, fmt.Errorf("declare faults for %s: %w", maddr, err)
+		return cid.Undef, fmt.Errorf("declare faults for %s: %w", maddr, err)
 	}
-	return sm.CID, nil
+	return id, nil
 }
 
-// DeclareFaultsRecovered sends a DeclareFaultsRecovered message (same
-// params shape as DeclareFaults) and returns its CID.
-func (c *Client) DeclareFaultsRecovered(ctx context.Context, maddr, from Address, p *DeclareFaultsParams, spec *MessageSendSpec) (CID, error) {
-	sm, err := c.MpoolPushMessage(ctx, &Message{
-		To: maddr, From: from, Method: MethodDeclareFaultsRecovered, Params: p.MarshalCBOR(),
-	}, spec)
+// DeclareFaultsRecovered sends a DeclareFaultsRecovered message and
+// returns its CID.
+func (c *Client) DeclareFaultsRecovered(ctx context.Context, maddr, from address.Address, p *miner.DeclareFaultsRecoveredParams, spec *MessageSendSpec) (cid.Cid, error) {
+	id, err := c.send(ctx, maddr, from, builtin.MethodsMiner.DeclareFaultsRecovered, p, spec)
 	if err != nil {
-		return CID{}, fmt.Errorf("declare faults recovered for %s: %w", maddr, err)
+		return cid.Undef, fmt.Errorf("declare faults recovered for %s: %w", maddr, err)
 	}
-	return sm.CID, nil
+	return id, nil
 }
 
 // codeMethodNotFound is JSON-RPC's "method not found".
 const codeMethodNotFound = -32601
 
 // LookbackNoLimit is Lotus's api.LookbackNoLimit: search the whole chain.
-const LookbackNoLimit ChainEpoch = -1
+const LookbackNoLimit abi.ChainEpoch = -1
 
 // StateSearchMsg looks for a message's receipt without waiting; nil means
 // not found (yet). On a v0 endpoint the node takes only the CID and
 // searches from its head without limit, allowing replacements (v0's
 // StateSearchMsg), so from, limit and allowReplaced must be those
 // defaults there.
-func (c *Client) StateSearchMsg(ctx context.Context, from TipSetKey, msg CID, limit ChainEpoch, allowReplaced bool) (*MsgLookup, error) {
+func (c *Client) StateSearchMsg(ctx context.Context, from TipSetKey, msg cid.Cid, limit abi.ChainEpoch, allowReplaced bool) (*MsgLookup, error) {
 	var ml *MsgLookup
 	var err error
 	if c.v0 {
@@ -391,7 +421,7 @@ func (c *Client) StateSearchMsg(ctx context.Context, from TipSetKey, msg CID, li
 // takes only the CID and the confidence (v0's StateWaitMsg looks back
 // without limit and allows replaced messages), so limit and allowReplaced
 // must be those defaults there.
-func (c *Client) StateWaitMsg(ctx context.Context, msg CID, confidence uint64, limit ChainEpoch, allowReplaced bool) (*MsgLookup, error) {
+func (c *Client) StateWaitMsg(ctx context.Context, msg cid.Cid, confidence uint64, limit abi.ChainEpoch, allowReplaced bool) (*MsgLookup, error) {
 	var ml MsgLookup
 	var err error
 	if c.v0 {
@@ -411,7 +441,7 @@ func (c *Client) StateWaitMsg(ctx context.Context, msg CID, confidence uint64, l
 // StateReplay re-executes an included message at tsk (empty: where it was
 // included) and returns its result; InvocResult.Error holds the VM's
 // failure text, with the actor's message, when the exit code is not 0.
-func (c *Client) StateReplay(ctx context.Context, tsk TipSetKey, msg CID) (*InvocResult, error) {
+func (c *Client) StateReplay(ctx context.Context, tsk TipSetKey, msg cid.Cid) (*InvocResult, error) {
 	var r InvocResult
 	if err := c.Call(ctx, "Filecoin.StateReplay", &r, tsk, msg); err != nil {
 		return nil, err
@@ -426,7 +456,7 @@ func (c *Client) ReceiptError(ctx context.Context, ml *MsgLookup) string {
 	if ml == nil || ml.Receipt.ExitCode == 0 {
 		return ""
 	}
-	what := "exit " + ExitCodeString(ml.Receipt.ExitCode)
+	what := "exit " + ml.Receipt.ExitCode.String()
 	r, err := c.StateReplay(ctx, EmptyTSK, ml.Message)
 	switch {
 	case err != nil:
@@ -441,7 +471,7 @@ func (c *Client) ReceiptError(ctx context.Context, ml *MsgLookup) string {
 // needs: power, the challenged sectors of the WinningPoSt, the beacon
 // entries and eligibility. nil (and no error) means the miner cannot mine
 // at all (no power at the lookback), as Lotus answers.
-func (c *Client) MinerGetBaseInfo(ctx context.Context, maddr Address, epoch ChainEpoch, tsk TipSetKey) (*MiningBaseInfo, error) {
+func (c *Client) MinerGetBaseInfo(ctx context.Context, maddr address.Address, epoch abi.ChainEpoch, tsk TipSetKey) (*MiningBaseInfo, error) {
 	var bi *MiningBaseInfo
 	if err := c.Call(ctx, "Filecoin.MinerGetBaseInfo", &bi, maddr, epoch, tsk); err != nil {
 		return nil, err
@@ -457,10 +487,10 @@ func (c *Client) SyncSubmitBlock(ctx context.Context, blk *BlockMsg) error {
 		return fmt.Errorf("Filecoin.SyncSubmitBlock: no block header")
 	}
 	if blk.BlsMessages == nil {
-		blk.BlsMessages = []CID{}
+		blk.BlsMessages = []cid.Cid{}
 	}
 	if blk.SecpkMessages == nil {
-		blk.SecpkMessages = []CID{}
+		blk.SecpkMessages = []cid.Cid{}
 	}
 	if err := c.Call(ctx, "Filecoin.SyncSubmitBlock", nil, blk); err != nil {
 		return fmt.Errorf("submit block of %s at height %d: %w", blk.Header.Miner, blk.Header.Height, err)

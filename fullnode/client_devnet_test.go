@@ -1,19 +1,31 @@
 package fullnode_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/filecoin-project/go-address"
+	commcid "github.com/filecoin-project/go-fil-commcid"
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
+
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin/v16/miner"
+	"github.com/filecoin-project/go-state-types/crypto"
+	"github.com/filecoin-project/go-state-types/dline"
+
 	"go.uber.org/zap/zaptest"
 
+	"github.com/filecoin-project/go-bitfield"
 	"github.com/vsm-project/vsm/devnet"
 	"github.com/vsm-project/vsm/fullnode"
-	"github.com/vsm-project/vsm/fullnode/bitfield"
 )
 
 // fakeSealer skips disk work: these tests are about the wire, not proofs.
@@ -47,7 +59,7 @@ func TestClientAgainstDevnet(t *testing.T) {
 	dn.Step(23)
 	ctx := context.Background()
 	c := fullnode.NewClient(fullnode.APIInfo{Token: dn.Token(), URL: srv.URL + "/rpc/v1"}, zaptest.NewLogger(t))
-	maddr := fullnode.MustParseAddress("f01000")
+	maddr, _ := address.NewFromString("f01000")
 
 	head, err := c.ChainHead(ctx)
 	if err != nil {
@@ -65,26 +77,26 @@ func TestClientAgainstDevnet(t *testing.T) {
 	}{
 		{"miner info", func() (any, error) { return c.StateMinerInfo(ctx, maddr, head.Key()) }, func(t *testing.T, v any) {
 			mi := v.(*fullnode.MinerInfo)
-			if mi.Worker.ID() != 100 || mi.SectorSize != 2048 || mi.WindowPoStProofType != 10 || mi.WindowPoStPartitionSectors != 2 {
+			if mi.Worker != fullnode.IDAddress(100) || mi.SectorSize != 2048 || mi.WindowPoStProofType != 10 || mi.WindowPoStPartitionSectors != 2 {
 				t.Fatalf("miner info %+v", mi)
 			}
 		}, ""},
 		{"proving deadline at head", func() (any, error) { return c.StateMinerProvingDeadline(ctx, maddr, nil) }, func(t *testing.T, v any) {
-			di := v.(*fullnode.DeadlineInfo)
+			di := v.(*dline.Info)
 			// offset 5, period 40: period start 5, epoch 23 is deadline 1 (15..25)
 			if di.PeriodStart != 5 || di.Index != 1 || di.Open != 15 || di.Close != 25 || di.Challenge != 12 || di.FaultCutoff != 10 || di.CurrentEpoch != 23 {
-				t.Fatalf("deadline %s", di)
+				t.Fatalf("deadline %s", fullnode.DeadlineString(di))
 			}
 		}, ""},
 		{"proving deadline at an older tipset", func() (any, error) {
 			return c.StateMinerProvingDeadline(ctx, maddr, fullnode.TipSetKey{head.Blocks[0].Parents[0]})
 		}, func(t *testing.T, v any) {
-			if di := v.(*fullnode.DeadlineInfo); di.CurrentEpoch != 22 {
-				t.Fatalf("deadline at parent: %s", di)
+			if di := v.(*dline.Info); di.CurrentEpoch != 22 {
+				t.Fatalf("deadline at parent: %s", fullnode.DeadlineString(di))
 			}
 		}, ""},
 		{"unknown tipset", func() (any, error) {
-			return c.StateMinerProvingDeadline(ctx, maddr, fullnode.TipSetKey{fullnode.NewCID(fullnode.CodecDagCBOR, fullnode.MhSHA2_256, make([]byte, 32))})
+			return c.StateMinerProvingDeadline(ctx, maddr, fullnode.TipSetKey{unknownCID(t)})
 		}, nil, "not found"},
 		{"deadlines", func() (any, error) { return c.StateMinerDeadlines(ctx, maddr, nil) }, func(t *testing.T, v any) {
 			if dls := v.([]fullnode.Deadline); len(dls) != 4 {
@@ -95,16 +107,16 @@ func TestClientAgainstDevnet(t *testing.T) {
 			// 5 sectors, partition size 2: partitions {0,1} {2,3} {4} go to
 			// deadlines 0, 1, 2.
 			ps := v.([]fullnode.Partition)
-			if len(ps) != 1 || !ps[0].AllSectors.Equal(bitfield.New(0, 1)) || !ps[0].ActiveSectors.Equal(bitfield.New(0, 1)) {
+			if len(ps) != 1 || !bitsAre(ps[0].AllSectors, 0, 1) || !bitsAre(ps[0].ActiveSectors, 0, 1) {
 				t.Fatalf("partitions %+v", ps)
 			}
 		}, ""},
 		{"partitions bad index", func() (any, error) { return c.StateMinerPartitions(ctx, maddr, 9, nil) }, nil, "out of range"},
 		{"sector info", func() (any, error) { return c.StateSectorGetInfo(ctx, maddr, 4, nil) }, func(t *testing.T, v any) {
 			si := v.(*fullnode.SectorOnChainInfo)
-			commR, err := si.CommR()
+			commR, err := commcid.CIDToReplicaCommitmentV1(si.SealedCID)
 			want, _ := fakeSealer{}.SealSector(ctx, 1000, 4, 0, "")
-			if err != nil || commR != want || si.SealProof != 5 {
+			if err != nil || !bytes.Equal(commR, want[:]) || si.SealProof != 5 {
 				t.Fatalf("sector info %+v, commR %x, %v", si, commR, err)
 			}
 		}, ""},
@@ -113,9 +125,9 @@ func TestClientAgainstDevnet(t *testing.T) {
 				t.Fatalf("want nil, got %+v", si)
 			}
 		}, ""},
-		{"unknown miner", func() (any, error) { return c.StateMinerInfo(ctx, fullnode.NewIDAddress(9), nil) }, nil, "actor not found"},
+		{"unknown miner", func() (any, error) { return c.StateMinerInfo(ctx, fullnode.IDAddress(9), nil) }, nil, "actor not found"},
 		{"randomness from the future", func() (any, error) {
-			return c.StateGetRandomnessFromBeacon(ctx, fullnode.TagWindowedPoStChallengeSeed, 24, nil, nil)
+			return c.StateGetRandomnessFromBeacon(ctx, crypto.DomainSeparationTag_WindowedPoStChallengeSeed, 24, nil, nil)
 		}, nil, "from the future"},
 		{"window post randomness is stable and normalised", func() (any, error) {
 			di, err := c.StateMinerProvingDeadline(ctx, maddr, nil)
@@ -130,7 +142,7 @@ func TestClientAgainstDevnet(t *testing.T) {
 			if a != b {
 				t.Fatalf("randomness differs across calls: %x %x", a, b)
 			}
-			other, _ := c.WindowPoStRandomness(ctx, fullnode.NewIDAddress(1000), &fullnode.DeadlineInfo{Challenge: di.Challenge - 1}, nil)
+			other, _ := c.WindowPoStRandomness(ctx, fullnode.IDAddress(1000), &dline.Info{Challenge: di.Challenge - 1}, nil)
 			if other == a {
 				t.Fatal("randomness does not depend on the epoch")
 			}
@@ -161,7 +173,7 @@ func TestClientAgainstDevnet(t *testing.T) {
 		}, nil, "param 1"},
 		{"key address rejected", func() (any, error) {
 			return nil, c.Call(ctx, "Filecoin.StateMinerInfo", nil, "f3vvmn62lofvhjd2ugzca6sof2j2ubwok6cj4xxbfzz4yuxfkgobpihhd2thlanmsh3w2ptld2gqkn2jvlss4a", []any{})
-		}, nil, "only ID addresses"},
+		}, nil, "actor not found"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -184,8 +196,8 @@ func TestClientAuthAndMessages(t *testing.T) {
 	dn, srv := startDevnet(t)
 	dn.Step(3)
 	ctx := context.Background()
-	maddr, worker := fullnode.NewIDAddress(1000), fullnode.NewIDAddress(100)
-	decl := &fullnode.DeclareFaultsParams{Faults: []fullnode.FaultDeclaration{{Deadline: 2, Partition: 0, Sectors: bitfield.New(4)}}}
+	maddr, worker := fullnode.IDAddress(1000), fullnode.IDAddress(100)
+	decl := &miner.DeclareFaultsParams{Faults: []miner.FaultDeclaration{{Deadline: 2, Partition: 0, Sectors: bitfield.NewFromSet([]uint64{4})}}}
 
 	noToken := fullnode.NewClient(fullnode.APIInfo{URL: srv.URL + "/rpc/v1"}, nil)
 	if _, err := noToken.ChainHead(ctx); err != nil {
@@ -204,7 +216,7 @@ func TestClientAuthAndMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cid, err := c.DeclareFaults(ctx, maddr, worker, decl, &fullnode.MessageSendSpec{MaxFee: fullnode.NewBigInt(1)})
+	cid, err := c.DeclareFaults(ctx, maddr, worker, decl, &fullnode.MessageSendSpec{MaxFee: big.NewInt(1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +242,7 @@ func TestClientAuthAndMessages(t *testing.T) {
 	dn.Step(4)
 	select {
 	case ml := <-done:
-		if ml == nil || ml.Height != 5 || !ml.Message.Equal(cid) {
+		if ml == nil || ml.Height != 5 || !ml.Message.Equals(cid) {
 			t.Fatalf("lookup %+v", ml)
 		}
 	case <-time.After(5 * time.Second):
@@ -243,7 +255,22 @@ func TestClientAuthAndMessages(t *testing.T) {
 		t.Fatal("StateWaitMsg ignored its context")
 	}
 	parts, _ := c.StateMinerPartitions(ctx, maddr, 2, nil)
-	if !parts[0].FaultySectors.Equal(bitfield.New(4)) {
+	if !bitsAre(parts[0].FaultySectors, 4) {
 		t.Fatalf("declared fault not applied: %+v", parts[0])
 	}
+}
+
+// bitsAre reports whether bf holds exactly want.
+func bitsAre(bf bitfield.BitField, want ...uint64) bool {
+	got, err := bf.All(1 << 20)
+	return err == nil && slices.Equal(got, want)
+}
+
+// unknownCID is a well-formed CID no devnet tipset has.
+func unknownCID(t testing.TB) cid.Cid {
+	mh, err := multihash.Sum(nil, multihash.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cid.NewCidV1(cid.DagCBOR, mh)
 }

@@ -1,36 +1,53 @@
 package fullnode
 
 import (
-	"crypto/sha256"
+	"bytes"
 	"encoding/binary"
+
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/crypto"
+	"golang.org/x/crypto/blake2b"
 )
 
-// DrawRandomnessFromBase is Lotus's DrawRandomnessFromBase construction,
-// H(BE64(tag) || H(base) || BE64(round) || entropy), with SHA-256 as H where
-// Lotus uses blake2b-256. It is how the devnet draws every randomness, and
-// how a miner derives its WinningPoSt randomness from the beacon entry of
-// MinerGetBaseInfo. Against a real chain the hash must be blake2b-256.
-func DrawRandomnessFromBase(base []byte, tag DomainSeparationTag, round ChainEpoch, entropy []byte) [32]byte {
-	h := sha256.New()
-	_ = binary.Write(h, binary.BigEndian, int64(tag))
-	inner := sha256.Sum256(base)
+// DrawRandomnessFromBase is Lotus's chain/rand DrawRandomnessFromBase:
+// blake2b-256(BE64(tag) || blake2b-256(base) || BE64(round) || entropy). It
+// is how a miner derives its WinningPoSt randomness from the beacon entry
+// of MinerGetBaseInfo, and how the devnet draws every randomness.
+func DrawRandomnessFromBase(base []byte, tag crypto.DomainSeparationTag, round abi.ChainEpoch, entropy []byte) [32]byte {
+	h, _ := blake2b.New256(nil) // no key: never fails
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], uint64(tag))
+	h.Write(buf[:])
+	inner := blake2b.Sum256(base)
 	h.Write(inner[:])
-	_ = binary.Write(h, binary.BigEndian, int64(round))
+	binary.BigEndian.PutUint64(buf[:], uint64(round))
+	h.Write(buf[:])
 	h.Write(entropy)
 	var out [32]byte
 	copy(out[:], h.Sum(nil))
 	return out
 }
 
+// AddressEntropy is an address as randomness entropy: its CBOR encoding,
+// as Lotus passes a miner address to every draw.
+func AddressEntropy(a address.Address) []byte {
+	var buf bytes.Buffer
+	if err := a.MarshalCBOR(&buf); err != nil {
+		return nil // only the undefined address fails; it draws with no entropy
+	}
+	return buf.Bytes()
+}
+
 // WinningPoStRandomness is the WinningPoSt challenge randomness of a
-// round, drawn as Lotus's MinerGetBaseInfo does: from the last beacon entry
-// of the base info (or the previous one when the round has none), with the
-// WinningPoStChallengeSeed tag and the CBOR miner address as entropy. It is
-// not normalized; provers clear the top two bits.
-func WinningPoStRandomness(bi *MiningBaseInfo, maddr Address, round ChainEpoch) [32]byte {
+// round, drawn as Lotus's miner does from MinerGetBaseInfo: from the last
+// beacon entry of the base info (or the previous one when the round has
+// none), with the WinningPoStChallengeSeed tag and the CBOR miner address
+// as entropy. It is not normalized; provers clear the top two bits.
+func WinningPoStRandomness(bi *MiningBaseInfo, maddr address.Address, round abi.ChainEpoch) [32]byte {
 	rbase := bi.PrevBeaconEntry
 	if n := len(bi.BeaconEntries); n > 0 {
 		rbase = bi.BeaconEntries[n-1]
 	}
-	return DrawRandomnessFromBase(rbase.Data, TagWinningPoStChallengeSeed, round, maddr.MarshalCBOR())
+	return DrawRandomnessFromBase(rbase.Data, crypto.DomainSeparationTag_WinningPoStChallengeSeed, round, AddressEntropy(maddr))
 }

@@ -1,28 +1,17 @@
 package fullnode
 
-// Message limits of the miner actor, from builtin-actors
-// runtime/src/runtime/policy.rs (policy_constants, the same on every
-// network) and actors/miner/src/lib.rs. The devnet refuses messages that
-// break them and the runner never builds one that does.
+import "github.com/filecoin-project/go-state-types/builtin/v16/miner"
+
+// Message limits of the miner actor are go-state-types' (builtin/v16/miner
+// policy: PoStedPartitionsMax, AddressedSectorsMax, AddressedPartitionsMax,
+// DeclarationsMax; the same on every network). FIP-0100 (actors v16)
+// removed the DeclarationsMax check on DeclareFaults and
+// DeclareFaultsRecovered (entries for the same deadline and partition are
+// merged, and only AddressedPartitionsMax and AddressedSectorsMax remain);
+// keeping a message within it is still safe on older networks. The devnet
+// refuses messages that break them and the runner never builds one that
+// does. The two below are not in go-state-types.
 const (
-	// PoStedPartitionsMax is the most partitions one SubmitWindowedPoSt may
-	// name (POSTED_PARTITIONS_MAX).
-	PoStedPartitionsMax = 3
-	// AddressedSectorsMax bounds the sectors one message may address
-	// (ADDRESSED_SECTORS_MAX): a SubmitWindowedPoSt's partitions times the
-	// partition size, and a declaration's distinct sectors.
-	AddressedSectorsMax = 25_000
-	// AddressedPartitionsMax bounds the distinct (deadline, partition)
-	// pairs one DeclareFaults or DeclareFaultsRecovered may address
-	// (ADDRESSED_PARTITIONS_MAX = MAX_PARTITIONS_PER_DEADLINE).
-	AddressedPartitionsMax = 3_000
-	// DeclarationsMax was the most entries a DeclareFaults or
-	// DeclareFaultsRecovered could list (DECLARATIONS_MAX). FIP-0100
-	// removed that check (builtin-actors fa53fe06, actors v16): entries
-	// for the same (deadline, partition) are merged and only
-	// AddressedPartitionsMax and AddressedSectorsMax remain. Keeping a
-	// message within it is still safe on older networks.
-	DeclarationsMax = AddressedPartitionsMax
 	// MaxPoStProofSize is the size of one partition's Groth16 proof
 	// (RegisteredPoStProof::proof_size for every WindowPoSt type); a
 	// message's single proof may be at most this times its partitions.
@@ -40,9 +29,9 @@ const (
 // AddressedSectorsMax sectors (no real proof type does).
 func PoStPartitionLimit(partitionSectors uint64) uint64 {
 	if partitionSectors == 0 {
-		return PoStedPartitionsMax
+		return miner.PoStedPartitionsMax
 	}
-	return min(AddressedSectorsMax/partitionSectors, AddressedPartitionsMax, PoStedPartitionsMax)
+	return min(miner.AddressedSectorsMax/partitionSectors, miner.AddressedPartitionsMax, miner.PoStedPartitionsMax)
 }
 
 // MaxPartitionsPerPoSt is PoStPartitionLimit as a batch size for senders:

@@ -2,163 +2,116 @@ package fullnode
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/network"
 )
 
-// Sector sizes the chain knows.
-const (
-	SectorSize2KiB   uint64 = 2 << 10
-	SectorSize8MiB   uint64 = 8 << 20
-	SectorSize512MiB uint64 = 512 << 20
-	SectorSize32GiB  uint64 = 32 << 30
-	SectorSize64GiB  uint64 = 64 << 30
-)
+// The proof types and sector sizes are go-state-types' (abi). What stays
+// here is what vsm adds: parsing a size as a config file names it, the
+// proof types a new miner gets for a size, and the names the proofs
+// library and the damocles vc-processors protocol use.
 
-// sizeTable lists, per sector size, its name, the WindowPoSt partition size
-// (DESIGN section 1) and the proof type numbers.
-var sizeTable = []struct {
-	size       uint64
-	name       string
-	partition  uint64
-	sealV1_1   RegisteredSealProof
-	windowV1   RegisteredPoStProof
-	windowV1_1 RegisteredPoStProof
-	winningV1  RegisteredPoStProof
-}{
-	{SectorSize2KiB, "2KiB", 2, 5, 5, 10, 0},
-	{SectorSize8MiB, "8MiB", 2, 6, 6, 11, 1},
-	{SectorSize512MiB, "512MiB", 2, 7, 7, 12, 2},
-	{SectorSize32GiB, "32GiB", 2349, 8, 8, 13, 3},
-	{SectorSize64GiB, "64GiB", 2300, 9, 9, 14, 4},
+// sealProofsV1_1 are the current (V1_1) seal proof types, one per size.
+var sealProofsV1_1 = []abi.RegisteredSealProof{
+	abi.RegisteredSealProof_StackedDrg2KiBV1_1,
+	abi.RegisteredSealProof_StackedDrg8MiBV1_1,
+	abi.RegisteredSealProof_StackedDrg512MiBV1_1,
+	abi.RegisteredSealProof_StackedDrg32GiBV1_1,
+	abi.RegisteredSealProof_StackedDrg64GiBV1_1,
 }
 
 // ParseSectorSize accepts "2KiB", "8MiB", "512MiB", "32GiB", "64GiB"
-// (case-insensitive) or the size in bytes.
-func ParseSectorSize(s string) (uint64, error) {
-	for _, r := range sizeTable {
-		if strings.EqualFold(s, r.name) || s == fmt.Sprint(r.size) {
-			return r.size, nil
+// (case-insensitive, abi.SectorSize.ShortString's form) or the size in
+// bytes.
+func ParseSectorSize(s string) (abi.SectorSize, error) {
+	for _, p := range sealProofsV1_1 {
+		size, _ := p.SectorSize()
+		if strings.EqualFold(s, size.ShortString()) || s == strconv.FormatUint(uint64(size), 10) {
+			return size, nil
 		}
 	}
 	return 0, fmt.Errorf("sector size %q: want one of 2KiB, 8MiB, 512MiB, 32GiB, 64GiB", s)
 }
 
-// SectorSizeString names a sector size ("32GiB"), or gives bytes if unknown.
-func SectorSizeString(size uint64) string {
-	for _, r := range sizeTable {
-		if r.size == size {
-			return r.name
-		}
-	}
-	return fmt.Sprintf("%dB", size)
-}
-
-// RegisteredSealProof is the seal proof type of a sector.
-type RegisteredSealProof int64
-
 // SealProofForSize returns the current (V1_1) seal proof type for a size.
-func SealProofForSize(size uint64) (RegisteredSealProof, error) {
-	for _, r := range sizeTable {
-		if r.size == size {
-			return r.sealV1_1, nil
+func SealProofForSize(size abi.SectorSize) (abi.RegisteredSealProof, error) {
+	for _, p := range sealProofsV1_1 {
+		if s, _ := p.SectorSize(); s == size {
+			return p, nil
 		}
 	}
 	return 0, fmt.Errorf("no seal proof type for sector size %d", size)
 }
 
-// RegisteredPoStProof is a PoSt proof type.
-type RegisteredPoStProof int64
-
 // WindowPoStProofForSize returns the current (V1_1) WindowPoSt proof type
 // for a sector size, as new miners get it.
-func WindowPoStProofForSize(size uint64) (RegisteredPoStProof, error) {
-	for _, r := range sizeTable {
-		if r.size == size {
-			return r.windowV1_1, nil
-		}
+func WindowPoStProofForSize(size abi.SectorSize) (abi.RegisteredPoStProof, error) {
+	seal, err := SealProofForSize(size)
+	if err != nil {
+		return 0, err
 	}
-	return 0, fmt.Errorf("no WindowPoSt proof type for sector size %d", size)
+	return seal.RegisteredWindowPoStProofByNetworkVersion(network.Version21)
 }
 
-func (p RegisteredPoStProof) row() (int, bool) {
-	for i, r := range sizeTable {
-		if r.windowV1 == p || r.windowV1_1 == p {
-			return i, true
-		}
+// WinningPoStProofForSize returns the WinningPoSt type for a sector size.
+func WinningPoStProofForSize(size abi.SectorSize) (abi.RegisteredPoStProof, error) {
+	seal, err := SealProofForSize(size)
+	if err != nil {
+		return 0, err
 	}
-	return 0, false
+	return seal.RegisteredWinningPoStProof()
 }
 
-// SectorSize is the sector size a WindowPoSt proof type proves.
-func (p RegisteredPoStProof) SectorSize() (uint64, error) {
-	i, ok := p.row()
-	if !ok {
-		return 0, fmt.Errorf("unknown WindowPoSt proof type %d", p)
-	}
-	return sizeTable[i].size, nil
+// IsWindowPoSt reports whether p is a WindowPoSt type (V1 or V1_1).
+func IsWindowPoSt(p abi.RegisteredPoStProof) bool {
+	_, err := p.ToV1_1PostProof()
+	return err == nil
 }
 
-// PartitionSectors is the number of sectors in a full partition.
-func (p RegisteredPoStProof) PartitionSectors() (uint64, error) {
-	i, ok := p.row()
-	if !ok {
-		return 0, fmt.Errorf("unknown WindowPoSt proof type %d", p)
+// IsWinningPoSt reports whether p is a WinningPoSt type.
+func IsWinningPoSt(p abi.RegisteredPoStProof) bool {
+	_, known := abi.PoStProofInfos[p]
+	return known && !IsWindowPoSt(p)
+}
+
+// WinningPoStProofFor returns the WinningPoSt type that goes with a
+// WindowPoSt type (as Lotus's miner.WinningPoStProofTypeFromWindowPoStProofType).
+func WinningPoStProofFor(window abi.RegisteredPoStProof) (abi.RegisteredPoStProof, error) {
+	if !IsWindowPoSt(window) {
+		return 0, fmt.Errorf("RegisteredPoStProof %d is not a WindowPoSt type", window)
 	}
-	return sizeTable[i].partition, nil
+	size, err := window.SectorSize()
+	if err != nil {
+		return 0, err
+	}
+	return WinningPoStProofForSize(size)
 }
 
 // ProofsAPIName is the name the proofs library and the damocles
-// vc-processors protocol use ("StackedDrgWindow32GiBV1_2"). The chain's
-// V1_1 types are proven by the V1_2 circuits.
-func (p RegisteredPoStProof) ProofsAPIName() (string, error) {
-	i, ok := p.row()
-	if !ok {
+// vc-processors protocol use for a WindowPoSt type
+// ("StackedDrgWindow32GiBV1_2"). The chain's V1_1 types are proven by the
+// V1_2 circuits.
+func ProofsAPIName(p abi.RegisteredPoStProof) (string, error) {
+	v11, err := p.ToV1_1PostProof()
+	if err != nil {
 		return "", fmt.Errorf("unknown WindowPoSt proof type %d", p)
 	}
-	r := sizeTable[i]
-	if p == r.windowV1 {
-		return "StackedDrgWindow" + r.name + "V1", nil
+	size, _ := p.SectorSize()
+	if p != v11 {
+		return "StackedDrgWindow" + size.ShortString() + "V1", nil
 	}
-	return "StackedDrgWindow" + r.name + "V1_2", nil
-}
-
-// IsWinning reports whether p is a WinningPoSt type (0..4).
-func (p RegisteredPoStProof) IsWinning() bool {
-	for _, r := range sizeTable {
-		if r.winningV1 == p {
-			return true
-		}
-	}
-	return false
-}
-
-// WinningPoStProof returns the WinningPoSt type that goes with a WindowPoSt
-// type (as the miner actor's WinningPoStProofTypeFromWindowPoStProofType).
-func (p RegisteredPoStProof) WinningPoStProof() (RegisteredPoStProof, error) {
-	i, ok := p.row()
-	if !ok {
-		return 0, fmt.Errorf("unknown WindowPoSt proof type %d", p)
-	}
-	return sizeTable[i].winningV1, nil
+	return "StackedDrgWindow" + size.ShortString() + "V1_2", nil
 }
 
 // WinningPoStProofName is the proofs-api name of a WinningPoSt type
 // ("StackedDrgWinning2KiBV1"), the proof_type of a winning task.
-func (p RegisteredPoStProof) WinningPoStProofName() (string, error) {
-	for _, r := range sizeTable {
-		if r.winningV1 == p {
-			return "StackedDrgWinning" + r.name + "V1", nil
-		}
+func WinningPoStProofName(p abi.RegisteredPoStProof) (string, error) {
+	if !IsWinningPoSt(p) {
+		return "", fmt.Errorf("RegisteredPoStProof %d is not a WinningPoSt type", p)
 	}
-	return "", fmt.Errorf("RegisteredPoStProof %d is not a WinningPoSt type (0..4)", p)
-}
-
-// WinningPoStProofForSize returns the WinningPoSt type for a sector size.
-func WinningPoStProofForSize(size uint64) (RegisteredPoStProof, error) {
-	for _, r := range sizeTable {
-		if r.size == size {
-			return r.winningV1, nil
-		}
-	}
-	return 0, fmt.Errorf("no WinningPoSt proof type for sector size %d", size)
+	size, _ := p.SectorSize()
+	return "StackedDrgWinning" + size.ShortString() + "V1", nil
 }

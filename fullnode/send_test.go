@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/ipfs/go-cid"
 )
 
 func TestParseFIL(t *testing.T) {
@@ -32,7 +35,7 @@ func TestParseFIL(t *testing.T) {
 			t.Errorf("ParseFIL(%q) = %s, %v; want %s (error %v)", tt.in, got, err, tt.want, tt.err)
 		}
 	}
-	if s := FILString(NewBigInt(5_000_000_000)); s != "0.000000005 FIL" {
+	if s := FILString(big.NewInt(5_000_000_000)); s != "0.000000005 FIL" {
 		t.Errorf("FILString = %q", s)
 	}
 }
@@ -73,7 +76,7 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestV0AndV1WaitArguments(t *testing.T) {
-	cid := NewCID(CodecDagCBOR, MhSHA2_256, make([]byte, 32))
+	cid, _ := cid.Decode("bafy2bzacea3wsdh6y3a36tb3skempjoxqpuyompjbmfeyf34fi3uy6uue42v4")
 	lookup := map[string]any{"Message": cid, "Receipt": map[string]any{"ExitCode": 16}, "Height": 7}
 	rc := &recorder{calls: map[string][]json.RawMessage{}, answers: map[string]any{
 		"Filecoin.StateWaitMsg": lookup, "Filecoin.StateSearchMsg": lookup,
@@ -115,7 +118,7 @@ func TestV0AndV1WaitArguments(t *testing.T) {
 }
 
 func TestPushSpecOnTheWire(t *testing.T) {
-	cid := NewCID(CodecDagCBOR, MhSHA2_256, make([]byte, 32))
+	cid, _ := cid.Decode("bafy2bzacea3wsdh6y3a36tb3skempjoxqpuyompjbmfeyf34fi3uy6uue42v4")
 	rc := &recorder{calls: map[string][]json.RawMessage{}, answers: map[string]any{
 		"Filecoin.GasEstimateGasLimit": 1000,
 		"Filecoin.MpoolPushMessage":    map[string]any{"Message": map[string]any{}, "Signature": map[string]any{"Type": 1, "Data": ""}, "CID": cid},
@@ -125,7 +128,7 @@ func TestPushSpecOnTheWire(t *testing.T) {
 	c := NewClient(APIInfo{URL: srv.URL + "/rpc/v1"}, nil)
 	fee, _ := ParseFIL("5 FIL")
 	spec := &MessageSendSpec{MaxFee: fee, MsgUuid: NewMsgUUID(), MaximizeFeeCap: true, GasOverEstimation: 1.5}
-	if _, err := c.MpoolPushMessage(context.Background(), &Message{To: NewIDAddress(1000), From: NewIDAddress(100), Method: 5}, spec); err != nil {
+	if _, err := c.MpoolPushMessage(context.Background(), &Message{To: IDAddress(1000), From: IDAddress(100), Method: 5}, spec); err != nil {
 		t.Fatal(err)
 	}
 	params := rc.calls["Filecoin.MpoolPushMessage"]
@@ -142,7 +145,7 @@ func TestPushSpecOnTheWire(t *testing.T) {
 	}
 	// A node without GasEstimateGasLimit estimates by itself.
 	delete(rc.answers, "Filecoin.GasEstimateGasLimit")
-	if _, err := c.MpoolPushMessage(context.Background(), &Message{To: NewIDAddress(1000), From: NewIDAddress(100), Method: 5}, spec); err != nil {
+	if _, err := c.MpoolPushMessage(context.Background(), &Message{To: IDAddress(1000), From: IDAddress(100), Method: 5}, spec); err != nil {
 		t.Fatalf("without GasEstimateGasLimit: %v", err)
 	}
 }

@@ -1,27 +1,32 @@
 package fullnode
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math/big"
+	gobig "math/big"
 	"strings"
 
-	"github.com/vsm-project/vsm/fullnode/bitfield"
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-bitfield"
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin/v16/miner"
+	"github.com/filecoin-project/go-state-types/exitcode"
+	"github.com/filecoin-project/go-state-types/proof"
+	"github.com/ipfs/go-cid"
 )
 
-// ChainEpoch is a chain height. It is signed because deadline arithmetic
-// (a period start before genesis, Open - lookback) goes below zero.
-type ChainEpoch int64
-
-// SectorNumber identifies a sector within its miner.
-type SectorNumber = uint64
+// The types below are the Lotus API's own (lotus/api and lotus/chain/types,
+// which are not in go-state-types), reduced to the fields vsm reads or
+// writes and built on filecoin's Go types: go-address addresses, go-cid
+// CIDs, go-state-types big integers, epochs and proof types, go-bitfield
+// bitfields. Their JSON is Lotus's.
 
 // TipSetKey identifies a tipset by its block CIDs; JSON is a list of
 // {"/": cid}. The empty key means "the current head" to every State* method.
-type TipSetKey []CID
+type TipSetKey []cid.Cid
 
 // EmptyTSK is the empty key: evaluate at the node's head.
 var EmptyTSK = TipSetKey{}
@@ -32,7 +37,7 @@ func (k TipSetKey) MarshalJSON() ([]byte, error) {
 	if k == nil {
 		return []byte("[]"), nil
 	}
-	return json.Marshal([]CID(k))
+	return json.Marshal([]cid.Cid(k))
 }
 
 // String joins the CIDs, for logs.
@@ -50,7 +55,7 @@ func (k TipSetKey) Equal(o TipSetKey) bool {
 		return false
 	}
 	for i := range k {
-		if !k[i].Equal(o[i]) {
+		if !k[i].Equals(o[i]) {
 			return false
 		}
 	}
@@ -63,13 +68,13 @@ func (k TipSetKey) Equal(o TipSetKey) bool {
 // signature, parent weight and base fee) is ignored on decode and left out
 // on encode.
 type BlockHeader struct {
-	Miner         Address
-	Ticket        *Ticket        `json:",omitempty"`
-	ElectionProof *ElectionProof `json:",omitempty"`
-	BeaconEntries []BeaconEntry  `json:",omitempty"`
-	WinPoStProof  []PoStProof    `json:",omitempty"`
-	Parents       []CID
-	Height        ChainEpoch
+	Miner         address.Address
+	Ticket        *Ticket           `json:",omitempty"`
+	ElectionProof *ElectionProof    `json:",omitempty"`
+	BeaconEntries []BeaconEntry     `json:",omitempty"`
+	WinPoStProof  []proof.PoStProof `json:",omitempty"`
+	Parents       []cid.Cid
+	Height        abi.ChainEpoch
 	Timestamp     uint64
 }
 
@@ -89,85 +94,21 @@ type ElectionProof struct {
 // its messages.
 type BlockMsg struct {
 	Header        *BlockHeader
-	BlsMessages   []CID
-	SecpkMessages []CID
+	BlsMessages   []cid.Cid
+	SecpkMessages []cid.Cid
 }
 
 // TipSet is ChainHead's answer.
 type TipSet struct {
-	Cids   []CID
+	Cids   []cid.Cid
 	Blocks []BlockHeader
-	Height ChainEpoch
+	Height abi.ChainEpoch
 }
 
 // Key returns the tipset's key.
 func (t *TipSet) Key() TipSetKey { return TipSetKey(t.Cids) }
 
-// BigInt is an arbitrary-precision integer, a JSON string of decimal digits
-// on the wire ("0", "-12"). The zero value is 0.
-type BigInt struct{ i *big.Int }
-
-// NewBigInt returns v as a BigInt.
-func NewBigInt(v int64) BigInt { return BigInt{big.NewInt(v)} }
-
-// ParseBigInt parses decimal digits with an optional sign.
-func ParseBigInt(s string) (BigInt, error) {
-	i, ok := new(big.Int).SetString(s, 10)
-	if !ok {
-		return BigInt{}, fmt.Errorf("big int %q: not a decimal integer", s)
-	}
-	return BigInt{i}, nil
-}
-
-// Int returns a copy as *big.Int.
-func (b BigInt) Int() *big.Int {
-	if b.i == nil {
-		return new(big.Int)
-	}
-	return new(big.Int).Set(b.i)
-}
-
-// String is the decimal form.
-func (b BigInt) String() string { return b.Int().String() }
-
-// MarshalJSON writes a quoted decimal string.
-func (b BigInt) MarshalJSON() ([]byte, error) { return json.Marshal(b.String()) }
-
-// UnmarshalJSON accepts a quoted decimal string (the wire form) or null (0).
-func (b *BigInt) UnmarshalJSON(data []byte) error {
-	if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
-		*b = BigInt{}
-		return nil
-	}
-	var s string
-	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("big int: want a JSON string of digits, got %.40s", data)
-	}
-	p, err := ParseBigInt(s)
-	if err != nil {
-		return err
-	}
-	*b = p
-	return nil
-}
-
-// DomainSeparationTag personalises randomness draws (go-state-types crypto).
-type DomainSeparationTag int64
-
-// Tags used by proving.
-const (
-	TagTicketProduction               DomainSeparationTag = 1
-	TagElectionProofProduction        DomainSeparationTag = 2
-	TagWinningPoStChallengeSeed       DomainSeparationTag = 3
-	TagWindowedPoStChallengeSeed      DomainSeparationTag = 4
-	TagSealRandomness                 DomainSeparationTag = 5
-	TagInteractiveSealChallengeSeed   DomainSeparationTag = 6
-	TagWindowedPoStDeadlineAssignment DomainSeparationTag = 7
-	TagMarketDealCronSeed             DomainSeparationTag = 8
-	TagPoStChainCommit                DomainSeparationTag = 9
-)
-
-// Partition is one entry of StateMinerPartitions.
+// Partition is one entry of StateMinerPartitions (Lotus api.Partition).
 type Partition struct {
 	AllSectors        bitfield.BitField
 	FaultySectors     bitfield.BitField
@@ -176,85 +117,68 @@ type Partition struct {
 	ActiveSectors     bitfield.BitField
 }
 
-// Deadline is one entry of StateMinerDeadlines. PostSubmissions holds the
-// partitions already proven in the deadline's current challenge window.
+// Deadline is one entry of StateMinerDeadlines (Lotus api.Deadline).
+// PostSubmissions holds the partitions already proven in the deadline's
+// current challenge window.
 type Deadline struct {
 	PostSubmissions      bitfield.BitField
 	DisputableProofCount uint64
-	DailyFee             BigInt
+	DailyFee             abi.TokenAmount
 }
 
-// BeneficiaryTerm is part of MinerInfo.
-type BeneficiaryTerm struct {
-	Quota      BigInt
-	UsedQuota  BigInt
-	Expiration ChainEpoch
-}
-
-// PendingBeneficiaryChange is part of MinerInfo.
-type PendingBeneficiaryChange struct {
-	NewBeneficiary        Address
-	NewQuota              BigInt
-	NewExpiration         ChainEpoch
-	ApprovedByBeneficiary bool
-	ApprovedByNominee     bool
-}
-
-// MinerInfo is StateMinerInfo's answer. The miner actor stores every
-// address here in ID form.
+// MinerInfo is StateMinerInfo's answer (Lotus api.MinerInfo). The miner
+// actor stores every address here in ID form.
 type MinerInfo struct {
-	Owner                      Address
-	Worker                     Address
-	NewWorker                  Address
-	ControlAddresses           []Address
-	WorkerChangeEpoch          ChainEpoch
+	Owner                      address.Address
+	Worker                     address.Address
+	NewWorker                  address.Address
+	ControlAddresses           []address.Address
+	WorkerChangeEpoch          abi.ChainEpoch
 	PeerId                     *string //nolint:revive // wire name
 	Multiaddrs                 [][]byte
-	WindowPoStProofType        RegisteredPoStProof
-	SectorSize                 uint64
+	WindowPoStProofType        abi.RegisteredPoStProof
+	SectorSize                 abi.SectorSize
 	WindowPoStPartitionSectors uint64
-	ConsensusFaultElapsed      ChainEpoch
-	PendingOwnerAddress        *Address
-	Beneficiary                Address
-	BeneficiaryTerm            *BeneficiaryTerm
-	PendingBeneficiaryTerm     *PendingBeneficiaryChange
+	ConsensusFaultElapsed      abi.ChainEpoch
+	PendingOwnerAddress        *address.Address
+	Beneficiary                address.Address
+	BeneficiaryTerm            *miner.BeneficiaryTerm
+	PendingBeneficiaryTerm     *miner.PendingBeneficiaryChange
 }
 
 // SectorOnChainInfo is StateSectorGetInfo's answer (null for an unknown
-// sector).
+// sector), as Lotus's chain/actors/builtin/miner.SectorOnChainInfo writes
+// it.
 type SectorOnChainInfo struct {
-	SectorNumber          SectorNumber
-	SealProof             RegisteredSealProof
-	SealedCID             CID
-	DealIDs               []uint64
-	Activation            ChainEpoch
-	Expiration            ChainEpoch
-	DealWeight            BigInt
-	VerifiedDealWeight    BigInt
-	InitialPledge         BigInt
-	ExpectedDayReward     BigInt
-	ExpectedStoragePledge BigInt
-	PowerBaseEpoch        ChainEpoch
-	ReplacedDayReward     BigInt
-	SectorKeyCID          CID // defined for snap-upgraded sectors
-	Flags                 uint64
-	DailyFee              BigInt
+	SectorNumber          abi.SectorNumber
+	SealProof             abi.RegisteredSealProof
+	SealedCID             cid.Cid
+	DeprecatedDealIDs     []abi.DealID
+	Activation            abi.ChainEpoch
+	Expiration            abi.ChainEpoch
+	DealWeight            abi.DealWeight
+	VerifiedDealWeight    abi.DealWeight
+	InitialPledge         abi.TokenAmount
+	ExpectedDayReward     abi.TokenAmount
+	ExpectedStoragePledge abi.TokenAmount
+	PowerBaseEpoch        abi.ChainEpoch
+	ReplacedDayReward     abi.TokenAmount
+	SectorKeyCID          *cid.Cid // set for snap-upgraded sectors
+	Flags                 miner.SectorOnChainInfoFlags
+	DailyFee              abi.TokenAmount
 }
 
-// CommR returns the sector's replica commitment from SealedCID.
-func (s *SectorOnChainInfo) CommR() ([32]byte, error) { return CommRFromSealedCID(s.SealedCID) }
-
-// Message is an unsigned chain message.
+// Message is an unsigned chain message (Lotus types.Message).
 type Message struct {
 	Version    uint64
-	To         Address
-	From       Address
+	To         address.Address
+	From       address.Address
 	Nonce      uint64
-	Value      BigInt
+	Value      abi.TokenAmount
 	GasLimit   int64
-	GasFeeCap  BigInt
-	GasPremium BigInt
-	Method     uint64
+	GasFeeCap  abi.TokenAmount
+	GasPremium abi.TokenAmount
+	Method     abi.MethodNum
 	Params     []byte // CBOR, base64 in JSON
 }
 
@@ -262,7 +186,7 @@ type Message struct {
 type MessageSendSpec struct {
 	// MaxFee bounds GasFeeCap*GasLimit, in attoFIL. Zero lets the node use
 	// its configured default.
-	MaxFee BigInt
+	MaxFee abi.TokenAmount
 	// MsgUuid makes a push idempotent: a node that already signed a
 	// message with this id returns that message instead of a second one
 	// (Lotus keeps the id in its message signer's datastore). A UUID
@@ -292,36 +216,48 @@ func NewMsgUUID() string {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
+// ZeroIfNil returns b, or 0 when b holds no value: go-state-types writes a
+// nil big.Int as "<nil>" when it is marshalled by value, which no node
+// parses.
+func ZeroIfNil(b big.Int) big.Int {
+	if b.Nil() {
+		return big.Zero()
+	}
+	return b
+}
+
 // attoPerFIL is 10^18.
-var attoPerFIL = new(big.Int).Exp(big.NewInt(10), big.NewInt(18), nil)
+var attoPerFIL = gobig.NewInt(0).Exp(gobig.NewInt(10), gobig.NewInt(18), nil)
 
 // ParseFIL parses an amount as Lotus's types.ParseFIL does: a decimal
 // number with an optional unit FIL (default), milliFIL, microFIL, nanoFIL,
 // picoFIL, femtoFIL or attoFIL ("5 FIL", "0.5", "5 nanoFIL"). The result is
-// in attoFIL; a fraction finer than one attoFIL is an error.
-func ParseFIL(s string) (BigInt, error) {
+// in attoFIL; a fraction finer than one attoFIL is an error. (Lotus's
+// types.FIL is not in go-state-types.)
+func ParseFIL(s string) (abi.TokenAmount, error) {
 	str := strings.TrimSpace(s)
 	num, unit, _ := strings.Cut(str, " ")
 	num, unit = strings.TrimSpace(num), strings.ToLower(strings.TrimSpace(unit))
 	exp := map[string]int64{"": 18, "fil": 18, "millifil": 15, "microfil": 12, "nanofil": 9, "picofil": 6, "femtofil": 3, "attofil": 0}
 	e, ok := exp[unit]
 	if !ok {
-		return BigInt{}, fmt.Errorf("amount %q: unknown unit %q (want FIL, milliFIL, microFIL, nanoFIL, picoFIL, femtoFIL or attoFIL)", s, unit)
+		return big.Zero(), fmt.Errorf("amount %q: unknown unit %q (want FIL, milliFIL, microFIL, nanoFIL, picoFIL, femtoFIL or attoFIL)", s, unit)
 	}
-	r, ok := new(big.Rat).SetString(num)
+	r, ok := new(gobig.Rat).SetString(num)
 	if !ok || r.Sign() < 0 {
-		return BigInt{}, fmt.Errorf("amount %q: %q is not a non-negative decimal number", s, num)
+		return big.Zero(), fmt.Errorf("amount %q: %q is not a non-negative decimal number", s, num)
 	}
-	r.Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(e), nil)))
+	r.Mul(r, new(gobig.Rat).SetInt(new(gobig.Int).Exp(gobig.NewInt(10), gobig.NewInt(e), nil)))
 	if !r.IsInt() {
-		return BigInt{}, fmt.Errorf("amount %q: finer than one attoFIL", s)
+		return big.Zero(), fmt.Errorf("amount %q: finer than one attoFIL", s)
 	}
-	return BigInt{new(big.Int).Set(r.Num())}, nil
+	return big.NewFromGo(new(gobig.Int).Set(r.Num())), nil
 }
 
 // FILString renders attoFIL as FIL ("5 FIL", "0.000000005 FIL").
-func FILString(b BigInt) string {
-	r := new(big.Rat).SetFrac(b.Int(), attoPerFIL)
+func FILString(b abi.TokenAmount) string {
+	b = ZeroIfNil(b)
+	r := new(gobig.Rat).SetFrac(b.Int, attoPerFIL)
 	s := strings.TrimRight(strings.TrimRight(r.FloatString(18), "0"), ".")
 	return s + " FIL"
 }
@@ -329,12 +265,13 @@ func FILString(b BigInt) string {
 // InvocResult is StateReplay's answer: the message's receipt and, when it
 // failed, the VM's error text with the actor's message.
 type InvocResult struct {
-	MsgCid CID
+	MsgCid cid.Cid
 	MsgRct *MessageReceipt
 	Error  string
 }
 
-// Signature is a message signature.
+// Signature is a message signature (go-state-types crypto.Signature has a
+// custom binary form; the API writes Type and Data).
 type Signature struct {
 	Type byte
 	Data []byte
@@ -342,28 +279,28 @@ type Signature struct {
 
 // SignedMessage is MpoolPushMessage's answer. Only CID is needed by vsm;
 // the inner message is kept raw because the node may have rewritten From
-// into a key address, which Address would refuse.
+// into a key address.
 type SignedMessage struct {
 	Message   json.RawMessage
 	Signature Signature
-	CID       CID
+	CID       cid.Cid
 }
 
 // MessageReceipt is the execution result of a message.
 type MessageReceipt struct {
-	ExitCode   int64
+	ExitCode   exitcode.ExitCode
 	Return     []byte
 	GasUsed    int64
-	EventsRoot CID
+	EventsRoot *cid.Cid
 }
 
 // MsgLookup is StateSearchMsg/StateWaitMsg's answer.
 type MsgLookup struct {
-	Message   CID
+	Message   cid.Cid
 	Receipt   MessageReceipt
 	ReturnDec json.RawMessage
 	TipSet    TipSetKey
-	Height    ChainEpoch
+	Height    abi.ChainEpoch
 }
 
 // BeaconEntry is a drand round.
@@ -372,41 +309,36 @@ type BeaconEntry struct {
 	Data  []byte
 }
 
-// ExtendedSectorInfo is a sector as MinerGetBaseInfo lists it.
-type ExtendedSectorInfo struct {
-	SealProof    RegisteredSealProof
-	SectorNumber SectorNumber
-	SectorKey    CID
-	SealedCID    CID
-}
-
 // MiningBaseInfo is MinerGetBaseInfo's answer, used for WinningPoSt.
-// WorkerKey is a key address (BLS or secp256k1), so it stays a string.
 type MiningBaseInfo struct {
-	MinerPower        BigInt
-	NetworkPower      BigInt
-	Sectors           []ExtendedSectorInfo
-	WorkerKey         string
-	SectorSize        uint64
+	MinerPower        abi.StoragePower
+	NetworkPower      abi.StoragePower
+	Sectors           []proof.ExtendedSectorInfo
+	WorkerKey         address.Address
+	SectorSize        abi.SectorSize
 	PrevBeaconEntry   BeaconEntry
 	BeaconEntries     []BeaconEntry
 	EligibleForMining bool
 }
 
-// exitNames are the FVM's exit codes (go-state-types exitcode).
-var exitNames = map[int64]string{
-	0: "Ok", 1: "SysErrSenderInvalid", 2: "SysErrSenderStateInvalid", 4: "SysErrIllegalInstruction",
-	5: "SysErrInvalidReceiver", 6: "SysErrInsufficientFunds", 7: "SysErrOutOfGas", 8: "SysErrForbidden",
-	9: "SysErrIllegalActor", 10: "SysErrIllegalArgument", 16: "ErrIllegalArgument", 17: "ErrNotFound",
-	18: "ErrForbidden", 19: "ErrInsufficientFunds", 20: "ErrIllegalState", 21: "ErrSerialization",
-	22: "ErrUnhandledMessage", 23: "ErrUnspecified", 24: "ErrAssertionFailed", 25: "ErrReadOnly", 26: "ErrNotPayable",
+// IDAddress is go-address's NewIDAddress for an actor id the caller knows
+// to be valid (below 2^63, as the chain assigns them): constants, ids from
+// chain state and from the replicated state. It panics otherwise; parse
+// untrusted input with address.NewFromString or address.NewIDAddress.
+func IDAddress(id uint64) address.Address {
+	a, err := address.NewIDAddress(id)
+	if err != nil {
+		panic(fmt.Sprintf("actor id %d: %v", id, err))
+	}
+	return a
 }
 
-// ExitCodeString names an exit code as Lotus prints it:
-// "ErrIllegalArgument(16)".
-func ExitCodeString(code int64) string {
-	if n, ok := exitNames[code]; ok {
-		return fmt.Sprintf("%s(%d)", n, code)
+// ActorID is the id of an ID address (1000 for t01000), or an error naming
+// the address for any other protocol.
+func ActorID(a address.Address) (uint64, error) {
+	id, err := address.IDFromAddress(a)
+	if err != nil {
+		return 0, fmt.Errorf("address %s is not an ID address (t0/f0): %w", a, err)
 	}
-	return fmt.Sprintf("%d", code)
+	return id, nil
 }

@@ -14,6 +14,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	commcid "github.com/filecoin-project/go-fil-commcid"
+
+	"github.com/filecoin-project/go-state-types/abi"
+
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 
@@ -223,7 +227,7 @@ func devnetMiners(c *cli.Context) error {
 	tw := tabwriter.NewWriter(c.App.Writer, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MINER\tWORKER\tSECTOR SIZE\tSECTORS\tPERIOD OFFSET\tSECTOR DIR")
 	for _, m := range ms {
-		fmt.Fprintf(tw, "t0%d\tt0%d\t%s\t%d\t%d\t%s\n", m.ID, m.Worker, fullnode.SectorSizeString(m.SectorSize), m.Sectors, m.ProvingPeriodOffset, m.SectorDir)
+		fmt.Fprintf(tw, "t0%d\tt0%d\t%s\t%d\t%d\t%s\n", m.ID, m.Worker, abi.SectorSize(m.SectorSize).ShortString(), m.Sectors, m.ProvingPeriodOffset, m.SectorDir)
 	}
 	return tw.Flush()
 }
@@ -247,7 +251,7 @@ func devnetLocations(c *cli.Context) error {
 	}
 	enc := json.NewEncoder(c.App.Writer)
 	for _, m := range miners {
-		maddr := fullnode.NewIDAddress(m.ID)
+		maddr := fullnode.IDAddress(m.ID)
 		dls, err := cl.StateMinerDeadlines(ctx, maddr, nil)
 		if err != nil {
 			return fmt.Errorf("deadlines of %s: %w", maddr, err)
@@ -259,16 +263,16 @@ func devnetLocations(c *cli.Context) error {
 			}
 			for _, p := range parts {
 				err := p.AllSectors.ForEach(func(n uint64) error {
-					si, err := cl.StateSectorGetInfo(ctx, maddr, fullnode.SectorNumber(n), nil)
+					si, err := cl.StateSectorGetInfo(ctx, maddr, abi.SectorNumber(n), nil)
 					if err != nil || si == nil {
 						return fmt.Errorf("sector %d of %s: %v", n, maddr, err)
 					}
-					commR, err := si.CommR()
+					commR, err := commcid.CIDToReplicaCommitmentV1(si.SealedCID)
 					if err != nil {
-						return err
+						return fmt.Errorf("sector %d of %s: sealed CID: %w", n, maddr, err)
 					}
 					return enc.Encode(map[string]any{"miner": m.ID, "number": n, "sealed": c.String("storage"), "cache": c.String("storage"),
-						"proof": si.SealProof, "commr": hex.EncodeToString(commR[:])})
+						"proof": si.SealProof, "commr": hex.EncodeToString(commR)})
 				})
 				if err != nil {
 					return err

@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/builtin"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/vsm-project/vsm/fsm"
@@ -43,11 +47,15 @@ func parseActor(s string) (uint64, error) {
 	if id, err := strconv.ParseUint(s, 10, 64); err == nil {
 		return id, nil
 	}
-	a, err := fullnode.ParseAddress(s)
+	a, err := address.NewFromString(s)
 	if err != nil {
 		return 0, fmt.Errorf("miner %q: %w", s, err)
 	}
-	return a.ID(), nil
+	id, err := fullnode.ActorID(a)
+	if err != nil {
+		return 0, fmt.Errorf("miner %q: %w", s, err)
+	}
+	return id, nil
 }
 
 func actorArg(c *cli.Context) (uint64, error) {
@@ -60,12 +68,12 @@ func actorArg(c *cli.Context) (uint64, error) {
 // minerFromFlags derives the proof type and partition size from
 // --sector-size or --proof, so operators never type a partition size.
 func minerFromFlags(c *cli.Context, id uint64) (fsm.Miner, error) {
-	var proof fullnode.RegisteredPoStProof
+	var proof abi.RegisteredPoStProof
 	switch {
 	case c.IsSet("proof") && c.IsSet("sector-size"):
 		return fsm.Miner{}, fmt.Errorf("give --sector-size or --proof, not both")
 	case c.IsSet("proof"):
-		proof = fullnode.RegisteredPoStProof(c.Int64("proof"))
+		proof = abi.RegisteredPoStProof(c.Int64("proof"))
 	case c.IsSet("sector-size"):
 		size, err := fullnode.ParseSectorSize(c.String("sector-size"))
 		if err != nil {
@@ -81,11 +89,11 @@ func minerFromFlags(c *cli.Context, id uint64) (fsm.Miner, error) {
 	if err != nil {
 		return fsm.Miner{}, err
 	}
-	part, err := proof.PartitionSectors()
+	part, err := builtin.PoStProofWindowPoStPartitionSectors(proof)
 	if err != nil {
 		return fsm.Miner{}, err
 	}
-	return fsm.Miner{ID: id, SectorSize: size, PoStProof: uint8(proof), PartitionSize: uint32(part), Enabled: !c.Bool("disabled")}, nil
+	return fsm.Miner{ID: id, SectorSize: uint64(size), PoStProof: uint8(proof), PartitionSize: uint32(part), Enabled: !c.Bool("disabled")}, nil
 }
 
 func minerAdd(c *cli.Context) error {
@@ -100,7 +108,7 @@ func minerAdd(c *cli.Context) error {
 	if err := call(c, "VSM.MinerAdd", nil, m); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "miner t0%d: %s sectors, partitions of %d\n", id, fullnode.SectorSizeString(m.SectorSize), m.PartitionSize)
+	fmt.Fprintf(c.App.Writer, "miner t0%d: %s sectors, partitions of %d\n", id, abi.SectorSize(m.SectorSize).ShortString(), m.PartitionSize)
 	return nil
 }
 
@@ -114,7 +122,7 @@ func minerList(c *cli.Context) error {
 	}
 	rows := make([][]string, len(ms))
 	for i, m := range ms {
-		rows[i] = []string{fmt.Sprintf("t0%d", m.ID), fullnode.SectorSizeString(m.SectorSize), strconv.Itoa(int(m.PoStProof)), strconv.Itoa(int(m.PartitionSize)), strconv.FormatBool(m.Enabled), strconv.Itoa(m.Sectors)}
+		rows[i] = []string{fmt.Sprintf("t0%d", m.ID), abi.SectorSize(m.SectorSize).ShortString(), strconv.Itoa(int(m.PoStProof)), strconv.Itoa(int(m.PartitionSize)), strconv.FormatBool(m.Enabled), strconv.Itoa(m.Sectors)}
 	}
 	return table(c.App.Writer, []string{"MINER", "SECTOR SIZE", "POST PROOF", "PARTITION", "ENABLED", "SECTORS"}, rows)
 }

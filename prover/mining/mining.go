@@ -17,11 +17,17 @@
 package mining
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/filecoin-project/go-address"
+	commcid "github.com/filecoin-project/go-fil-commcid"
+	"github.com/filecoin-project/go-state-types/abi"
+	prooftypes "github.com/filecoin-project/go-state-types/proof"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -37,7 +43,7 @@ import (
 // implements it.
 type Chain interface {
 	ChainHead(ctx context.Context) (*fullnode.TipSet, error)
-	MinerGetBaseInfo(ctx context.Context, maddr fullnode.Address, epoch fullnode.ChainEpoch, tsk fullnode.TipSetKey) (*fullnode.MiningBaseInfo, error)
+	MinerGetBaseInfo(ctx context.Context, maddr address.Address, epoch abi.ChainEpoch, tsk fullnode.TipSetKey) (*fullnode.MiningBaseInfo, error)
 	SyncSubmitBlock(ctx context.Context, blk *fullnode.BlockMsg) error
 }
 
@@ -162,7 +168,7 @@ func (m *Miner) Run(ctx context.Context) {
 	defer m.wg.Wait()
 	t := time.NewTicker(m.cfg.Poll)
 	defer t.Stop()
-	var last fullnode.ChainEpoch = -1
+	var last abi.ChainEpoch = -1
 	var lastErr string
 	m.log.Info("mining module started", zap.Duration("poll", m.cfg.Poll))
 	for {
@@ -245,7 +251,7 @@ func (e *stageError) Unwrap() error { return e.err }
 // MineRound mines round head+1 for one miner and returns the outcome (one
 // of the Outcome constants) and, for failed and error, why.
 func (m *Miner) MineRound(ctx context.Context, miner uint64, head *fullnode.TipSet) (string, error) {
-	maddr := fullnode.NewIDAddress(miner)
+	maddr := fullnode.IDAddress(miner)
 	round := head.Height + 1
 	start := time.Now()
 	bi, err := m.cfg.Chain.MinerGetBaseInfo(ctx, maddr, round, head.Key())
@@ -273,18 +279,21 @@ func (m *Miner) MineRound(ctx context.Context, miner uint64, head *fullnode.TipS
 	}
 	took := time.Since(start)
 	m.metrics.seconds.Observe(took.Seconds())
-	log.Info("block accepted", zap.Uint64("sector", bi.Sectors[0].SectorNumber), zap.Duration("took", took))
+	log.Info("block accepted", zap.Uint64("sector", uint64(bi.Sectors[0].SectorNumber)), zap.Duration("took", took))
 	return OutcomeAccepted, nil
 }
 
 // winningBlock proves the round's WinningPoSt and builds the block.
-func (m *Miner) winningBlock(ctx context.Context, maddr fullnode.Address, round fullnode.ChainEpoch, head *fullnode.TipSet, bi *fullnode.MiningBaseInfo) (*fullnode.BlockMsg, error) {
-	miner := maddr.ID()
+func (m *Miner) winningBlock(ctx context.Context, maddr address.Address, round abi.ChainEpoch, head *fullnode.TipSet, bi *fullnode.MiningBaseInfo) (*fullnode.BlockMsg, error) {
+	miner, err := fullnode.ActorID(maddr)
+	if err != nil {
+		return nil, &stageError{"locate", err}
+	}
 	winType, err := fullnode.WinningPoStProofForSize(bi.SectorSize)
 	if err != nil {
 		return nil, &stageError{"locate", err}
 	}
-	name, _ := winType.WinningPoStProofName()
+	name, _ := fullnode.WinningPoStProofName(winType)
 	post, err := sectorfile.PoStProofByName(name)
 	if err != nil {
 		return nil, &stageError{"locate", err}
@@ -295,15 +304,15 @@ func (m *Miner) winningBlock(ctx context.Context, maddr fullnode.Address, round 
 	loc := prover.Locator{Store: m.cfg.Store, Local: m.cfg.Local}
 	task := prover.WinningPoStTask{MinerID: miner, ProofType: name}
 	for _, s := range bi.Sectors {
-		rep, why := loc.Sector(miner, s.SectorNumber, post)
+		rep, why := loc.Sector(miner, uint64(s.SectorNumber), post)
 		if why != "" {
 			return nil, &stageError{"locate", fmt.Errorf("challenged sector %d: %s", s.SectorNumber, why)}
 		}
-		chainCommR, err := fullnode.CommRFromSealedCID(s.SealedCID)
+		chainCommR, err := commcid.CIDToReplicaCommitmentV1(s.SealedCID)
 		if err != nil {
 			return nil, &stageError{"locate", fmt.Errorf("challenged sector %d: %w", s.SectorNumber, err)}
 		}
-		if [32]byte(rep.CommR) != chainCommR {
+		if !bytes.Equal(rep.CommR[:], chainCommR) {
 			return nil, &stageError{"locate", fmt.Errorf("challenged sector %d: the store's CommR differs from the chain's sealed CID %s", s.SectorNumber, s.SealedCID)}
 		}
 		task.Replicas = append(task.Replicas, rep)
@@ -316,7 +325,7 @@ func (m *Miner) winningBlock(ctx context.Context, maddr fullnode.Address, round 
 	return &fullnode.BlockMsg{Header: &fullnode.BlockHeader{
 		Miner:         maddr,
 		BeaconEntries: bi.BeaconEntries,
-		WinPoStProof:  []fullnode.PoStProof{{PoStProof: winType, ProofBytes: out.Proofs[0]}},
+		WinPoStProof:  []prooftypes.PoStProof{{PoStProof: winType, ProofBytes: out.Proofs[0]}},
 		Parents:       head.Cids,
 		Height:        round,
 	}}, nil

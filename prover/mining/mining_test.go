@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	commcid "github.com/filecoin-project/go-fil-commcid"
+
+	"github.com/filecoin-project/go-state-types/abi"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
@@ -73,15 +77,15 @@ func TestMiningAgainstDevnet(t *testing.T) {
 	apply(fsm.PutStorage{Instance: fsm.StorageInstance{Name: "store", Path: dn.Miners()[0].SectorDir}})
 	var locs []fsm.SectorLocation
 	for n := uint64(0); n < 6; n++ {
-		si, err := chain.StateSectorGetInfo(ctx, fullnode.NewIDAddress(1000), n, nil)
+		si, err := chain.StateSectorGetInfo(ctx, fullnode.IDAddress(1000), abi.SectorNumber(n), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		commR, err := si.CommR()
+		commR, err := commcid.CIDToReplicaCommitmentV1(si.SealedCID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		locs = append(locs, fsm.SectorLocation{SectorID: fsm.SectorID{Miner: 1000, Number: n}, Sealed: "store", Cache: "store", CommR: commR, SealProof: 5})
+		locs = append(locs, fsm.SectorLocation{SectorID: fsm.SectorID{Miner: 1000, Number: n}, Sealed: "store", Cache: "store", CommR: fsm.CommR(commR), SealProof: 5})
 	}
 	apply(fsm.PutLocations{Locations: locs})
 
@@ -130,7 +134,7 @@ func TestMiningAgainstDevnet(t *testing.T) {
 	}
 
 	// MineRound says plainly why an elected round failed.
-	for h := fullnode.ChainEpoch(100); h < 400; h++ {
+	for h := abi.ChainEpoch(100); h < 400; h++ {
 		dn.Step(1)
 		head, err := chain.ChainHead(context.Background())
 		if err != nil {

@@ -8,10 +8,14 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/builtin/v16/miner"
+	prooftypes "github.com/filecoin-project/go-state-types/proof"
+
 	"go.uber.org/zap"
 
+	"github.com/filecoin-project/go-bitfield"
 	"github.com/vsm-project/vsm/fullnode"
-	"github.com/vsm-project/vsm/fullnode/bitfield"
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/sectorfile"
 )
@@ -37,8 +41,12 @@ func partitionLimit(configured int, partitionSectors uint64) int {
 
 // sectorsToProve is what Lotus proves in a partition: live minus faulty,
 // plus recovering (recovering sectors are still faulty until proven).
-func sectorsToProve(p fullnode.Partition) bitfield.BitField {
-	return bitfield.Union(bitfield.Subtract(p.LiveSectors, p.FaultySectors), p.RecoveringSectors)
+func sectorsToProve(p fullnode.Partition) (bitfield.BitField, error) {
+	live, err := bitfield.SubtractBitField(p.LiveSectors, p.FaultySectors)
+	if err != nil {
+		return bitfield.BitField{}, err
+	}
+	return bitfield.MergeBitFields(live, p.RecoveringSectors)
 }
 
 // planBatches cuts the partitions in which (ascending) into consecutive
@@ -93,21 +101,17 @@ func (b *batchProof) allSkipped() []uint64 {
 // does: the actor would only mark it faulty), each with its skipped
 // sectors, and the one proof. It returns nil params when there is nothing
 // to send.
-func (b *batchProof) params(deadline uint64, commitEpoch fullnode.ChainEpoch, commitRand []byte, proofType fullnode.RegisteredPoStProof) (*fullnode.SubmitWindowedPoStParams, error) {
+func (b *batchProof) params(deadline uint64, commitEpoch abi.ChainEpoch, commitRand []byte, proofType abi.RegisteredPoStProof) (*miner.SubmitWindowedPoStParams, error) {
 	if b.proof == nil {
 		return nil, nil
 	}
-	p := &fullnode.SubmitWindowedPoStParams{Deadline: deadline, ChainCommitEpoch: commitEpoch, ChainCommitRand: commitRand,
-		Proofs: []fullnode.PoStProof{{PoStProof: proofType, ProofBytes: b.proof}}}
+	p := &miner.SubmitWindowedPoStParams{Deadline: deadline, ChainCommitEpoch: commitEpoch, ChainCommitRand: commitRand,
+		Proofs: []prooftypes.PoStProof{{PoStProof: proofType, ProofBytes: b.proof}}}
 	for _, idx := range b.partitions {
 		if b.proven[idx] == 0 {
 			continue
 		}
-		skipped, err := bitfield.FromSet(b.skipped[idx])
-		if err != nil {
-			return nil, fmt.Errorf("skipped sectors of partition %d: %w", idx, err)
-		}
-		p.Partitions = append(p.Partitions, fullnode.PoStPartition{Index: idx, Skipped: skipped})
+		p.Partitions = append(p.Partitions, miner.PoStPartition{Index: idx, Skipped: bitfield.NewFromSet(b.skipped[idx])})
 	}
 	return p, nil
 }
@@ -144,7 +148,11 @@ func (r *Runner) proveBatch(ctx context.Context, miner uint64, mi minerInfo, see
 		if idx >= uint64(len(parts)) {
 			return nil, fmt.Errorf("partition %d: the deadline has %d partitions", idx, len(parts))
 		}
-		err := sectorsToProve(parts[idx]).ForEach(func(n uint64) error {
+		toProve, err := sectorsToProve(parts[idx])
+		if err != nil {
+			return nil, fmt.Errorf("partition %d: %w", idx, err)
+		}
+		err = toProve.ForEach(func(n uint64) error {
 			if p, dup := owner[n]; dup {
 				return fmt.Errorf("sector %d is in partitions %d and %d", n, p, idx)
 			}

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -10,11 +11,16 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vsm-project/vsm/internal/bftest"
+
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/builtin/v16/miner"
+
 	"go.uber.org/zap"
 
+	"github.com/filecoin-project/go-bitfield"
 	"github.com/vsm-project/vsm/fsm"
 	"github.com/vsm-project/vsm/fullnode"
-	"github.com/vsm-project/vsm/fullnode/bitfield"
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/sectorfile"
 )
@@ -34,7 +40,7 @@ func TestPartitionLimit(t *testing.T) {
 		{3, 10_000, 2}, // AddressedSectorsMax / 10000
 		{3, 25_000, 1}, // exactly AddressedSectorsMax
 		{3, 30_000, 1}, // larger than AddressedSectorsMax: still one
-		{0, 0, fullnode.PoStedPartitionsMax},
+		{0, 0, miner.PoStedPartitionsMax},
 	}
 	for _, tt := range tests {
 		if got := partitionLimit(tt.configured, tt.sectors); got != tt.want {
@@ -126,11 +132,7 @@ func decodeFakeProof(b []byte) ([]uint64, error) {
 
 func bf(t *testing.T, set []uint64) bitfield.BitField {
 	t.Helper()
-	b, err := bitfield.FromSet(set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return bitfield.NewFromSet(set)
 }
 
 // checkActorRules is what builtin-actors' submit_windowed_post admits
@@ -139,7 +141,7 @@ func bf(t *testing.T, set []uint64) bitfield.BitField {
 // existing and not already proven; skipped sectors inside their
 // partition; the proof over exactly the sorted union of the partitions'
 // sectors to prove minus the skipped ones.
-func checkActorRules(p *fullnode.SubmitWindowedPoStParams, parts []fullnode.Partition, proven bitfield.BitField, minerProof fullnode.RegisteredPoStProof, partSectors uint64) error {
+func checkActorRules(p *miner.SubmitWindowedPoStParams, parts []fullnode.Partition, proven map[uint64]bool, minerProof abi.RegisteredPoStProof, partSectors uint64) error {
 	if len(p.Proofs) != 1 {
 		return fmt.Errorf("%d proofs, the actor takes exactly one", len(p.Proofs))
 	}
@@ -160,14 +162,18 @@ func checkActorRules(p *fullnode.SubmitWindowedPoStParams, parts []fullnode.Part
 			return fmt.Errorf("partition %d twice", pp.Index)
 		}
 		seen[pp.Index] = true
-		if proven.Has(pp.Index) {
+		if proven[pp.Index] {
 			return fmt.Errorf("partition %d is already proven", pp.Index)
 		}
 		part := parts[pp.Index]
-		if !pp.Skipped.IsSubsetOf(part.AllSectors) {
-			return fmt.Errorf("skipped %v not in partition %d", bitfield.Subtract(pp.Skipped, part.AllSectors), pp.Index)
+		if !bftest.Subset(pp.Skipped, part.AllSectors) {
+			return fmt.Errorf("skipped %v not in partition %d", bftest.Bits(bftest.Sub(pp.Skipped, part.AllSectors)), pp.Index)
 		}
-		_ = bitfield.Subtract(sectorsToProve(part), pp.Skipped).ForEach(func(n uint64) error {
+		toProve, err := sectorsToProve(part)
+		if err != nil {
+			return err
+		}
+		_ = bftest.Sub(toProve, pp.Skipped).ForEach(func(n uint64) error {
 			want = append(want, n)
 			return nil
 		})
@@ -196,7 +202,7 @@ func checkActorRules(p *fullnode.SubmitWindowedPoStParams, parts []fullnode.Part
 func TestMessagesSatisfyActorRules(t *testing.T) {
 	rng := rand.New(rand.NewPCG(10, 2))
 	sizes := []uint64{2, 4, 2300, 2349, 10_000, 12_500, 25_000, 40_000}
-	proofTypes := []fullnode.RegisteredPoStProof{10, 11, 12, 13, 14}
+	proofTypes := []abi.RegisteredPoStProof{10, 11, 12, 13, 14}
 	messages := 0
 	for iter := range 600 {
 		partSectors := sizes[rng.IntN(len(sizes))]
@@ -235,12 +241,15 @@ func TestMessagesSatisfyActorRules(t *testing.T) {
 				}
 			}
 			parts[i] = fullnode.Partition{AllSectors: bf(t, all), LiveSectors: bf(t, live), FaultySectors: bf(t, faulty),
-				RecoveringSectors: bf(t, recovering), ActiveSectors: bitfield.Subtract(bf(t, live), bf(t, faulty))}
+				RecoveringSectors: bf(t, recovering), ActiveSectors: bftest.Sub(bf(t, live), bf(t, faulty))}
 			if rng.IntN(7) == 0 {
 				provenSet = append(provenSet, uint64(i))
 			}
 		}
-		proven := bf(t, provenSet)
+		proven := map[uint64]bool{}
+		for _, p := range provenSet {
+			proven[p] = true
+		}
 		fp := &fakeProver{bad: bad}
 		r := &Runner{cfg: Config{Store: store, Prover: fp, MaxPartitionsPerMessage: rng.IntN(10) - 1}, log: zap.NewNop()}
 		mi := minerInfo{proof: minerProof, post: post, partitionSectors: partSectors}
@@ -278,8 +287,8 @@ func TestMessagesSatisfyActorRules(t *testing.T) {
 				t.Fatalf("iteration %d: %d partitions, configured %d", iter, len(p.Partitions), lim)
 			}
 			// The encoding the chain sees decodes to the same message.
-			var back fullnode.SubmitWindowedPoStParams
-			if err := back.UnmarshalCBOR(p.MarshalCBOR()); err != nil || len(back.Proofs) != 1 || len(back.Partitions) != len(p.Partitions) {
+			var back miner.SubmitWindowedPoStParams
+			if err := roundTrip(p, &back); err != nil || len(back.Proofs) != 1 || len(back.Partitions) != len(p.Partitions) {
 				t.Fatalf("iteration %d: CBOR round trip: %v", iter, err)
 			}
 			ids, _ := decodeFakeProof(p.Proofs[0].ProofBytes)
@@ -293,11 +302,15 @@ func TestMessagesSatisfyActorRules(t *testing.T) {
 		// Every provable sector of a partition still to prove is proven
 		// once: nothing lost, nothing twice.
 		for i, part := range parts {
-			if proven.Has(uint64(i)) {
+			if proven[uint64(i)] {
 				continue
 			}
 			provable := 0
-			_ = sectorsToProve(part).ForEach(func(n uint64) error {
+			toProve, err := sectorsToProve(part)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = toProve.ForEach(func(n uint64) error {
 				want := 0
 				if store[n] && !bad[n] {
 					want = 1
@@ -354,4 +367,13 @@ type dripProver struct{}
 
 func (dripProver) Prove(_ context.Context, task prover.WindowPoStTask) (prover.WindowPoStOutput, error) {
 	return prover.WindowPoStOutput{Faults: []uint64{task.Replicas[0].SectorID}}, nil
+}
+
+// roundTrip encodes p as the chain does and decodes it into back.
+func roundTrip(p *miner.SubmitWindowedPoStParams, back *miner.SubmitWindowedPoStParams) error {
+	raw, err := fullnode.EncodeParams(p)
+	if err != nil {
+		return err
+	}
+	return back.UnmarshalCBOR(bytes.NewReader(raw))
 }

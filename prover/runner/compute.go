@@ -66,7 +66,7 @@ func (r *Runner) Compute(ctx context.Context, miner uint64, d uint8, submit bool
 		res.RandomnessEpoch = int64(head)
 		res.Note = fmt.Sprintf("the challenge epoch %d is ahead; proved with the randomness of the head as a stand-in", di.Challenge)
 	}
-	maddr := fullnode.NewIDAddress(miner)
+	maddr := fullnode.IDAddress(miner)
 	parts, err := r.cfg.Chain.StateMinerPartitions(ctx, maddr, uint64(d), nil)
 	if err != nil {
 		return res, fmt.Errorf("partitions of t0%d deadline %d: %w", miner, d, err)
@@ -83,7 +83,7 @@ func (r *Runner) Compute(ctx context.Context, miner uint64, d uint8, submit bool
 		// Partitions already proven in this window must stay out of the
 		// proof, as in a deadline attempt.
 		if proven, err := r.provenPartitions(ctx, maddr, d); err == nil {
-			which = filter(which, func(p uint64) bool { return !proven.Has(p) })
+			which = filter(which, func(p uint64) bool { return !proven[p] })
 		}
 	}
 	batches := planBatches(which, partitionLimit(r.cfg.MaxPartitionsPerMessage, mi.partitionSectors))
@@ -95,7 +95,15 @@ func (r *Runner) Compute(ctx context.Context, miner uint64, d uint8, submit bool
 	for m, batch := range batches {
 		bp := st.batches[batchKey(batch)]
 		for _, p := range batch {
-			res.Partitions = append(res.Partitions, ComputedPartition{Index: p, Sectors: sectorsToProve(parts[p]).Count(), Skipped: bp.skipped[p], Message: m, ProofBytes: len(bp.proof)})
+			toProve, err := sectorsToProve(parts[p])
+			if err != nil {
+				return res, fmt.Errorf("partition %d of t0%d deadline %d: %w", p, miner, d, err)
+			}
+			n, err := toProve.Count()
+			if err != nil {
+				return res, fmt.Errorf("partition %d of t0%d deadline %d: %w", p, miner, d, err)
+			}
+			res.Partitions = append(res.Partitions, ComputedPartition{Index: p, Sectors: n, Skipped: bp.skipped[p], Message: m, ProofBytes: len(bp.proof)})
 		}
 	}
 	if submit {

@@ -7,22 +7,28 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/builtin/v16/miner"
+	"github.com/filecoin-project/go-state-types/dline"
+
 	"go.uber.org/zap"
 
+	"github.com/filecoin-project/go-bitfield"
 	"github.com/vsm-project/vsm/fsm"
 	"github.com/vsm-project/vsm/fullnode"
-	"github.com/vsm-project/vsm/fullnode/bitfield"
 )
 
 // batchDeclarations cuts fault or recovery declarations into messages the
-// actor accepts: at most fullnode.DeclarationsMax entries (distinct
-// partitions, AddressedPartitionsMax) and fullnode.AddressedSectorsMax
+// actor accepts: at most miner.DeclarationsMax entries (distinct
+// partitions, AddressedPartitionsMax) and miner.AddressedSectorsMax
 // sectors each. A partition with more sectors than fit is split across
 // messages (a declaration for the same partition in two messages is
 // fine: the actor merges them).
-func batchDeclarations(decls []fullnode.FaultDeclaration, maxEntries int, maxSectors uint64) ([][]fullnode.FaultDeclaration, error) {
-	var out [][]fullnode.FaultDeclaration
-	var cur []fullnode.FaultDeclaration
+func batchDeclarations(decls []miner.FaultDeclaration, maxEntries int, maxSectors uint64) ([][]miner.FaultDeclaration, error) {
+	var out [][]miner.FaultDeclaration
+	var cur []miner.FaultDeclaration
 	var sectors uint64
 	flush := func() {
 		if len(cur) > 0 {
@@ -40,11 +46,7 @@ func batchDeclarations(decls []fullnode.FaultDeclaration, maxEntries int, maxSec
 				flush()
 			}
 			n := min(uint64(len(rest)), maxSectors-sectors)
-			bf, err := bitfield.FromSet(rest[:n])
-			if err != nil {
-				return nil, err
-			}
-			cur = append(cur, fullnode.FaultDeclaration{Deadline: d.Deadline, Partition: d.Partition, Sectors: bf})
+			cur = append(cur, miner.FaultDeclaration{Deadline: d.Deadline, Partition: d.Partition, Sectors: bitfield.NewFromSet(rest[:n])})
 			sectors += n
 			rest = rest[n:]
 		}
@@ -62,12 +64,12 @@ func batchDeclarations(decls []fullnode.FaultDeclaration, maxEntries int, maxSec
 // location was imported) would stay faulty forever. Declarations are
 // batched within the actor's limits, followed to their receipts, and sent
 // again until they land or the fault cutoff passes.
-func (r *Runner) checkWindow(ctx context.Context, a fsm.Assignment, mi minerInfo, di fullnode.DeadlineInfo) {
+func (r *Runner) checkWindow(ctx context.Context, a fsm.Assignment, mi minerInfo, di dline.Info) {
 	log := r.log.With(zap.String("deadline", fmt.Sprintf("t0%d/%d", a.Miner, a.Deadline)), zap.Int64("open", int64(di.Open)), zap.Int64("cutoff", int64(di.FaultCutoff)))
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
-	maddr := fullnode.NewIDAddress(a.Miner)
-	var faults, recoveries []fullnode.FaultDeclaration
+	maddr := fullnode.IDAddress(a.Miner)
+	var faults, recoveries []miner.FaultDeclaration
 	var err error
 	for try := 1; ; try++ {
 		if faults == nil && recoveries == nil {
@@ -82,12 +84,12 @@ func (r *Runner) checkWindow(ctx context.Context, a fsm.Assignment, mi minerInfo
 			var ferr, rerr error
 			if len(faults) > 0 {
 				if ferr = r.declare(ctx, log, maddr, mi, di, faults, false); ferr == nil {
-					faults = []fullnode.FaultDeclaration{}
+					faults = []miner.FaultDeclaration{}
 				}
 			}
 			if len(recoveries) > 0 {
 				if rerr = r.declare(ctx, log, maddr, mi, di, recoveries, true); rerr == nil {
-					recoveries = []fullnode.FaultDeclaration{}
+					recoveries = []miner.FaultDeclaration{}
 				}
 			}
 			if err = errors.Join(ferr, rerr); err == nil {
@@ -111,8 +113,8 @@ func (r *Runner) checkWindow(ctx context.Context, a fsm.Assignment, mi minerInfo
 // checkSectors reads a fresh random challenge of every sector of the
 // deadline through the children and returns the fault and recovery
 // declarations to make.
-func (r *Runner) checkSectors(ctx context.Context, log *zap.Logger, a fsm.Assignment, mi minerInfo, di fullnode.DeadlineInfo) (faults, recoveries []fullnode.FaultDeclaration, err error) {
-	maddr := fullnode.NewIDAddress(a.Miner)
+func (r *Runner) checkSectors(ctx context.Context, log *zap.Logger, a fsm.Assignment, mi minerInfo, di dline.Info) (faults, recoveries []miner.FaultDeclaration, err error) {
+	maddr := fullnode.IDAddress(a.Miner)
 	parts, err := r.cfg.Chain.StateMinerPartitions(ctx, maddr, uint64(a.Deadline), nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("fault check: partitions: %w", err)
@@ -123,8 +125,17 @@ func (r *Runner) checkSectors(ctx context.Context, log *zap.Logger, a fsm.Assign
 	}
 	seed[31] &= 0x3f
 	for i, part := range parts {
-		healthy := bitfield.Subtract(part.LiveSectors, part.FaultySectors)
-		faulty := bitfield.Subtract(bitfield.Intersect(part.LiveSectors, part.FaultySectors), part.RecoveringSectors)
+		healthy, err := bitfield.SubtractBitField(part.LiveSectors, part.FaultySectors)
+		if err != nil {
+			return nil, nil, fmt.Errorf("partition %d: %w", i, err)
+		}
+		faulty, err := bitfield.IntersectBitField(part.LiveSectors, part.FaultySectors)
+		if err == nil {
+			faulty, err = bitfield.SubtractBitField(faulty, part.RecoveringSectors)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("partition %d: %w", i, err)
+		}
 		bad, _, err := r.readable(ctx, log, a.Miner, mi, seed, healthy)
 		if err != nil {
 			return nil, nil, fmt.Errorf("fault check of partition %d: %w", i, err)
@@ -134,18 +145,10 @@ func (r *Runner) checkSectors(ctx context.Context, log *zap.Logger, a fsm.Assign
 			return nil, nil, fmt.Errorf("recovery check of partition %d: %w", i, err)
 		}
 		if len(bad) > 0 {
-			bf, err := bitfield.FromSet(bad)
-			if err != nil {
-				return nil, nil, err
-			}
-			faults = append(faults, fullnode.FaultDeclaration{Deadline: di.Index, Partition: uint64(i), Sectors: bf})
+			faults = append(faults, miner.FaultDeclaration{Deadline: di.Index, Partition: uint64(i), Sectors: bitfield.NewFromSet(bad)})
 		}
 		if len(good) > 0 {
-			bf, err := bitfield.FromSet(good)
-			if err != nil {
-				return nil, nil, err
-			}
-			recoveries = append(recoveries, fullnode.FaultDeclaration{Deadline: di.Index, Partition: uint64(i), Sectors: bf})
+			recoveries = append(recoveries, miner.FaultDeclaration{Deadline: di.Index, Partition: uint64(i), Sectors: bitfield.NewFromSet(good)})
 		}
 	}
 	return faults, recoveries, nil
@@ -155,30 +158,42 @@ func (r *Runner) checkSectors(ctx context.Context, log *zap.Logger, a fsm.Assign
 // waits for every receipt. Each push has its own MsgUuid; sending a
 // declaration twice is harmless (the actor ignores sectors already faulty
 // or already recovering), so a failed call is simply made again.
-func (r *Runner) declare(ctx context.Context, log *zap.Logger, maddr fullnode.Address, mi minerInfo, di fullnode.DeadlineInfo, decls []fullnode.FaultDeclaration, recovered bool) error {
-	method, send := "DeclareFaults", r.cfg.Chain.DeclareFaults
+func (r *Runner) declare(ctx context.Context, log *zap.Logger, maddr address.Address, mi minerInfo, di dline.Info, decls []miner.FaultDeclaration, recovered bool) error {
+	method := "DeclareFaults"
 	if recovered {
-		method, send = "DeclareFaultsRecovered", r.cfg.Chain.DeclareFaultsRecovered
+		method = "DeclareFaultsRecovered"
+	}
+	// The two methods' params have the same shape under different names.
+	send := func(ctx context.Context, b []miner.FaultDeclaration, spec *fullnode.MessageSendSpec) (cid.Cid, error) {
+		if !recovered {
+			return r.cfg.Chain.DeclareFaults(ctx, maddr, mi.sender, &miner.DeclareFaultsParams{Faults: b}, spec)
+		}
+		rs := make([]miner.RecoveryDeclaration, len(b))
+		for i, d := range b {
+			rs[i] = miner.RecoveryDeclaration(d)
+		}
+		return r.cfg.Chain.DeclareFaultsRecovered(ctx, maddr, mi.sender, &miner.DeclareFaultsRecoveredParams{Recoveries: rs}, spec)
 	}
 	if h, err := r.head(ctx); err != nil {
 		return err
 	} else if h >= di.FaultCutoff {
 		return fmt.Errorf("%s for deadline %d: the fault cutoff %d has passed (head %d)", method, di.Index, di.FaultCutoff, h)
 	}
-	batches, err := batchDeclarations(decls, fullnode.DeclarationsMax, fullnode.AddressedSectorsMax)
+	batches, err := batchDeclarations(decls, miner.DeclarationsMax, miner.AddressedSectorsMax)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, b := range batches {
-		cid, err := send(ctx, maddr, mi.sender, &fullnode.DeclareFaultsParams{Faults: b}, r.spec(fullnode.NewMsgUUID()))
+		cid, err := send(ctx, b, r.spec(fullnode.NewMsgUUID()))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", method, err))
 			continue
 		}
 		sectors := uint64(0)
 		for _, d := range b {
-			sectors += d.Sectors.Count()
+			n, _ := d.Sectors.Count() // made here from a set: cannot fail
+			sectors += n
 		}
 		log.Info("declaration sent", zap.String("method", method), zap.Int("partitions", len(b)), zap.Uint64("sectors", sectors), zap.Stringer("from", mi.sender), zap.Stringer("message", cid))
 		ml, why, err := r.waitReceipt(ctx, method, cid)

@@ -3,10 +3,11 @@ package runner
 import (
 	"strconv"
 
+	"github.com/filecoin-project/go-state-types/abi"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vsm-project/vsm/fsm"
-	"github.com/vsm-project/vsm/fullnode"
 )
 
 // nominalEpoch converts epochs to seconds for metrics: the chain's 30 s,
@@ -67,7 +68,7 @@ func (m *metrics) recorded(r fsm.DeadlineRecord) {
 	m.proveSeconds.Observe(float64(r.DurationMS) / 1000)
 }
 
-func (m *metrics) submitted(head, close fullnode.ChainEpoch, partitions int) {
+func (m *metrics) submitted(head, close abi.ChainEpoch, partitions int) {
 	m.submissions.Inc()
 	m.partitions.Add(float64(partitions))
 	m.beforeClose.Observe(float64(close-head) * nominalEpoch)

@@ -19,12 +19,22 @@ import (
 	"sync"
 	"time"
 
+	"github.com/filecoin-project/go-state-types/builtin"
+
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin/v16/miner"
+	"github.com/filecoin-project/go-state-types/crypto"
+	"github.com/filecoin-project/go-state-types/dline"
+	"github.com/ipfs/go-cid"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/filecoin-project/go-bitfield"
 	"github.com/vsm-project/vsm/fsm"
 	"github.com/vsm-project/vsm/fullnode"
-	"github.com/vsm-project/vsm/fullnode/bitfield"
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/sectorfile"
 )
@@ -33,16 +43,16 @@ import (
 // implements it.
 type Chain interface {
 	ChainHead(ctx context.Context) (*fullnode.TipSet, error)
-	StateMinerInfo(ctx context.Context, maddr fullnode.Address, tsk fullnode.TipSetKey) (*fullnode.MinerInfo, error)
-	StateMinerProvingDeadline(ctx context.Context, maddr fullnode.Address, tsk fullnode.TipSetKey) (*fullnode.DeadlineInfo, error)
-	StateMinerDeadlines(ctx context.Context, maddr fullnode.Address, tsk fullnode.TipSetKey) ([]fullnode.Deadline, error)
-	StateMinerPartitions(ctx context.Context, maddr fullnode.Address, dlIdx uint64, tsk fullnode.TipSetKey) ([]fullnode.Partition, error)
-	WindowPoStRandomness(ctx context.Context, maddr fullnode.Address, di *fullnode.DeadlineInfo, tsk fullnode.TipSetKey) ([32]byte, error)
-	StateGetRandomnessFromTickets(ctx context.Context, tag fullnode.DomainSeparationTag, epoch fullnode.ChainEpoch, entropy []byte, tsk fullnode.TipSetKey) ([]byte, error)
-	SubmitWindowedPoSt(ctx context.Context, maddr, from fullnode.Address, p *fullnode.SubmitWindowedPoStParams, spec *fullnode.MessageSendSpec) (fullnode.CID, error)
-	DeclareFaults(ctx context.Context, maddr, from fullnode.Address, p *fullnode.DeclareFaultsParams, spec *fullnode.MessageSendSpec) (fullnode.CID, error)
-	DeclareFaultsRecovered(ctx context.Context, maddr, from fullnode.Address, p *fullnode.DeclareFaultsParams, spec *fullnode.MessageSendSpec) (fullnode.CID, error)
-	StateWaitMsg(ctx context.Context, msg fullnode.CID, confidence uint64, limit fullnode.ChainEpoch, allowReplaced bool) (*fullnode.MsgLookup, error)
+	StateMinerInfo(ctx context.Context, maddr address.Address, tsk fullnode.TipSetKey) (*fullnode.MinerInfo, error)
+	StateMinerProvingDeadline(ctx context.Context, maddr address.Address, tsk fullnode.TipSetKey) (*dline.Info, error)
+	StateMinerDeadlines(ctx context.Context, maddr address.Address, tsk fullnode.TipSetKey) ([]fullnode.Deadline, error)
+	StateMinerPartitions(ctx context.Context, maddr address.Address, dlIdx uint64, tsk fullnode.TipSetKey) ([]fullnode.Partition, error)
+	WindowPoStRandomness(ctx context.Context, maddr address.Address, di *dline.Info, tsk fullnode.TipSetKey) ([32]byte, error)
+	StateGetRandomnessFromTickets(ctx context.Context, tag crypto.DomainSeparationTag, epoch abi.ChainEpoch, entropy []byte, tsk fullnode.TipSetKey) ([]byte, error)
+	SubmitWindowedPoSt(ctx context.Context, maddr, from address.Address, p *miner.SubmitWindowedPoStParams, spec *fullnode.MessageSendSpec) (cid.Cid, error)
+	DeclareFaults(ctx context.Context, maddr, from address.Address, p *miner.DeclareFaultsParams, spec *fullnode.MessageSendSpec) (cid.Cid, error)
+	DeclareFaultsRecovered(ctx context.Context, maddr, from address.Address, p *miner.DeclareFaultsRecoveredParams, spec *fullnode.MessageSendSpec) (cid.Cid, error)
+	StateWaitMsg(ctx context.Context, msg cid.Cid, confidence uint64, limit abi.ChainEpoch, allowReplaced bool) (*fullnode.MsgLookup, error)
 	// ReceiptError describes a non-zero exit code with the actor's message.
 	ReceiptError(ctx context.Context, ml *fullnode.MsgLookup) string
 }
@@ -85,10 +95,10 @@ type Config struct {
 	// worker or one of its control addresses (ID form, as StateMinerInfo
 	// lists them), else the runner refuses to send for that miner. Unset:
 	// the worker, as the original's Sender default.
-	Sender fullnode.Address
+	Sender address.Address
 	// MaxFee bounds each message's fee (MessageSendSpec.MaxFee, attoFIL);
 	// zero: the node's default. Lotus's WindowPoSt default is 5 FIL.
-	MaxFee fullnode.BigInt
+	MaxFee big.Int
 	// GasOverEstimation multiplies the node's gas limit estimate; 0 leaves
 	// the node's own.
 	GasOverEstimation float64
@@ -121,7 +131,7 @@ type Runner struct {
 
 type occurrence struct {
 	key  fsm.DeadlineKey
-	open fullnode.ChainEpoch
+	open abi.ChainEpoch
 }
 
 type job struct {
@@ -131,17 +141,17 @@ type job struct {
 }
 
 type minerInfo struct {
-	worker fullnode.Address
+	worker address.Address
 	// sender is who sends this miner's messages (Config.Sender or the
 	// worker).
-	sender fullnode.Address
+	sender address.Address
 	// readAt is the head the info was read at; it is read again a proving
 	// period later (a worker or control address change takes effect).
-	readAt fullnode.ChainEpoch
-	proof  fullnode.RegisteredPoStProof
+	readAt abi.ChainEpoch
+	proof  abi.RegisteredPoStProof
 	post   sectorfile.PoStProof
 	// periodStart is any epoch at which deadline 0 opens.
-	periodStart fullnode.ChainEpoch
+	periodStart abi.ChainEpoch
 	policy      fullnode.Policy
 	// partitionSectors is the miner's WindowPoSt partition size, which
 	// bounds the partitions of one message.
@@ -287,7 +297,7 @@ func (r *Runner) tick(ctx context.Context, wg *sync.WaitGroup) error {
 			continue
 		}
 		occ := occurrence{key: k, open: di.Open}
-		switch PhaseAt(di, head, fullnode.ChainEpoch(a.Since), fullnode.ChainEpoch(r.cfg.Confidence)) {
+		switch PhaseAt(di, head, abi.ChainEpoch(a.Since), abi.ChainEpoch(r.cfg.Confidence)) {
 		case PhaseProve:
 			r.mu.Lock()
 			prev, seen := r.jobs[occ]
@@ -341,7 +351,7 @@ func cmpU(a, b uint64) int {
 	return 0
 }
 
-func windowOf(p fullnode.Policy) fullnode.ChainEpoch {
+func windowOf(p fullnode.Policy) abi.ChainEpoch {
 	if p.ChallengeWindow == 0 {
 		return fullnode.MainnetPolicy().ChallengeWindow
 	}
@@ -352,14 +362,14 @@ func windowOf(p fullnode.Policy) fullnode.ChainEpoch {
 // period, read from the chain again once a proving period has passed since
 // the last read (head < 0: use what is cached, reading only the first
 // time), so a new worker or control address is picked up as Lotus does.
-func (r *Runner) minerInfo(ctx context.Context, id uint64, head fullnode.ChainEpoch) (minerInfo, error) {
+func (r *Runner) minerInfo(ctx context.Context, id uint64, head abi.ChainEpoch) (minerInfo, error) {
 	r.mu.Lock()
 	mi, ok := r.miners[id]
 	r.mu.Unlock()
 	if ok && (head < 0 || head < mi.readAt+mi.policy.ProvingPeriod()) {
 		return mi, nil
 	}
-	maddr := fullnode.NewIDAddress(id)
+	maddr := fullnode.IDAddress(id)
 	info, err := r.cfg.Chain.StateMinerInfo(ctx, maddr, nil)
 	if err != nil {
 		return minerInfo{}, fmt.Errorf("miner %s info: %w", maddr, err)
@@ -374,7 +384,7 @@ func (r *Runner) minerInfo(ctx context.Context, id uint64, head fullnode.ChainEp
 	}
 	partSectors := info.WindowPoStPartitionSectors
 	if partSectors == 0 {
-		if partSectors, err = info.WindowPoStProofType.PartitionSectors(); err != nil {
+		if partSectors, err = builtin.PoStProofWindowPoStPartitionSectors(info.WindowPoStProofType); err != nil {
 			return minerInfo{}, fmt.Errorf("miner %s: %w", maddr, err)
 		}
 	}
@@ -384,7 +394,7 @@ func (r *Runner) minerInfo(ctx context.Context, id uint64, head fullnode.ChainEp
 	}
 	next := minerInfo{
 		worker: info.Worker, sender: sender, readAt: di.CurrentEpoch, proof: info.WindowPoStProofType, post: post, periodStart: di.PeriodStart, partitionSectors: partSectors,
-		policy: fullnode.Policy{PeriodDeadlines: di.WPoStPeriodDeadlines, ChallengeWindow: di.WPoStChallengeWindow, ChallengeLookback: di.WPoStChallengeLookback, FaultDeclarationCutoff: di.FaultDeclarationCutoff},
+		policy: fullnode.PolicyOf(di),
 	}
 	if err := next.policy.Validate(); err != nil {
 		return minerInfo{}, fmt.Errorf("miner %s: %w", maddr, err)
@@ -402,8 +412,8 @@ func (r *Runner) minerInfo(ctx context.Context, id uint64, head fullnode.ChainEp
 // it (the worker or a control address), else an error: a message from any
 // other address is refused by the actor (SysErrForbidden). Unset: the
 // worker.
-func pickSender(want fullnode.Address, info *fullnode.MinerInfo) (fullnode.Address, error) {
-	if !want.Defined() {
+func pickSender(want address.Address, info *fullnode.MinerInfo) (address.Address, error) {
+	if want == address.Undef {
 		return info.Worker, nil
 	}
 	if want == info.Worker {
@@ -414,10 +424,10 @@ func pickSender(want fullnode.Address, info *fullnode.MinerInfo) (fullnode.Addre
 			return want, nil
 		}
 	}
-	return fullnode.Address{}, fmt.Errorf("PoSt Sender %s is neither the worker %s nor a control address %v; the miner actor refuses messages from it", want, info.Worker, info.ControlAddresses)
+	return address.Undef, fmt.Errorf("PoSt Sender %s is neither the worker %s nor a control address %v; the miner actor refuses messages from it", want, info.Worker, info.ControlAddresses)
 }
 
-func (r *Runner) head(ctx context.Context) (fullnode.ChainEpoch, error) {
+func (r *Runner) head(ctx context.Context) (abi.ChainEpoch, error) {
 	ts, err := r.cfg.Chain.ChainHead(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("chain head: %w", err)
@@ -427,7 +437,7 @@ func (r *Runner) head(ctx context.Context) (fullnode.ChainEpoch, error) {
 
 // proveWindow proves one deadline occurrence, retrying until it is done,
 // the window closes or the assignment moves away.
-func (r *Runner) proveWindow(ctx context.Context, a fsm.Assignment, mi minerInfo, di fullnode.DeadlineInfo) {
+func (r *Runner) proveWindow(ctx context.Context, a fsm.Assignment, mi minerInfo, di dline.Info) {
 	log := r.log.With(zap.String("deadline", fmt.Sprintf("t0%d/%d", a.Miner, a.Deadline)), zap.Int64("open", int64(di.Open)), zap.Uint64("generation", a.Generation))
 	start := time.Now()
 	st := newProveState()
@@ -525,8 +535,8 @@ type attemptResult struct {
 var errRandomnessChanged = errors.New("the challenge randomness changed (reorg) between proving and sending; proving again")
 
 // attempt is one try at a deadline occurrence.
-func (r *Runner) attempt(ctx context.Context, a fsm.Assignment, mi minerInfo, di fullnode.DeadlineInfo, st *proveState) (attemptResult, error) {
-	maddr := fullnode.NewIDAddress(a.Miner)
+func (r *Runner) attempt(ctx context.Context, a fsm.Assignment, mi minerInfo, di dline.Info, st *proveState) (attemptResult, error) {
+	maddr := fullnode.IDAddress(a.Miner)
 	parts, err := r.cfg.Chain.StateMinerPartitions(ctx, maddr, uint64(a.Deadline), nil)
 	if err != nil {
 		return attemptResult{}, fmt.Errorf("partitions: %w", err)
@@ -588,10 +598,10 @@ func (r *Runner) attempt(ctx context.Context, a fsm.Assignment, mi minerInfo, di
 // planDeadline batches the partitions of a deadline that still need a
 // proof (not proven on chain, not submitted by this occurrence) into
 // messages within the actor's partition limit.
-func (r *Runner) planDeadline(nparts int, proven bitfield.BitField, submitted map[uint64]bool, mi minerInfo) [][]uint64 {
+func (r *Runner) planDeadline(nparts int, proven map[uint64]bool, submitted map[uint64]bool, mi minerInfo) [][]uint64 {
 	var todo []uint64
 	for i := range nparts {
-		if p := uint64(i); !proven.Has(p) && !submitted[p] {
+		if p := uint64(i); !proven[p] && !submitted[p] {
 			todo = append(todo, p)
 		}
 	}
@@ -633,12 +643,12 @@ func (r *Runner) proveBatches(ctx context.Context, miner uint64, mi minerInfo, s
 // to its receipt. A receipt with a non-zero exit code drops the batch's
 // proof and returns a *refusedError with the actor's message, so the
 // attempt is retried (a reorg'd commit randomness, say) until maxRefusals.
-func (r *Runner) submit(ctx context.Context, maddr fullnode.Address, mi minerInfo, di fullnode.DeadlineInfo, batches [][]uint64, proven bitfield.BitField, st *proveState, res *attemptResult) error {
+func (r *Runner) submit(ctx context.Context, maddr address.Address, mi minerInfo, di dline.Info, batches [][]uint64, proven map[uint64]bool, st *proveState, res *attemptResult) error {
 	var commit []byte
 	type pushed struct {
 		key  string
 		sent []uint64
-		cid  fullnode.CID
+		cid  cid.Cid
 	}
 	var out []pushed
 	for _, batch := range batches {
@@ -648,7 +658,7 @@ func (r *Runner) submit(ctx context.Context, maddr fullnode.Address, mi minerInf
 			return fmt.Errorf("partitions %v have no proof", batch)
 		}
 		for _, p := range batch {
-			if proven.Has(p) {
+			if proven[p] {
 				// Proven by someone else since the batch was planned: the
 				// proof covers sectors the actor will not verify, so the
 				// batch is planned and proven again without it.
@@ -658,7 +668,7 @@ func (r *Runner) submit(ctx context.Context, maddr fullnode.Address, mi minerInf
 		}
 		if commit == nil {
 			var err error
-			if commit, err = r.cfg.Chain.StateGetRandomnessFromTickets(ctx, fullnode.TagPoStChainCommit, di.Challenge, nil, nil); err != nil {
+			if commit, err = r.cfg.Chain.StateGetRandomnessFromTickets(ctx, crypto.DomainSeparationTag_PoStChainCommit, di.Challenge, nil, nil); err != nil {
 				return fmt.Errorf("chain commit randomness at %d: %w", di.Challenge, err)
 			}
 		}
@@ -725,20 +735,25 @@ func (r *Runner) submit(ctx context.Context, maddr fullnode.Address, mi minerInf
 	return errors.Join(refusals...)
 }
 
-// provenPartitions is the deadline's PostSubmissions in its open window.
-func (r *Runner) provenPartitions(ctx context.Context, maddr fullnode.Address, d uint8) (bitfield.BitField, error) {
+// provenPartitions is the deadline's PostSubmissions in its open window,
+// as a set of partition indexes.
+func (r *Runner) provenPartitions(ctx context.Context, maddr address.Address, d uint8) (map[uint64]bool, error) {
 	dls, err := r.cfg.Chain.StateMinerDeadlines(ctx, maddr, nil)
 	if err != nil {
-		return bitfield.BitField{}, fmt.Errorf("deadlines: %w", err)
+		return nil, fmt.Errorf("deadlines: %w", err)
 	}
 	if int(d) >= len(dls) {
-		return bitfield.BitField{}, fmt.Errorf("the chain lists %d deadlines, not %d", len(dls), d+1)
+		return nil, fmt.Errorf("the chain lists %d deadlines, not %d", len(dls), d+1)
 	}
-	return dls[d].PostSubmissions, nil
+	proven, err := dls[d].PostSubmissions.AllMap(miner.AddressedPartitionsMax)
+	if err != nil {
+		return nil, fmt.Errorf("deadline %d: PostSubmissions: %w", d, err)
+	}
+	return proven, nil
 }
 
 // waitEpoch waits until the head reaches e.
-func (r *Runner) waitEpoch(ctx context.Context, e fullnode.ChainEpoch) error {
+func (r *Runner) waitEpoch(ctx context.Context, e abi.ChainEpoch) error {
 	for {
 		h, err := r.head(ctx)
 		if err != nil {

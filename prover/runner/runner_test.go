@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	commcid "github.com/filecoin-project/go-fil-commcid"
+
+	"github.com/filecoin-project/go-state-types/abi"
+
 	"go.uber.org/zap/zaptest"
 
 	"github.com/vsm-project/vsm/devnet"
@@ -22,10 +26,10 @@ func TestWindow(t *testing.T) {
 	p := fullnode.MainnetPolicy()
 	tests := []struct {
 		name             string
-		periodStart      fullnode.ChainEpoch
+		periodStart      abi.ChainEpoch
 		d                uint64
-		head             fullnode.ChainEpoch
-		wantOpen, wantPS fullnode.ChainEpoch
+		head             abi.ChainEpoch
+		wantOpen, wantPS abi.ChainEpoch
 	}{
 		{"deadline 0 at genesis", 0, 0, 0, 0, 0},
 		{"open window is the current one", 100, 2, 100 + 2*60 + 59, 220, 100},
@@ -49,9 +53,9 @@ func TestWindow(t *testing.T) {
 }
 
 func TestPhaseAt(t *testing.T) {
-	di := fullnode.NewDeadlineInfo(0, 10, 0, fullnode.MainnetPolicy()) // open 600, close 660, challenge 580, cutoff 530
+	di := *fullnode.MainnetPolicy().NewInfo(0, 10, 0) // open 600, close 660, challenge 580, cutoff 530
 	tests := []struct {
-		head, since fullnode.ChainEpoch
+		head, since abi.ChainEpoch
 		want        Phase
 	}{
 		{head: 400, want: PhaseIdle},
@@ -151,15 +155,15 @@ func newRunnerFixture(t *testing.T, ctx context.Context, withLocations bool) *ru
 	fx.f.apply(t, fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PoStProof: 10, PartitionSize: 2, Enabled: true}})
 	fx.f.apply(t, fsm.PutStorage{Instance: fsm.StorageInstance{Name: "store", Path: dn.Miners()[0].SectorDir}})
 	for n := uint64(0); n < 8; n++ {
-		si, err := chain.StateSectorGetInfo(ctx, fullnode.NewIDAddress(1000), n, nil)
+		si, err := chain.StateSectorGetInfo(ctx, fullnode.IDAddress(1000), abi.SectorNumber(n), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		commR, err := si.CommR()
+		commR, err := commcid.CIDToReplicaCommitmentV1(si.SealedCID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fx.locs = append(fx.locs, fsm.SectorLocation{SectorID: fsm.SectorID{Miner: 1000, Number: n}, Sealed: "store", Cache: "store", CommR: commR})
+		fx.locs = append(fx.locs, fsm.SectorLocation{SectorID: fsm.SectorID{Miner: 1000, Number: n}, Sealed: "store", Cache: "store", CommR: fsm.CommR(commR)})
 	}
 	if withLocations {
 		fx.f.apply(t, fsm.PutLocations{Locations: fx.locs})

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"go.uber.org/zap"
 
 	"github.com/vsm-project/vsm/fullnode"
@@ -56,7 +58,7 @@ func (r *Runner) receiptContext(ctx context.Context) (context.Context, context.C
 // confidence, as Lotus does after every PoSt and declaration. why is ""
 // for exit code 0, else the exit code and the actor's message; either way
 // the receipt is counted in the metrics.
-func (r *Runner) waitReceipt(ctx context.Context, method string, cid fullnode.CID) (ml *fullnode.MsgLookup, why string, err error) {
+func (r *Runner) waitReceipt(ctx context.Context, method string, cid cid.Cid) (ml *fullnode.MsgLookup, why string, err error) {
 	ctx, cancel := r.receiptContext(ctx)
 	defer cancel()
 	ml, err = r.cfg.Chain.StateWaitMsg(ctx, cid, r.cfg.MessageConfidence, fullnode.LookbackNoLimit, true)
@@ -64,13 +66,13 @@ func (r *Runner) waitReceipt(ctx context.Context, method string, cid fullnode.CI
 		r.metrics.receipt(method, -1)
 		return nil, "", fmt.Errorf("waiting for %s %s: %w", method, cid, err)
 	}
-	r.metrics.receipt(method, ml.Receipt.ExitCode)
+	r.metrics.receipt(method, int64(ml.Receipt.ExitCode))
 	if ml.Receipt.ExitCode != 0 {
 		why = r.cfg.Chain.ReceiptError(ctx, ml)
 		if why == "" {
-			why = "exit " + fullnode.ExitCodeString(ml.Receipt.ExitCode)
+			why = "exit " + ml.Receipt.ExitCode.String()
 		}
-		r.log.Debug("receipt", zap.String("method", method), zap.Stringer("message", cid), zap.Int64("exit_code", ml.Receipt.ExitCode))
+		r.log.Debug("receipt", zap.String("method", method), zap.Stringer("message", cid), zap.Int64("exit_code", int64(ml.Receipt.ExitCode)))
 	}
 	return ml, why, nil
 }

@@ -5,25 +5,30 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vsm-project/vsm/internal/bftest"
+
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/builtin/v16/miner"
+
+	"github.com/filecoin-project/go-bitfield"
 	"github.com/vsm-project/vsm/fullnode"
-	"github.com/vsm-project/vsm/fullnode/bitfield"
 )
 
 func TestPickSender(t *testing.T) {
-	info := &fullnode.MinerInfo{Worker: fullnode.NewIDAddress(100), ControlAddresses: []fullnode.Address{fullnode.NewIDAddress(101), fullnode.NewIDAddress(102)}}
+	info := &fullnode.MinerInfo{Worker: fullnode.IDAddress(100), ControlAddresses: []address.Address{fullnode.IDAddress(101), fullnode.IDAddress(102)}}
 	tests := []struct {
-		want    fullnode.Address
+		want    address.Address
 		got     uint64
 		wantErr bool
 	}{
-		{fullnode.Address{}, 100, false}, // unset: the worker
-		{fullnode.NewIDAddress(100), 100, false},
-		{fullnode.NewIDAddress(102), 102, false},
-		{fullnode.NewIDAddress(999), 0, true}, // the actor would refuse it
+		{address.Address{}, 100, false}, // unset: the worker
+		{fullnode.IDAddress(100), 100, false},
+		{fullnode.IDAddress(102), 102, false},
+		{fullnode.IDAddress(999), 0, true}, // the actor would refuse it
 	}
 	for _, tt := range tests {
 		got, err := pickSender(tt.want, info)
-		if (err != nil) != tt.wantErr || (!tt.wantErr && got.ID() != tt.got) {
+		if (err != nil) != tt.wantErr || (!tt.wantErr && got != fullnode.IDAddress(tt.got)) {
 			t.Errorf("pickSender(%s) = %s, %v", tt.want, got, err)
 		}
 		if err != nil && !strings.Contains(err.Error(), "neither the worker") {
@@ -33,25 +38,24 @@ func TestPickSender(t *testing.T) {
 }
 
 func TestBatchDeclarations(t *testing.T) {
-	decl := func(p uint64, from, n uint64) fullnode.FaultDeclaration {
+	decl := func(p uint64, from, n uint64) miner.FaultDeclaration {
 		var set []uint64
 		for i := range n {
 			set = append(set, from+i)
 		}
-		bf, _ := bitfield.FromSet(set)
-		return fullnode.FaultDeclaration{Deadline: 4, Partition: p, Sectors: bf}
+		return miner.FaultDeclaration{Deadline: 4, Partition: p, Sectors: bitfield.NewFromSet(set)}
 	}
 	tests := []struct {
 		name       string
-		decls      []fullnode.FaultDeclaration
+		decls      []miner.FaultDeclaration
 		maxEntries int
 		maxSectors uint64
 		want       string // per message: partition:sectors
 	}{
-		{"fits", []fullnode.FaultDeclaration{decl(0, 0, 3), decl(1, 10, 2)}, 10, 100, "[[0:3 1:2]]"},
-		{"entry limit", []fullnode.FaultDeclaration{decl(0, 0, 1), decl(1, 10, 1), decl(2, 20, 1)}, 2, 100, "[[0:1 1:1] [2:1]]"},
-		{"sector limit splits a partition", []fullnode.FaultDeclaration{decl(0, 0, 3), decl(1, 10, 4)}, 10, 5, "[[0:3 1:2] [1:2]]"},
-		{"actor limits", []fullnode.FaultDeclaration{decl(0, 0, 2349), decl(1, 5000, 2349)}, fullnode.DeclarationsMax, fullnode.AddressedSectorsMax, "[[0:2349 1:2349]]"},
+		{"fits", []miner.FaultDeclaration{decl(0, 0, 3), decl(1, 10, 2)}, 10, 100, "[[0:3 1:2]]"},
+		{"entry limit", []miner.FaultDeclaration{decl(0, 0, 1), decl(1, 10, 1), decl(2, 20, 1)}, 2, 100, "[[0:1 1:1] [2:1]]"},
+		{"sector limit splits a partition", []miner.FaultDeclaration{decl(0, 0, 3), decl(1, 10, 4)}, 10, 5, "[[0:3 1:2] [1:2]]"},
+		{"actor limits", []miner.FaultDeclaration{decl(0, 0, 2349), decl(1, 5000, 2349)}, miner.DeclarationsMax, miner.AddressedSectorsMax, "[[0:2349 1:2349]]"},
 		{"none", nil, 10, 10, "[]"},
 	}
 	for _, tt := range tests {
@@ -65,8 +69,8 @@ func TestBatchDeclarations(t *testing.T) {
 			var ms []string
 			var secs uint64
 			for _, d := range msg {
-				ms = append(ms, strings.TrimSpace(strings.Join([]string{uitoa(d.Partition), uitoa(d.Sectors.Count())}, ":")))
-				secs += d.Sectors.Count()
+				ms = append(ms, strings.TrimSpace(strings.Join([]string{uitoa(d.Partition), uitoa(bftest.Count(d.Sectors))}, ":")))
+				secs += bftest.Count(d.Sectors)
 			}
 			if len(msg) > tt.maxEntries || secs > tt.maxSectors {
 				t.Errorf("%s: a message of %d entries, %d sectors", tt.name, len(msg), secs)
@@ -79,7 +83,7 @@ func TestBatchDeclarations(t *testing.T) {
 		}
 		var want uint64
 		for _, d := range tt.decls {
-			want += d.Sectors.Count()
+			want += bftest.Count(d.Sectors)
 		}
 		if total != want {
 			t.Errorf("%s: %d sectors declared, want %d", tt.name, total, want)

@@ -1,21 +1,25 @@
 package runner
 
-import "github.com/vsm-project/vsm/fullnode"
+import (
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/dline"
+	"github.com/vsm-project/vsm/fullnode"
+)
 
 // Window returns the occurrence of deadline d to work on at epoch head for
 // a miner whose proving periods start at epochs congruent to periodStart:
 // the current one if it has not closed yet, else the next period's.
-func Window(periodStart fullnode.ChainEpoch, d uint64, head fullnode.ChainEpoch, p fullnode.Policy) fullnode.DeadlineInfo {
+func Window(periodStart abi.ChainEpoch, d uint64, head abi.ChainEpoch, p fullnode.Policy) dline.Info {
 	pp := p.ProvingPeriod()
 	start := head - mod(head-periodStart, pp)
-	di := fullnode.NewDeadlineInfo(start, d, head, p)
+	di := *p.NewInfo(start, d, head)
 	if di.Close <= head {
-		di = fullnode.NewDeadlineInfo(start+pp, d, head, p)
+		di = *p.NewInfo(start+pp, d, head)
 	}
 	return di
 }
 
-func mod(a, b fullnode.ChainEpoch) fullnode.ChainEpoch {
+func mod(a, b abi.ChainEpoch) abi.ChainEpoch {
 	m := a % b
 	if m < 0 {
 		m += b
@@ -60,7 +64,7 @@ func (p Phase) String() string {
 // PhaseAt says what to do with occurrence di at epoch head for an owner
 // since epoch since (0: long ago). confidence is how many epochs after the
 // challenge epoch proving starts.
-func PhaseAt(di fullnode.DeadlineInfo, head, since, confidence fullnode.ChainEpoch) Phase {
+func PhaseAt(di dline.Info, head, since, confidence abi.ChainEpoch) Phase {
 	switch {
 	case since >= di.Close:
 		return PhaseNotOurs
@@ -79,6 +83,6 @@ func PhaseAt(di fullnode.DeadlineInfo, head, since, confidence fullnode.ChainEpo
 // window), as Lotus's wdpost_run does, which leaves 50 epochs on mainnet to
 // land the declarations before the fault cutoff (Open - 70). On a policy
 // where that would not precede the cutoff, the epoch before the cutoff.
-func DeclareFrom(di fullnode.DeadlineInfo) fullnode.ChainEpoch {
+func DeclareFrom(di dline.Info) abi.ChainEpoch {
 	return min(di.Open-2*di.WPoStChallengeWindow, di.FaultCutoff-1)
 }
