@@ -114,7 +114,7 @@ type lockedFSM struct {
 	*fsm.FSM
 }
 
-func (l *lockedFSM) apply(t *testing.T, c fsm.Command) {
+func (l *lockedFSM) apply(t testing.TB, c fsm.Command) {
 	t.Helper()
 	if r := l.ApplyCommand(c); r.Err != nil {
 		t.Fatal(r.Err)
@@ -135,7 +135,7 @@ type runnerFixture struct {
 	locs  []fsm.SectorLocation
 }
 
-func newRunnerFixture(t *testing.T, ctx context.Context, withLocations bool) *runnerFixture {
+func newRunnerFixture(t testing.TB, ctx context.Context, withLocations bool) *runnerFixture {
 	t.Helper()
 	off := int64(0)
 	spec := &devnet.Spec{
@@ -178,8 +178,14 @@ func newRunnerFixture(t *testing.T, ctx context.Context, withLocations bool) *ru
 
 func (fx *runnerFixture) runner(t *testing.T, prov Prover) *Runner {
 	t.Helper()
+	return fx.runnerWith(t, prov, func(c Chain) Chain { return c })
+}
+
+// runnerWith is runner with the chain client wrapped by wrap.
+func (fx *runnerFixture) runnerWith(t testing.TB, prov Prover, wrap func(Chain) Chain) *Runner {
+	t.Helper()
 	r, err := New(Config{
-		NodeID: "n1", Chain: fx.chain, Prover: prov, Store: fx.f.FSM, Confidence: 1, MessageConfidence: 1, Poll: 5 * time.Millisecond,
+		NodeID: "n1", Chain: wrap(fx.chain), Prover: prov, Store: fx.f.FSM, Confidence: 1, MessageConfidence: 1, Poll: 5 * time.Millisecond,
 		Record: func(_ context.Context, rec fsm.DeadlineRecord) error {
 			fx.f.mu.Lock()
 			defer fx.f.mu.Unlock()
