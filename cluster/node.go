@@ -469,8 +469,10 @@ func (n *Node) settleLost(ctx context.Context, index, term uint64, data []byte) 
 		select {
 		case o := <-ch:
 			if o.ours {
+				n.log.Info("a write in flight when leadership changed was committed by the next leader; returning its result", zap.Uint64("index", index))
 				return fsmResult(o.res)
 			}
+			n.log.Info("a write in flight when leadership changed was not committed; it will be sent again", zap.Uint64("index", index))
 			return 0, notApplied()
 		case <-ctx.Done():
 			return 0, unknown

@@ -38,7 +38,7 @@ func daemonCommand() *cli.Command {
 				Name:  "run",
 				Usage: "run the node",
 				Flags: []cli.Flag{
-					&cli.BoolFlag{Name: "bootstrap", Usage: "start a new single-voter cluster if this node has no raft state yet (harmless on restart)"},
+					&cli.BoolFlag{Name: "bootstrap", Usage: "start a new single-voter cluster if this node has no raft state yet (harmless on restart; a node that has held state and lost it refuses to start instead, see docs/runbooks/raft-data.md)"},
 					&cli.StringFlag{Name: "listen", Usage: "API address HOST:PORT (overrides Node.Listen)"},
 					&cli.StringFlag{Name: "raft-addr", Usage: "raft address HOST:PORT (overrides Node.RaftAddr)"},
 					&cli.StringFlag{Name: "gossip-addr", Usage: "gossip address HOST:PORT (overrides Gossip.Addr)"},
