@@ -109,6 +109,10 @@ func OpenServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		Expect:    cfg.BootstrapExpect,
 		HasState:  node.raft.LastIndex() > 0,
 	}
+	// Said from the first gossip message on: a removed node that restarts
+	// must not look like a fresh joiner to a leader that did not remove it.
+	in, known := s.selfInConfiguration()
+	meta.Removed = meta.HasState && known && !in
 	if cfg.Gossip.Logger == nil {
 		cfg.Gossip.Logger = node.log
 	}
