@@ -16,13 +16,16 @@ import (
 	"github.com/vsm-project/vsm/internal/harness"
 )
 
-// Real-SNARK deadline test parameters. At 200 ms per epoch a window (60
-// epochs) is open 12 s and the proving period lasts 9.6 minutes: a CPU
-// SNARK over one deadline's 8 sectors takes about 6 s on 2 shared cores, so
-// a node that takes over a window after a kill still has time to prove it
-// (on mainnet a 30-minute window against 4 minutes a partition on a GPU).
+// Real-SNARK deadline test parameters. At 250 ms per epoch a window (60
+// epochs) is open 15 s and the proving period lasts 12 minutes. A CPU
+// SNARK over one deadline's 8 sectors takes about 6 s on 2 shared cores
+// (3 nodes and the devnet's verifiers share them), so a node that takes
+// over a window 1.25 s in, plus 2-3 s to notice the death and reassign,
+// still has about twice the proving time left; on mainnet a 30-minute
+// window holds three 4-minute GPU partitions about as comfortably. At 200
+// ms the takeover missed its window on a loaded machine.
 const (
-	ffiEpoch    = 200 * time.Millisecond
+	ffiEpoch    = 250 * time.Millisecond
 	ffiMiners   = 4
 	ffiSectors  = 32  // 2 KiB sectors per miner: 4 deadlines x 4 partitions of 2
 	ffiFirstDue = 300 // the devnet judges deadlines whose challenge epoch is at or after this
