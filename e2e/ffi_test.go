@@ -243,11 +243,11 @@ func showDeadlineLogs(t *testing.T, logs string, rep devnet.Report, from, to ful
 		if r.Open < from || r.Open >= to || r.Outcome == "proven" {
 			continue
 		}
-		miner := fmt.Sprintf(`"miner": %d`, r.Miner)
-		deadline := fmt.Sprintf(`"deadline": %d`, r.Index)
+		// The runner names a deadline "t0M/D", the scheduler "f0M/D".
+		names := []string{fmt.Sprintf("t0%d/%d\"", r.Miner, r.Index), fmt.Sprintf("f0%d/%d\"", r.Miner, r.Index)}
 		shown := 0
 		for l := range strings.SplitSeq(logs, "\n") {
-			if strings.Contains(l, miner) && strings.Contains(l, deadline) && shown < 40 {
+			if (strings.Contains(l, names[0]) || strings.Contains(l, names[1])) && shown < 40 {
 				t.Logf("t0%d/%d: %s", r.Miner, r.Index, l)
 				shown++
 			}
