@@ -118,6 +118,38 @@ func owned(v daemon.ScheduleView, id string) map[string]bool {
 	return out
 }
 
+// upcomingWindowOfFollower picks a node other than the leader and a
+// deadline with partitions it owns that opens more than 5 epochs from now,
+// as seen in the leader's schedule.
+func upcomingWindowOfFollower(t testing.TB, nodes []*harness.Node, leader *harness.Node, head func() int64) (*harness.Node, daemon.ScheduleSlot) {
+	t.Helper()
+	var victim *harness.Node
+	for _, n := range nodes {
+		if n != leader {
+			victim = n
+			break
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		v, err := scheduleOf(leader)
+		if err != nil {
+			t.Logf("schedule: %v", err)
+			time.Sleep(time.Second)
+			continue
+		}
+		now := head()
+		for _, s := range v.Slots {
+			if s.Owner == victim.ID && s.Open > now+5 && s.Partitions > 0 {
+				return victim, s
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("%s owns no upcoming deadline with partitions", victim.ID)
+	return nil, daemon.ScheduleSlot{}
+}
+
 // waitReassigned polls survivor's view until no deadline is owned by
 // gone and returns how long that took since killedAt.
 func waitReassigned(t testing.TB, survivor *harness.Node, gone string, killedAt time.Time) time.Duration {
@@ -189,29 +221,7 @@ func TestDeadlinesSurviveNodeLoss(t *testing.T) {
 	// Kill -9 a non-leader in the middle of an open deadline it owns,
 	// about a third into the period.
 	waitEpoch(dlFirstDue + 900)
-	var victim *harness.Node
-	for _, n := range nodes {
-		if n != leader {
-			victim = n
-			break
-		}
-	}
-	var target daemon.ScheduleSlot
-	for target.Owner == "" {
-		v, err := scheduleOf(leader)
-		if err != nil {
-			t.Logf("schedule: %v", err)
-			time.Sleep(time.Second)
-			continue
-		}
-		h := int64(heightNow())
-		for _, s := range v.Slots {
-			if s.Owner == victim.ID && s.Open > h+5 {
-				target = s
-				break
-			}
-		}
-	}
+	victim, target := upcomingWindowOfFollower(t, nodes, leader, func() int64 { return int64(heightNow()) })
 	waitEpoch(fullnode.ChainEpoch(target.Open + 20))
 	killedAt := time.Now()
 	victim.Kill()

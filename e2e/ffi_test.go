@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vsm-project/vsm/daemon"
 	"github.com/vsm-project/vsm/devnet"
 	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/internal/harness"
@@ -74,22 +73,17 @@ func TestFFIDeadlines(t *testing.T) {
 		t.Fatal(err)
 	}
 	pc.chain = chain
-	children := fmt.Sprintf(`[[WdPost]]
-Bin = %[1]q
+	// Two children per node, as for two GPUs.
+	child := fmt.Sprintf(`[[WdPost]]
+Bin = %q
 Args = ["wdpost", "--parallel-reads", "4"]
 Concurrent = 1
 ReadyTimeoutSecs = 60
 [WdPost.Envs]
-FIL_PROOFS_PARAMETER_CACHE = %[2]q
+FIL_PROOFS_PARAMETER_CACHE = %q
 
-[[WdPost]]
-Bin = %[1]q
-Args = ["wdpost", "--parallel-reads", "4"]
-Concurrent = 1
-ReadyTimeoutSecs = 60
-[WdPost.Envs]
-FIL_PROOFS_PARAMETER_CACHE = %[2]q
 `, ffiBin, params)
+	children := strings.Repeat(child, 2)
 	pc.nodes = startClusterWith(t, 3, func(i int, extraInit ...string) *harness.Node {
 		n := harness.NewNode(t, fmt.Sprintf("n%d", i+1), extraInit...)
 		writeFile(t, filepath.Join(n.Home, "ext-prover.cfg"), children)
@@ -120,32 +114,7 @@ FIL_PROOFS_PARAMETER_CACHE = %[2]q
 	// Kill -9 a non-leader in a window it owns, a third into the period.
 	leader := findLeader(t, nodes)
 	waitEpoch(ffiFirstDue + 900)
-	var victim *harness.Node
-	for _, n := range nodes {
-		if n != leader {
-			victim = n
-			break
-		}
-	}
-	var target daemon.ScheduleSlot
-	for target.Owner == "" {
-		v, err := scheduleOf(leader)
-		if err != nil {
-			t.Logf("schedule: %v", err)
-			time.Sleep(time.Second)
-			continue
-		}
-		now := int64(heightNow())
-		for _, s := range v.Slots {
-			if s.Owner == victim.ID && s.Open > now+5 && s.Partitions > 0 {
-				target = s
-				break
-			}
-		}
-		if target.Owner == "" {
-			time.Sleep(time.Second)
-		}
-	}
+	victim, target := upcomingWindowOfFollower(t, nodes, leader, func() int64 { return int64(heightNow()) })
 	waitEpoch(fullnode.ChainEpoch(target.Open + 5))
 	killedAt := time.Now()
 	victim.Kill()
