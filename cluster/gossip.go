@@ -47,8 +47,11 @@ type Meta struct {
 	// operator removed it). Leaders do not add it back through gossip
 	// until it asks to rejoin (Rejoin, set by 'vsm cluster join' on it)
 	// or comes back empty (its raft data moved aside by forget-state).
-	Removed  bool     `json:"rm,omitempty"`
-	Rejoin   bool     `json:"rj,omitempty"`
+	Removed bool `json:"rm,omitempty"`
+	Rejoin  bool `json:"rj,omitempty"`
+	// Proxy: a proxy node (daemon run --proxy), always a non-voter; shown
+	// as such and never promoted.
+	Proxy    bool     `json:"px,omitempty"`
 	Capacity Capacity `json:"cap"`
 }
 

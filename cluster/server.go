@@ -34,6 +34,8 @@ type ServerConfig struct {
 	// RPCAddr is this node's API address, gossiped so members can forward.
 	RPCAddr  string
 	NonVoter bool
+	// Proxy marks a proxy node (see Meta.Proxy); it implies NonVoter.
+	Proxy bool
 	// Poster: this node proves the deadlines it is given.
 	Poster bool
 	// BootstrapExpect bootstraps a new cluster once this many voters that
@@ -104,7 +106,8 @@ func OpenServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		ClusterID: string(recorded),
 		RPC:       cfg.RPCAddr,
 		Raft:      node.RaftAddr(),
-		NonVoter:  cfg.NonVoter,
+		NonVoter:  cfg.NonVoter || cfg.Proxy,
+		Proxy:     cfg.Proxy,
 		Poster:    cfg.Poster,
 		Expect:    cfg.BootstrapExpect,
 		HasState:  node.raft.LastIndex() > 0,
@@ -409,6 +412,11 @@ func (s *Server) selfInConfiguration() (in, known bool) {
 	}
 	return s.inConfiguration(s.node.ID()), true
 }
+
+// InConfiguration reports whether this node's latest raft configuration
+// lists it; known is false while it has none (a proxy uses it to rejoin
+// after a removal).
+func (s *Server) InConfiguration() (in, known bool) { return s.selfInConfiguration() }
 
 // Members is the gossip view.
 func (s *Server) Members() []Member { return s.gossip.Members() }
