@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/vsm-project/vsm/cluster"
 	"github.com/vsm-project/vsm/fsm"
+	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/internal/harness"
 )
 
@@ -170,5 +172,52 @@ func waitUntil(t testing.TB, timeout time.Duration, what string, ok func() bool)
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestProxyPosterProvesDeadlines runs the original's documented standalone
+// PoSter literally (but for the binary's name): a source node with the
+// chain in its config.toml, and
+//
+//	vsm --home=POSTER daemon run --proxy="" --poster --listen=":PORT" --conf-dir=SOURCE --ext-prover
+//
+// The proxy is the cluster's only poster, so the leader gives it every
+// deadline and it records the outcomes through raft. Before issue 12 this
+// command line was refused ("--poster needs a cluster member").
+func TestProxyPosterProvesDeadlines(t *testing.T) {
+	bin := harness.Binary(t)
+	work := t.TempDir()
+	specPath := filepath.Join(work, "spec.toml")
+	writeFile(t, specPath, "Seed = \"proxy-poster\"\nFirstDueEpoch = 100\n[[Miners]]\nID = 1000\nSectorSize = \"2KiB\"\nSectors = 96\n")
+	pc := &posterCluster{}
+	pc.apiInfo, pc.devnet = startDevnetProcess(t, bin, filepath.Join(work, "dn"), specPath, 100*time.Millisecond)
+	chain, err := fullnode.Dial(pc.apiInfo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.chain = chain
+
+	src := harness.NewNode(t, "source")
+	cfgPath := filepath.Join(src.Home, "config.toml")
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, cfgPath, strings.Replace(string(cfg), "API = \"\"", fmt.Sprintf("API = %q", pc.apiInfo), 1))
+	writeFile(t, filepath.Join(src.Home, "ext-prover.cfg"), twoChildren)
+	src.RunArgs = []string{"--bootstrap"}
+	src.Start()
+	src.WaitHealthy(20 * time.Second)
+	pc.nodes = []*harness.Node{src}
+	pc.importSectors(t)
+
+	proxy := startProxyOf(t, src, "poster", "--poster", "--ext-prover")
+	waitUntil(t, 90*time.Second, "the proxy to prove deadlines", func() bool {
+		v, _ := metricValue(t, proxy, "vsm_deadlines_total", map[string]string{"outcome": "proven"})
+		return v >= 2
+	})
+	// The outcomes are in the replicated state: the source sees them.
+	if _, page := fetchURL(t, "http://"+src.API+"/"); !strings.Contains(page, proxyID(t, proxy)) || !strings.Contains(page, `class="o-proven">proven`) {
+		t.Fatalf("the source's status page does not show the proxy's proven deadlines")
 	}
 }
