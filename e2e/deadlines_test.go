@@ -24,7 +24,7 @@ import (
 const (
 	dlEpoch    = 80 * time.Millisecond
 	dlMiners   = 12
-	dlSectors  = 96  // 2 KiB sectors per miner: one 2-sector partition in each of the 48 deadlines
+	dlSectors  = 384 // 2 KiB sectors per miner: four 2-sector partitions in each of the 48 deadlines, sent as 3+1 (the actor's limit is 3 a message)
 	dlFirstDue = 250 // the devnet judges deadlines whose challenge epoch is at or after this
 )
 
@@ -260,10 +260,13 @@ func TestDeadlinesSurviveNodeLoss(t *testing.T) {
 	if err := chain.Call(ctx, "Devnet.Report", &rep, -1); err != nil {
 		t.Fatal(err)
 	}
-	var proven, faulty, missed int
+	var proven, faulty, missed, split int
 	for _, r := range rep.Records {
 		if r.Open < from || r.Open >= to {
 			continue
+		}
+		if r.Messages >= 2 {
+			split++
 		}
 		switch r.Outcome {
 		case "proven":
@@ -307,6 +310,13 @@ func TestDeadlinesSurviveNodeLoss(t *testing.T) {
 	if proven != dlMiners*48 || faulty != 0 || missed != 0 || rep.Totals.Missed != 0 || rep.Totals.Faulty != 0 {
 		t.Errorf("one proving period: proven %d, faulty %d, missed %d; want %d proven and none missed (devnet totals %s)", proven, faulty, missed, dlMiners*48, rep)
 	}
+	if split == 0 {
+		t.Errorf("no deadline took two messages: its 4 partitions should be sent as 3+1")
+	}
+	if rep.Totals.MessagesFailed != 0 {
+		t.Errorf("%d messages landed with a non-zero exit code (the actor refused them at execution)", rep.Totals.MessagesFailed)
+	}
+	t.Logf("deadlines sent in two messages: %d; pushes refused at estimation (deadlines before the devnet's first judged epoch): %d", split, rep.Totals.MessagesRefused)
 	// make e2e prints this line last.
 	fmt.Printf("deadlines proven %d, faulty %d, missed %d\n", proven, faulty, missed)
 	fmt.Printf("reassignment latency: non-leader %v, leader %v\n", lat1.Round(time.Millisecond), lat2.Round(time.Millisecond))
