@@ -94,9 +94,10 @@ test-ffi: params
 
 # A devnet proving period with real SNARKs (see e2e/ffi_test.go).
 E2E_FFI_LOG ?= /tmp/vsm-e2e-ffi.log
+E2E_FFI_TIMEOUT ?= 25m
 e2e-ffi: build params
 	@echo "== e2e-ffi: devnet with filecoin-ffi sealed 2 KiB sectors, 3 nodes x 2 vsm-ffi-prover children (log: $(E2E_FFI_LOG))"
-	@VSM_FFI_PROVER=$(CURDIR)/bin/vsm-ffi-prover $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -run '^TestFFIDeadlines$$' -v ./e2e > $(E2E_FFI_LOG) 2>&1 || { tail -150 $(E2E_FFI_LOG); exit 1; }
+	@VSM_FFI_PROVER=$(CURDIR)/bin/vsm-ffi-prover $(GO) test -count=1 -timeout $(E2E_FFI_TIMEOUT) -run '^(TestFFIEngineJudgesRealProofs|TestFFIDeadlines)$$' -v ./e2e > $(E2E_FFI_LOG) 2>&1 || { tail -150 $(E2E_FFI_LOG); exit 1; }
 	@grep -E 'ffi_test.go|^--- ' $(E2E_FFI_LOG)
 	@grep '^deadlines proven' $(E2E_FFI_LOG) | tail -1
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -46,8 +47,11 @@ type Meta struct {
 	// operator removed it). Leaders do not add it back through gossip
 	// until it asks to rejoin (Rejoin, set by 'vsm cluster join' on it)
 	// or comes back empty (its raft data moved aside by forget-state).
-	Removed  bool     `json:"rm,omitempty"`
-	Rejoin   bool     `json:"rj,omitempty"`
+	Removed bool `json:"rm,omitempty"`
+	Rejoin  bool `json:"rj,omitempty"`
+	// Proxy: a proxy node (daemon run --proxy), always a non-voter; shown
+	// as such and never promoted.
+	Proxy    bool     `json:"px,omitempty"`
 	Capacity Capacity `json:"cap"`
 }
 
@@ -80,6 +84,9 @@ type Gossip struct {
 	ml     *memberlist.Memberlist
 	log    *zap.Logger
 	events chan struct{}
+	// self is the address this node advertises, to tell itself from
+	// another node that claims the same id.
+	self string
 
 	mu     sync.Mutex
 	meta   Meta
@@ -99,6 +106,19 @@ type memberState struct {
 
 // ErrGossipKey explains the usual cause of undecryptable gossip.
 var ErrGossipKey = errors.New("gossip key mismatch")
+
+// ErrDuplicateID means another live member already uses this node's id.
+var ErrDuplicateID = errors.New("duplicate node id")
+
+// ErrNotGossip means a join address answered, but not as a gossip member.
+var ErrNotGossip = errors.New("not a gossip address")
+
+// Check validates the configuration without starting anything, so a bad
+// key or address is refused before the node writes raft state.
+func (c GossipConfig) Check() error {
+	_, err := (&Gossip{log: zap.NewNop()}).memberlistConfig(c)
+	return err
+}
 
 // OpenGossip starts memberlist on cfg.Bind with meta as this node's meta.
 func OpenGossip(cfg GossipConfig, meta Meta) (*Gossip, error) {
@@ -138,10 +158,11 @@ func (g *Gossip) memberlistConfig(cfg GossipConfig) (*memberlist.Config, error) 
 	if cfg.Key != "" {
 		key, err := base64.StdEncoding.DecodeString(cfg.Key)
 		if err != nil || (len(key) != 16 && len(key) != 24 && len(key) != 32) {
-			return nil, errors.New("Gossip.Key must be base64 of 16, 24 or 32 bytes")
+			return nil, errors.New("Gossip.Key in config.toml must be base64 of 16, 24 or 32 bytes; copy the whole secrets file of a member ('vsm cluster secrets export FILE', then 'vsm daemon init --secrets FILE' on a fresh home) instead of editing the key")
 		}
 		mc.SecretKey = key
 	}
+	g.self = net.JoinHostPort(mc.AdvertiseAddr, strconv.Itoa(mc.AdvertisePort))
 	// Faster failure detection than the LAN default: a dead member is
 	// reported in a few seconds, long before raft would notice a follower.
 	mc.ProbeInterval = cfg.ProbeInterval
@@ -160,6 +181,7 @@ func (g *Gossip) memberlistConfig(cfg GossipConfig) (*memberlist.Config, error) 
 	mc.Events = (*gossipEvents)(g)
 	mc.Merge = (*gossipMerge)(g)
 	mc.Alive = (*gossipMerge)(g)
+	mc.Conflict = (*gossipMerge)(g)
 	return mc, nil
 }
 
@@ -176,16 +198,67 @@ func splitHostPort(s string) (string, int, error) {
 }
 
 // Join contacts existing members at addrs (HOST:PORT gossip addresses).
+// Its errors say which of the usual mistakes it was: another cluster's
+// key, an API or raft port given instead of the gossip port, or this
+// node's id already taken by another member.
 func (g *Gossip) Join(addrs []string) (int, error) {
 	n, err := g.ml.Join(addrs)
-	if err != nil {
-		msg := err.Error()
-		if strings.Contains(msg, "decrypt") || strings.Contains(msg, "encryption") || strings.Contains(msg, "Remote state is encrypted") {
-			return n, fmt.Errorf("%w: the members at %s use another Gossip.Key; start this node's home with 'vsm daemon init --secrets FILE' from a member: %v", ErrGossipKey, strings.Join(addrs, ","), err)
-		}
-		return n, fmt.Errorf("join gossip at %s: %w", strings.Join(addrs, ","), err)
+	if err == nil {
+		return n, nil
 	}
-	return n, nil
+	msg := err.Error()
+	// A port that is not gossip answers memberlist with bytes it cannot
+	// read ("not encrypted": an HTTP reply) or hangs up (EOF: raft). Only
+	// then is it worth asking what listens there; a real member that
+	// refuses us hangs up too, so a key error is recognised first.
+	nonGossip := func() []string {
+		var wrong []string
+		for _, a := range addrs {
+			if kind := probeNonGossip(a); kind != "" {
+				wrong = append(wrong, a+" ("+kind+")")
+			}
+		}
+		return wrong
+	}
+	switch {
+	case strings.Contains(msg, ErrDuplicateID.Error()):
+		return n, fmt.Errorf("%w: %v", ErrDuplicateID, err)
+	case strings.Contains(msg, "no installed keys could decrypt") || strings.Contains(msg, "Remote state is encrypted"):
+		return n, fmt.Errorf("%w: the members at %s use another Gossip.Key; start this node's home with 'vsm daemon init --secrets FILE' from a member: %v", ErrGossipKey, strings.Join(addrs, ","), err)
+	case strings.Contains(msg, "remote state is not encrypted") || strings.Contains(msg, "EOF"):
+		if wrong := nonGossip(); len(wrong) > 0 {
+			return n, fmt.Errorf("%w: %s answered, but not as gossip; give a member's gossip address (Gossip.Addr, by default port 1791), not its API or raft address: %v", ErrNotGossip, strings.Join(wrong, ", "), err)
+		}
+		if strings.Contains(msg, "not encrypted") {
+			return n, fmt.Errorf("%w: the members at %s do not encrypt gossip but this node does (Gossip.Key); start this node's home with 'vsm daemon init --secrets FILE' from a member: %v", ErrGossipKey, strings.Join(addrs, ","), err)
+		}
+	}
+	return n, fmt.Errorf("join gossip at %s: %w", strings.Join(addrs, ","), err)
+}
+
+// probeNonGossip says what else listens at addr: "an HTTP server, likely
+// the API port" or "a raft port"; "" if it cannot tell.
+func probeNonGossip(addr string) string {
+	c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := c.Write([]byte("GET /healthz HTTP/1.0\r\n\r\n")); err != nil {
+		return ""
+	}
+	buf := make([]byte, 5)
+	_, err = io.ReadFull(c, buf)
+	if err == nil && string(buf) == "HTTP/" {
+		return "an HTTP server, likely a vsm API port"
+	}
+	// raft's transport reads a one-byte rpc type and drops the
+	// connection on an unknown one ('G'): EOF with nothing written back.
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "it hung up without a word, as a raft port does"
+	}
+	return ""
 }
 
 // Events fires (coalesced) whenever membership or a member's meta changes.
@@ -340,11 +413,14 @@ type gossipMerge Gossip
 
 func (m *gossipMerge) check(n *memberlist.Node) error {
 	g := (*Gossip)(m)
+	local := g.Local()
+	if n.Name == local.ID && n.Address() != g.self {
+		return fmt.Errorf("%w: node id %s is already used by the member at %s (this node is %s); give every node its own Node.ID ('vsm daemon init --node-id' on a fresh home)", ErrDuplicateID, n.Name, n.Address(), g.self)
+	}
 	var meta Meta
 	if err := json.Unmarshal(n.Meta, &meta); err != nil {
 		return fmt.Errorf("member %s sent unreadable meta; is it a vsm node? %v", n.Name, err)
 	}
-	local := g.Local()
 	if meta.ClusterID != "" && local.ClusterID != "" && meta.ClusterID != local.ClusterID {
 		return fmt.Errorf("%w: member %s belongs to cluster %s, this node to cluster %s", ErrWrongCluster, n.Name, meta.ClusterID, local.ClusterID)
 	}
@@ -360,4 +436,11 @@ func (m *gossipMerge) NotifyMerge(peers []*memberlist.Node) error {
 		}
 	}
 	return nil
+}
+
+// NotifyConflict is memberlist telling a member that two nodes claim one
+// id; without it the only trace is a low-level gossip log line.
+func (m *gossipMerge) NotifyConflict(existing, other *memberlist.Node) {
+	(*Gossip)(m).log.Error("two nodes claim the same node id; the second is ignored. Give every node its own Node.ID",
+		zap.String("id", existing.Name), zap.String("known_at", existing.Address()), zap.String("claimed_by", other.Address()))
 }

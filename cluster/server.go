@@ -34,6 +34,8 @@ type ServerConfig struct {
 	// RPCAddr is this node's API address, gossiped so members can forward.
 	RPCAddr  string
 	NonVoter bool
+	// Proxy marks a proxy node (see Meta.Proxy); it implies NonVoter.
+	Proxy bool
 	// Poster: this node proves the deadlines it is given.
 	Poster bool
 	// BootstrapExpect bootstraps a new cluster once this many voters that
@@ -60,6 +62,7 @@ type Server struct {
 	gossip *Gossip
 	log    *zap.Logger
 
+	fatal   chan error
 	mu      sync.Mutex
 	healthy map[string]time.Time // non-voter id -> caught up since
 	// removed are members an operator removed while this node led; the
@@ -87,22 +90,32 @@ func OpenServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if cfg.PromoteAfter == 0 {
 		cfg.PromoteAfter = 3 * time.Second
 	}
+	// Checked before raft opens: a node refused for its gossip settings
+	// must leave no raft state behind.
+	if err := cfg.Gossip.Check(); err != nil {
+		return nil, fmt.Errorf("%w (nothing was written)", err)
+	}
 	node, err := Open(cfg.Raft)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, node: node, log: node.log, healthy: map[string]time.Time{}, removed: map[string]bool{}}
+	s := &Server{cfg: cfg, node: node, log: node.log, healthy: map[string]time.Time{}, removed: map[string]bool{}, fatal: make(chan error, 1)}
 	recorded, _ := os.ReadFile(filepath.Join(cfg.Raft.Dir, "cluster-id"))
 	meta := Meta{
 		ID:        node.ID(),
 		ClusterID: string(recorded),
 		RPC:       cfg.RPCAddr,
 		Raft:      node.RaftAddr(),
-		NonVoter:  cfg.NonVoter,
+		NonVoter:  cfg.NonVoter || cfg.Proxy,
+		Proxy:     cfg.Proxy,
 		Poster:    cfg.Poster,
 		Expect:    cfg.BootstrapExpect,
 		HasState:  node.raft.LastIndex() > 0,
 	}
+	// Said from the first gossip message on: a removed node that restarts
+	// must not look like a fresh joiner to a leader that did not remove it.
+	in, known := s.selfInConfiguration()
+	meta.Removed = meta.HasState && known && !in
 	if cfg.Gossip.Logger == nil {
 		cfg.Gossip.Logger = node.log
 	}
@@ -117,6 +130,7 @@ func OpenServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s.gossip = g
+	go s.forwardFatal(ctx)
 	go s.retryJoin(ctx)
 	go s.refreshMeta(ctx)
 	go s.reconcileLoop(ctx)
@@ -185,8 +199,24 @@ func (s *Server) Status() Status { return s.node.Status() }
 // SnapshotNow is Node.SnapshotNow.
 func (s *Server) SnapshotNow(ctx context.Context) error { return s.node.SnapshotNow(ctx) }
 
-// Fatal is Node.Fatal.
-func (s *Server) Fatal() <-chan error { return s.node.Fatal() }
+// Fatal delivers an error that must stop the daemon: Node.Fatal's, or a
+// membership error retrying cannot fix (a duplicate node id).
+func (s *Server) Fatal() <-chan error { return s.fatal }
+
+func (s *Server) stopWith(err error) {
+	select {
+	case s.fatal <- err:
+	default:
+	}
+}
+
+func (s *Server) forwardFatal(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case err := <-s.node.Fatal():
+		s.stopWith(err)
+	}
+}
 
 // notLeader is the error for a request that reached a follower, naming
 // the leader by id and API address.
@@ -382,6 +412,11 @@ func (s *Server) selfInConfiguration() (in, known bool) {
 	}
 	return s.inConfiguration(s.node.ID()), true
 }
+
+// InConfiguration reports whether this node's latest raft configuration
+// lists it; known is false while it has none (a proxy uses it to rejoin
+// after a removal).
+func (s *Server) InConfiguration() (in, known bool) { return s.selfInConfiguration() }
 
 // Members is the gossip view.
 func (s *Server) Members() []Member { return s.gossip.Members() }
@@ -634,8 +669,13 @@ func (s *Server) retryJoin(ctx context.Context) {
 			s.log.Info("joined gossip", zap.Int("contacted", n), zap.Strings("join", s.cfg.Join))
 			return
 		}
+		if errors.Is(err, ErrDuplicateID) {
+			// Retrying cannot help and the operator must act: stop.
+			s.stopWith(fmt.Errorf("join: %w", err))
+			return
+		}
 		level := s.log.Warn
-		if errors.Is(err, ErrGossipKey) || errors.Is(err, ErrWrongCluster) {
+		if errors.Is(err, ErrGossipKey) || errors.Is(err, ErrWrongCluster) || errors.Is(err, ErrNotGossip) {
 			level = s.log.Error
 		}
 		level("join failed; retrying", zap.Int("attempt", attempt), zap.Error(err))

@@ -24,6 +24,22 @@ type Status struct {
 	// (0 on the leader).
 	LastContactMS int64 `json:"last_contact_ms"`
 	NumPeers      int   `json:"num_peers"`
+	// Proxy is set on a proxy node (daemon run --proxy): whom it follows
+	// and how old its data is.
+	Proxy *ProxyStatus `json:"proxy,omitempty"`
+}
+
+// ProxyStatus is a proxy node's view of its source.
+type ProxyStatus struct {
+	// Source is the --proxy address the node was started with.
+	Source string `json:"source"`
+	// Current: the node hears from the cluster's leader and has applied
+	// everything the leader told it was committed.
+	Current bool `json:"current"`
+	// AsOf is the last time the node was current; zero if never.
+	AsOf time.Time `json:"as_of"`
+	// AgeMS is how old the data may be: now - AsOf (0 while current).
+	AgeMS int64 `json:"age_ms"`
 }
 
 // Status reads the node's raft statistics.

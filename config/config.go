@@ -66,6 +66,9 @@ type RaftSection struct {
 	SnapshotThreshold  uint64
 	SnapshotInterval   Duration
 	TrailingLogs       uint64
+	// CommitTimeout: see cluster.Config.CommitTimeout (how fast followers
+	// and proxies learn of a commit when no further write follows).
+	CommitTimeout Duration
 }
 
 // GossipSection configures memberlist.
@@ -159,6 +162,7 @@ func Defaults() Node {
 			SnapshotThreshold:  8192,
 			SnapshotInterval:   Duration(2 * time.Minute),
 			TrailingLogs:       10240,
+			CommitTimeout:      Duration(10 * time.Millisecond),
 		},
 		Gossip: GossipSection{Addr: "127.0.0.1:1791"},
 		// Lotus's WindowPoSt sending defaults: MaxWindowPoStGasFee 5 FIL,
@@ -213,6 +217,9 @@ func (c Node) Validate() error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return fmt.Errorf("%s = %q: want HOST:PORT", key, addr)
 		}
+	}
+	if ct := time.Duration(c.Raft.CommitTimeout); ct != 0 && (ct < time.Millisecond || ct > time.Duration(c.Raft.HeartbeatTimeout)) {
+		return fmt.Errorf("Raft.CommitTimeout %v: give 1ms up to Raft.HeartbeatTimeout (%v); 10ms is the default", ct, time.Duration(c.Raft.HeartbeatTimeout))
 	}
 	if c.Raft.LeaderLeaseTimeout > c.Raft.HeartbeatTimeout {
 		return errors.New("Raft.LeaderLeaseTimeout must not exceed Raft.HeartbeatTimeout")

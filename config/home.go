@@ -259,6 +259,9 @@ SnapshotInterval = "{{.D.Raft.SnapshotInterval}}"
 # Log entries kept after a snapshot, so a slow follower can catch up from
 # the log instead of a full snapshot.
 TrailingLogs = {{.D.Raft.TrailingLogs}}
+# How soon followers and proxies learn that the last write is committed
+# when no other write follows it (raft's own default is 50ms).
+CommitTimeout = "{{.D.Raft.CommitTimeout}}"
 
 [Gossip]
 # memberlist address (UDP and TCP) for capacity gossip and failure detection.

@@ -51,6 +51,15 @@ type Options struct {
 	// Miner runs the mining module (WinningPoSt; needs ExtProver and a
 	// chain). See daemon/mining.go.
 	Miner bool
+	// Flags holds what was given on the command line itself, as opposed to
+	// read from config.toml: a proxy whose config is the source's
+	// (--conf-dir) must not take the source's id and addresses from it.
+	Flags ExplicitFlags
+}
+
+// ExplicitFlags are daemon run flags as given ("" when absent).
+type ExplicitFlags struct {
+	NodeID, Listen, RaftAddr, GossipAddr string
 }
 
 // Run serves until ctx is cancelled, the node leaves the cluster, or it
@@ -58,14 +67,13 @@ type Options struct {
 func Run(ctx context.Context, o Options) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	if o.Proxy && !o.ProxyIndexerOff {
-		return runProxy(ctx, o)
+	// First of all: a second daemon on a home in use fails here, naming
+	// the holder, instead of waiting forever on bolt's lock on raft.db.
+	release, err := o.Home.Lock()
+	if err != nil {
+		return err
 	}
-	if o.Proxy {
-		o.Log.Info("--proxy-sector-indexer-off: sector locations come from this node's own home, as a single-node store")
-		o.Bootstrap = true
-	}
-	log := o.Log
+	defer release()
 	secret, err := o.Home.JWTSecret()
 	if err != nil {
 		return err
@@ -74,6 +82,21 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	var px *proxyNode
+	switch {
+	case o.Proxy && o.ProxyIndexerOff:
+		o.Log.Info("--proxy-sector-indexer-off: sector locations come from this node's own home, as a single-node store")
+		o.Bootstrap = true
+	case o.Proxy:
+		admin, err := auth.NewToken(rpc.PermAdmin)
+		if err != nil {
+			return err
+		}
+		if px, err = prepareProxy(ctx, &o, admin); err != nil {
+			return err
+		}
+	}
+	log := o.Log
 	forwarder, err := rpc.NewForwarder(auth)
 	if err != nil {
 		return err
@@ -85,8 +108,19 @@ func Run(ctx context.Context, o Options) error {
 		Listen:   o.Config.Node.Listen,
 		Mux:      mux,
 		Registry: reg,
-		Healthy:  func() error { return healthy(server) },
-		Log:      log,
+		Healthy: func() error {
+			if px != nil {
+				return px.ReadReady()
+			}
+			return healthy(server)
+		},
+		Detail: func() string {
+			if px != nil {
+				return px.detail()
+			}
+			return ""
+		},
+		Log: log,
 	})
 	if err != nil {
 		return err
@@ -99,7 +133,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer closeProver(sup, log)
 
-	server, err = cluster.OpenServer(ctx, serverConfig(o, srv.Addr(), forwarder, sup))
+	scfg := serverConfig(o, srv.Addr(), forwarder, sup)
+	scfg.Proxy = px != nil
+	server, err = cluster.OpenServer(ctx, scfg)
 	if err != nil {
 		return err
 	}
@@ -110,10 +146,23 @@ func Run(ctx context.Context, o Options) error {
 			log.Warn("close raft", zap.Error(err))
 		}
 	}()
-	rpc.RegisterVSM(mux, server, o.Version)
+	// api is what the API and status page read and write through: the
+	// member itself, or on a proxy the same with writes refused and the
+	// source's freshness in its status.
+	var api interface {
+		rpc.Store
+		web.Source
+	} = server
+	if px != nil {
+		px.server = server
+		api = proxyStore{Server: server, p: px}
+		go px.watch(ctx)
+		reg.MustRegister(px)
+	}
+	rpc.RegisterVSM(mux, api, o.Version)
 	rpc.RegisterCluster(mux, server, stop)
 	srv.Handle(rpc.SnapshotPath, mux.SnapshotHandler(server))
-	registerProving(mux, server, sup, o.Config.StoragePaths)
+	registerProving(mux, api, sup, o.Config.StoragePaths)
 	post, err := startPoSt(ctx, o, mux, server, sup, reg)
 	if err != nil {
 		return err
@@ -121,7 +170,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := startMining(ctx, o, server, sup, reg); err != nil {
 		return err
 	}
-	srv.Handle("/", web.NewHandler(server, post.statusSchedule, log.Named("web")))
+	srv.Handle("/", web.NewHandler(api, post.statusSchedule, log.Named("web")))
 	reg.MustRegister(server.Collector())
 	served = true
 	serveErr, shutdown, err := serve(o.Home, srv, mux, reg, auth)
@@ -143,6 +192,9 @@ func Run(ctx context.Context, o Options) error {
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
+		if px != nil {
+			px.shutdown()
+		}
 		return nil
 	case err := <-server.Fatal():
 		return err
@@ -205,6 +257,7 @@ func raftConfig(o Options) cluster.Config {
 		SnapshotThreshold:  c.Raft.SnapshotThreshold,
 		SnapshotInterval:   time.Duration(c.Raft.SnapshotInterval),
 		TrailingLogs:       c.Raft.TrailingLogs,
+		CommitTimeout:      time.Duration(c.Raft.CommitTimeout),
 		Logger:             o.Log,
 	}
 }

@@ -25,7 +25,7 @@ import (
 const (
 	dlEpoch    = 80 * time.Millisecond
 	dlMiners   = 12
-	dlSectors  = 96  // 2 KiB sectors per miner: one 2-sector partition in each of the 48 deadlines
+	dlSectors  = 384 // 2 KiB sectors per miner: four 2-sector partitions in each of the 48 deadlines, sent as 3+1 (the actor's limit is 3 a message)
 	dlFirstDue = 250 // the devnet judges deadlines whose challenge epoch is at or after this
 )
 
@@ -119,6 +119,38 @@ func owned(v daemon.ScheduleView, id string) map[string]bool {
 	return out
 }
 
+// upcomingWindowOfFollower picks a node other than the leader and a
+// deadline with partitions it owns that opens more than 5 epochs from now,
+// as seen in the leader's schedule.
+func upcomingWindowOfFollower(t testing.TB, nodes []*harness.Node, leader *harness.Node, head func() int64) (*harness.Node, daemon.ScheduleSlot) {
+	t.Helper()
+	var victim *harness.Node
+	for _, n := range nodes {
+		if n != leader {
+			victim = n
+			break
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		v, err := scheduleOf(leader)
+		if err != nil {
+			t.Logf("schedule: %v", err)
+			time.Sleep(time.Second)
+			continue
+		}
+		now := head()
+		for _, s := range v.Slots {
+			if s.Owner == victim.ID && s.Open > now+5 && s.Partitions > 0 {
+				return victim, s
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("%s owns no upcoming deadline with partitions", victim.ID)
+	return nil, daemon.ScheduleSlot{}
+}
+
 // waitReassigned polls survivor's view until no deadline is owned by
 // gone and returns how long that took since killedAt.
 func waitReassigned(t testing.TB, survivor *harness.Node, gone string, killedAt time.Time) time.Duration {
@@ -190,29 +222,7 @@ func TestDeadlinesSurviveNodeLoss(t *testing.T) {
 	// Kill -9 a non-leader in the middle of an open deadline it owns,
 	// about a third into the period.
 	waitEpoch(dlFirstDue + 900)
-	var victim *harness.Node
-	for _, n := range nodes {
-		if n != leader {
-			victim = n
-			break
-		}
-	}
-	var target daemon.ScheduleSlot
-	for target.Owner == "" {
-		v, err := scheduleOf(leader)
-		if err != nil {
-			t.Logf("schedule: %v", err)
-			time.Sleep(time.Second)
-			continue
-		}
-		h := int64(heightNow())
-		for _, s := range v.Slots {
-			if s.Owner == victim.ID && s.Open > h+5 {
-				target = s
-				break
-			}
-		}
-	}
+	victim, target := upcomingWindowOfFollower(t, nodes, leader, func() int64 { return int64(heightNow()) })
 	waitEpoch(abi.ChainEpoch(target.Open + 20))
 	killedAt := time.Now()
 	victim.Kill()
@@ -251,10 +261,13 @@ func TestDeadlinesSurviveNodeLoss(t *testing.T) {
 	if err := chain.Call(ctx, "Devnet.Report", &rep, -1); err != nil {
 		t.Fatal(err)
 	}
-	var proven, faulty, missed int
+	var proven, faulty, missed, split int
 	for _, r := range rep.Records {
 		if r.Open < from || r.Open >= to {
 			continue
+		}
+		if r.Messages >= 2 {
+			split++
 		}
 		switch r.Outcome {
 		case "proven":
@@ -298,6 +311,13 @@ func TestDeadlinesSurviveNodeLoss(t *testing.T) {
 	if proven != dlMiners*48 || faulty != 0 || missed != 0 || rep.Totals.Missed != 0 || rep.Totals.Faulty != 0 {
 		t.Errorf("one proving period: proven %d, faulty %d, missed %d; want %d proven and none missed (devnet totals %s)", proven, faulty, missed, dlMiners*48, rep)
 	}
+	if split == 0 {
+		t.Errorf("no deadline took two messages: its 4 partitions should be sent as 3+1")
+	}
+	if rep.Totals.MessagesFailed != 0 {
+		t.Errorf("%d messages landed with a non-zero exit code (the actor refused them at execution)", rep.Totals.MessagesFailed)
+	}
+	t.Logf("deadlines sent in two messages: %d; pushes refused at estimation (deadlines before the devnet's first judged epoch): %d", split, rep.Totals.MessagesRefused)
 	// make e2e prints this line last.
 	fmt.Printf("deadlines proven %d, faulty %d, missed %d\n", proven, faulty, missed)
 	fmt.Printf("reassignment latency: non-leader %v, leader %v\n", lat1.Round(time.Millisecond), lat2.Round(time.Millisecond))

@@ -76,13 +76,17 @@ func TestMetricsAndStatusPage(t *testing.T) {
 	// every window needs a real proof and a message.
 	pc := startPosterCluster(t, 2, 96, 100, 100*time.Millisecond, "observability-e2e")
 	nodes := pc.nodes
+	// A deadline counts as proven once its message's receipt has the
+	// configured confidence, a few epochs after the message was sent.
 	waitFor(t, 90*time.Second, func() bool {
-		total := 0.0
+		messages, proven := 0.0, 0.0
 		for _, n := range nodes {
 			v, _ := metricValue(t, n, "vsm_post_messages_total", nil)
-			total += v
+			messages += v
+			p, _ := metricValue(t, n, "vsm_deadlines_total", map[string]string{"outcome": "proven"})
+			proven += p
 		}
-		return total >= 2
+		return messages >= 2 && proven >= 2
 	})
 
 	for _, n := range nodes {

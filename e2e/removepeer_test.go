@@ -48,7 +48,7 @@ func TestRemoveLeaderInOneCallAndItStaysRemoved(t *testing.T) {
 
 	// It stays removed while it runs, across its restart and across a
 	// change of leader.
-	time.Sleep(3 * time.Second)
+	time.Sleep(2500 * time.Millisecond) // reconcile runs every second
 	if in, _ := inPeers(t, newLeader, leader.ID); in {
 		t.Fatalf("%s was added back while it ran", leader.ID)
 	}
@@ -56,13 +56,13 @@ func TestRemoveLeaderInOneCallAndItStaysRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	leader.Start()
-	time.Sleep(4 * time.Second)
+	time.Sleep(3 * time.Second)
 	if in, _ := inPeers(t, newLeader, leader.ID); in {
 		t.Fatalf("%s was added back after it restarted", leader.ID)
 	}
 	newLeader.MustRun("cluster", "transfer-leader")
 	third := leaderOf(t, rest)
-	time.Sleep(3 * time.Second)
+	time.Sleep(2500 * time.Millisecond)
 	if in, _ := inPeers(t, third, leader.ID); in {
 		t.Fatalf("%s was added back by the next leader %s", leader.ID, third.ID)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,7 +57,11 @@ func TestTransferLeaderLosesNoWrite(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	cancel()
 	wg.Wait()
-	t.Logf("%d writes acknowledged across %d leadership transfers, %d failed", len(acked), transfers, len(failures))
+	settled := 0
+	for _, n := range nodes {
+		settled += strings.Count(n.Log(), "a write in flight when leadership changed")
+	}
+	t.Logf("%d writes acknowledged across %d leadership transfers, %d failed; %d in-flight writes settled after their leader stepped down", len(acked), transfers, len(failures), settled)
 	if len(failures) > 0 {
 		t.Fatalf("%d writes failed during transfers, e.g. %q", len(failures), failures[0])
 	}
@@ -81,4 +86,63 @@ func TestNotLeaderErrorNamesAPIAddress(t *testing.T) {
 	if !rpc.IsCode(err, rpc.CodeNotLeader) || !strings.Contains(err.Error(), leader.API) || strings.Contains(err.Error(), leader.Raft) {
 		t.Fatalf("not-leader error %v: want the leader's API address %s, not its raft address %s", err, leader.API, leader.Raft)
 	}
+}
+
+// TestPausedLeaderLosesNoWrite (issue 11 item 8, a leader change that is
+// not a transfer): the leader is stopped (SIGSTOP) for longer than an
+// election while clients write through every node, then resumed. Its
+// writes in flight meet ErrLeadershipLost; vsm settles each against the
+// next leader's log and re-sends the ones that were not committed, so no
+// client sees a failure and every acknowledged write is kept.
+func TestPausedLeaderLosesNoWrite(t *testing.T) {
+	nodes := startCluster(t, 3)
+	leader, clients := seedWriteTarget(t, nodes)
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		mu       sync.Mutex
+		acked    []uint64
+		failures []string
+		wg       sync.WaitGroup
+	)
+	for w := 0; w < 6; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			cl := clients[w%len(clients)]
+			for seq := uint64(0); ctx.Err() == nil; seq++ {
+				num := uint64(w)<<32 | seq
+				loc := fsm.SectorLocation{SectorID: fsm.SectorID{Miner: 1000, Number: num}, Sealed: "s", Cache: "s"}
+				cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+				err := cl.Call(cctx, "VSM.SectorLocationPut", nil, []fsm.SectorLocation{loc})
+				ccancel()
+				mu.Lock()
+				if err != nil {
+					failures = append(failures, err.Error())
+				} else {
+					acked = append(acked, num)
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+	time.Sleep(time.Second)
+	if err := syscall.Kill(leader.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * time.Second)
+	if err := syscall.Kill(leader.Pid(), syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	cancel()
+	wg.Wait()
+	settled := 0
+	for _, n := range nodes {
+		settled += strings.Count(n.Log(), "a write in flight when leadership changed")
+	}
+	t.Logf("%d writes acknowledged across a 4 s pause of leader %s, %d failed; %d in-flight writes settled after it stepped down", len(acked), leader.ID, len(failures), settled)
+	if len(failures) > 0 {
+		t.Fatalf("%d writes failed, e.g. %q", len(failures), failures[0])
+	}
+	waitConverged(t, nodes, acked)
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,6 +78,9 @@ func (l line) location() (fsm.SectorLocation, error) {
 		return fsm.SectorLocation{}, errors.New(`"sealed" (storage instance name) is missing`)
 	case l.Cache == "":
 		return fsm.SectorLocation{}, errors.New(`"cache" (storage instance name) is missing`)
+	case *l.Number > math.MaxInt64:
+		// Filecoin's abi.MaxSectorNumber; the node refuses it too.
+		return fsm.SectorLocation{}, fmt.Errorf(`"number" %d is above Filecoin's sector number limit 2^63-1`, *l.Number)
 	}
 	return fsm.SectorLocation{
 		SectorID: fsm.SectorID{Miner: uint64(*l.Miner), Number: *l.Number},

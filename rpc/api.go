@@ -146,6 +146,9 @@ func (a *api) storageAdd(ctx context.Context, p []json.RawMessage) (any, error) 
 	if err := Params(p, 0, &in); err != nil {
 		return nil, err
 	}
+	if err := checkStorage(in); err != nil {
+		return nil, Errorf(CodeInvalidParams, "param 1: %v", err)
+	}
 	return a.apply(ctx, fsm.PutStorage{Instance: in})
 }
 
@@ -168,6 +171,11 @@ func (a *api) locationPut(ctx context.Context, p []json.RawMessage) (any, error)
 	}
 	if len(locs) > MaxBatch {
 		return nil, Errorf(CodeInvalidParams, "%d locations in one call; send at most %d per call", len(locs), MaxBatch)
+	}
+	for i, l := range locs {
+		if err := CheckSector(l.SectorID); err != nil {
+			return nil, Errorf(CodeInvalidParams, "location %d (%s): %v; nothing was stored", i+1, l.SectorID, err)
+		}
 	}
 	return a.apply(ctx, fsm.PutLocations{Locations: locs})
 }
@@ -224,6 +232,11 @@ func (a *api) locationDelete(ctx context.Context, p []json.RawMessage) (any, err
 	}
 	if len(ids) > MaxBatch {
 		return nil, Errorf(CodeInvalidParams, "%d sectors in one call; send at most %d per call", len(ids), MaxBatch)
+	}
+	for i, id := range ids {
+		if err := CheckSector(id); err != nil {
+			return nil, Errorf(CodeInvalidParams, "sector %d: %v; nothing was deleted", i+1, err)
+		}
 	}
 	return a.apply(ctx, fsm.DeleteLocations{IDs: ids})
 }

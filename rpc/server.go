@@ -46,7 +46,11 @@ type ServerConfig struct {
 	Registry *prometheus.Registry
 	// Healthy reports whether the node can serve (e.g. a leader is known).
 	Healthy func() error
-	Log     *zap.Logger
+	// Detail, if set, adds lines after "ok" on /healthz (a proxy says how
+	// old its data is), so a probe that only checks the status code still
+	// works and a person reading it learns more.
+	Detail func() string
+	Log    *zap.Logger
 	// Extra handlers by path (the status page).
 	Extra map[string]http.Handler
 	// ReadTimeout bounds reading one request, headers and body; 0 means
@@ -77,6 +81,11 @@ func Listen(cfg ServerConfig) (*Server, error) {
 			return
 		}
 		fmt.Fprintln(w, "ok")
+		if cfg.Detail != nil {
+			if d := cfg.Detail(); d != "" {
+				fmt.Fprintln(w, d)
+			}
+		}
 	})
 	for path, h := range cfg.Extra {
 		mux.Handle(path, h)

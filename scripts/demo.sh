@@ -187,8 +187,9 @@ fi
 # Two children per node, as for two GPUs (see docs/ext-prover.md).
 extprover() {
   if [ "$ENGINE" = ffi ]; then
-    cat <<CFG
-# two children, as for two GPUs; filecoin-ffi on the CPU with local parameters
+    echo "# two children, as for two GPUs; filecoin-ffi on the CPU with local parameters"
+    for _ in 1 2; do
+      cat <<CFG
 [[WdPost]]
 Bin = "$FFI"
 Args = ["wdpost"]
@@ -197,14 +198,8 @@ ReadyTimeoutSecs = 60
 [WdPost.Envs]
 FIL_PROOFS_PARAMETER_CACHE = "$FIL_PROOFS_PARAMETER_CACHE"
 
-[[WdPost]]
-Bin = "$FFI"
-Args = ["wdpost"]
-Concurrent = 1
-ReadyTimeoutSecs = 60
-[WdPost.Envs]
-FIL_PROOFS_PARAMETER_CACHE = "$FIL_PROOFS_PARAMETER_CACHE"
 CFG
+    done
     return
   fi
   cat <<CFG

@@ -26,6 +26,7 @@ var page = template.Must(template.New("status.html").Funcs(template.FuncMap{
 	"pct":   func(v, total int64) float64 { return 100 * float64(v) / float64(max(total, 1)) },
 	"color": minerColor,
 	"span":  func(s Slot) int64 { return max(s.Close-s.Open, 1) },
+	"age":   func(ms int64) time.Duration { return (time.Duration(ms) * time.Millisecond).Round(time.Second) },
 }).ParseFS(files, "status.html"))
 
 // Slot is one deadline window in the next 24 hours and its owner.

@@ -38,14 +38,14 @@ func daemonCommand() *cli.Command {
 				Name:  "run",
 				Usage: "run the node",
 				Flags: []cli.Flag{
-					&cli.BoolFlag{Name: "bootstrap", Usage: "start a new single-voter cluster if this node has no raft state yet (harmless on restart)"},
+					&cli.BoolFlag{Name: "bootstrap", Usage: "start a new single-voter cluster if this node has no raft state yet (harmless on restart; a node that has held state and lost it refuses to start instead, see docs/runbooks/raft-data.md)"},
 					&cli.StringFlag{Name: "listen", Usage: "API address HOST:PORT (overrides Node.Listen)"},
 					&cli.StringFlag{Name: "raft-addr", Usage: "raft address HOST:PORT (overrides Node.RaftAddr)"},
 					&cli.StringFlag{Name: "gossip-addr", Usage: "gossip address HOST:PORT (overrides Gossip.Addr)"},
 					&cli.StringFlag{Name: "node-id", Usage: "node id (overrides Node.ID)"},
 					&cli.StringFlag{Name: "conf-dir", Usage: "read config.toml, ext-prover.cfg and the token secret from this directory instead of the home"},
 					&cli.BoolFlag{Name: "ext-prover", Usage: "start the prover children listed in ext-prover.cfg"},
-					&cli.StringFlag{Name: "proxy", Usage: "run as a proxy node: not a cluster member, sector locations copied read-only from the node at HOST:PORT in real time; --proxy=\"\" means the node whose home holds the config files (--conf-dir)"},
+					&cli.StringFlag{Name: "proxy", Usage: "run as a proxy node of the node at HOST:PORT: a raft non-voter of its cluster that follows every change in real time and serves it read-only (with --poster it is given deadlines too); --proxy=\"\" means the node whose home holds the config files (--conf-dir)"},
 					&cli.BoolFlag{Name: "proxy-sector-indexer-off", Usage: "with --proxy: use the sector locations in this node's own home instead of the source's"},
 					&cli.BoolFlag{Name: "poster", Usage: "prove the deadlines the cluster assigns to this node (needs --ext-prover and a chain)"},
 					&cli.BoolFlag{Name: "miner", Usage: "mine: prove and submit the WinningPoSt of each enabled miner of the store whenever the chain elects it (needs --ext-prover and a chain)"},
@@ -138,8 +138,12 @@ func daemonRun(c *cli.Context) error {
 		Join:              splitList(c.StringSlice("join")),
 		NonVoter:          c.Bool("non-voter"),
 		DeadServerCleanup: c.Duration("dead-server-cleanup"),
-		Version:           version,
-		Log:               log,
+		Flags: daemon.ExplicitFlags{
+			NodeID: c.String("node-id"), Listen: c.String("listen"),
+			RaftAddr: c.String("raft-addr"), GossipAddr: c.String("gossip-addr"),
+		},
+		Version: version,
+		Log:     log,
 	})
 }
 

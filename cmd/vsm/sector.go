@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/vsm-project/vsm/fsm"
+	"github.com/vsm-project/vsm/rpc"
 )
 
 func sectorCommand() *cli.Command {
@@ -76,7 +77,11 @@ func sectorIDFlags(c *cli.Context) (fsm.SectorID, error) {
 	if err != nil {
 		return fsm.SectorID{}, err
 	}
-	return fsm.SectorID{Miner: m, Number: c.Uint64("number")}, nil
+	id := fsm.SectorID{Miner: m, Number: c.Uint64("number")}
+	if err := rpc.CheckSector(id); err != nil {
+		return fsm.SectorID{}, fmt.Errorf("--number: %w", err)
+	}
+	return id, nil
 }
 
 func locationPut(c *cli.Context) error {

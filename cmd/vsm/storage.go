@@ -2,12 +2,12 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"strconv"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/vsm-project/vsm/fsm"
+	"github.com/vsm-project/vsm/rpc"
 )
 
 func storageCommand() *cli.Command {
@@ -44,8 +44,11 @@ func storageAdd(c *cli.Context) error {
 		return err
 	}
 	path := c.String("path")
-	if !filepath.IsAbs(path) {
-		return fmt.Errorf("--path %q: want an absolute path", path)
+	if err := rpc.CheckName("storage name", name); err != nil {
+		return err
+	}
+	if err := rpc.CheckPath(path); err != nil {
+		return fmt.Errorf("--path: %w", err)
 	}
 	in := fsm.StorageInstance{Name: name, Path: path, ReadOnly: c.Bool("read-only")}
 	if err := call(c, "VSM.StorageAdd", nil, in); err != nil {
