@@ -160,6 +160,7 @@ func Run(ctx context.Context, o Options) error {
 		reg.MustRegister(px)
 	}
 	rpc.RegisterVSM(mux, api, o.Version)
+	rpc.RegisterVenus(mux, api)
 	rpc.RegisterCluster(mux, server, stop)
 	srv.Handle(rpc.SnapshotPath, mux.SnapshotHandler(server))
 	registerProving(mux, api, sup, o.Config.StoragePaths)

@@ -33,8 +33,8 @@ func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Ser
 		api = o.ChainAPI
 	}
 	p := &post{node: o.Config.Node.ID, store: server.FSM()}
-	mux.Register("VSM.ClusterSchedule", rpc.PermRead, p.clusterSchedule)
-	mux.Register("VSM.ProvingCompute", rpc.PermWrite, p.provingCompute)
+	mux.Register(rpc.MethodClusterSchedule, rpc.PermRead, p.clusterSchedule)
+	mux.Register(rpc.MethodProvingCompute, rpc.PermWrite, p.provingCompute)
 	if api == "" {
 		if o.Poster {
 			return nil, errors.New("--poster needs a chain: set Chain.API in config.toml or give --chain-api (a FULLNODE_API_INFO string)")
@@ -107,31 +107,12 @@ type post struct {
 	runner *runner.Runner
 }
 
-// ScheduleSlot is one row of VSM.ClusterSchedule: a deadline window of
-// the next 24 hours and its owner in the replicated state.
-type ScheduleSlot struct {
-	Miner      uint64 `json:"miner"`
-	Deadline   uint8  `json:"deadline"`
-	Open       int64  `json:"open"`
-	Close      int64  `json:"close"`
-	Owner      string `json:"owner"`
-	Partitions int    `json:"partitions"`
-	// LastOutcome and LastMessage are the deadline's newest record, so a
-	// window post the miner actor refused (exit code and the actor's
-	// message) shows beside the deadline.
-	LastOutcome string `json:"last_outcome,omitempty"`
-	LastMessage string `json:"last_message,omitempty"`
-}
-
-// ScheduleView is VSM.ClusterSchedule's result.
-type ScheduleView struct {
-	Head     int64               `json:"head"`
-	Slots    []ScheduleSlot      `json:"slots"`
-	Nodes    []schedule.NodeLoad `json:"nodes"`
-	Unplaced []schedule.Unplaced `json:"unplaced"`
-	// Pending lists the moves the next scheduler round would make.
-	Pending []schedule.Move `json:"pending"`
-}
+// ScheduleSlot and ScheduleView are VSM.ClusterSchedule's reply types,
+// named with every other method in rpc/methods.go.
+type (
+	ScheduleSlot = rpc.ScheduleSlot
+	ScheduleView = rpc.ScheduleView
+)
 
 // clusterSchedule is VSM.ClusterSchedule: params [miner?] (0: all).
 func (p *post) clusterSchedule(ctx context.Context, params []json.RawMessage) (any, error) {

@@ -13,19 +13,14 @@ import (
 	"github.com/vsm-project/vsm/rpc"
 )
 
-// SectorCheckResult is one sector's line in the VSM.ProvingCheck result.
-type SectorCheckResult struct {
-	Sector uint64 `json:"sector"`
-	Good   bool   `json:"good"`
-	// Reason says why a faulty sector cannot be proven.
-	Reason string `json:"reason,omitempty"`
-}
+// SectorCheckResult is VSM.ProvingCheck's reply type (rpc/methods.go).
+type SectorCheckResult = rpc.SectorCheckResult
 
 // registerProving adds the proving methods (VSM.ProvingCheck, ...) that
 // need this node's children and local storage paths.
 func registerProving(mux *rpc.Mux, st replica, sup *prover.Supervisor, storagePaths map[string]string) {
 	p := &proving{f: st.FSM(), ready: st.ReadReady, sup: sup, local: storagePaths}
-	mux.Register("VSM.ProvingCheck", rpc.PermRead, p.check)
+	mux.Register(rpc.MethodProvingCheck, rpc.PermRead, p.check)
 }
 
 // replica is the local store: the FSM and whether it has replayed its log.

@@ -203,7 +203,7 @@ func locateSource(ctx context.Context, c *rpc.Client, source string) (joins []st
 	local = conn.LocalAddr().(*net.TCPAddr).IP.String()
 	conn.Close()
 	var members []cluster.Member
-	if err := c.Call(ctx, "VSM.ClusterMembers", &members); err != nil {
+	if err := c.Call(ctx, rpc.MethodClusterMembers, &members); err != nil {
 		return nil, "", fmt.Errorf("ask the source %s for its cluster's members: %w (a proxy needs the source's token secret and gossip key: share them with --conf-dir SOURCE_HOME or 'daemon init --secrets')", source, err)
 	}
 	for _, m := range members {

@@ -39,21 +39,21 @@ const MaxBatch = 50_000
 // docs/api.md lists each with its params and permission.
 func RegisterVSM(m *Mux, s Store, version string) {
 	a := &api{s: s, version: version}
-	m.Register("VSM.Version", PermRead, a.getVersion)
-	m.Register("VSM.Status", PermRead, a.status)
-	m.Register("VSM.MinerAdd", PermWrite, a.minerAdd)
-	m.Register("VSM.MinerGet", PermRead, a.read(a.minerGet))
-	m.Register("VSM.MinerList", PermRead, a.read(a.minerList))
-	m.Register("VSM.MinerRemove", PermWrite, a.minerRemove)
-	m.Register("VSM.StorageAdd", PermWrite, a.storageAdd)
-	m.Register("VSM.StorageList", PermRead, a.read(a.storageList))
-	m.Register("VSM.StorageRemove", PermWrite, a.storageRemove)
-	m.Register("VSM.SectorLocationPut", PermWrite, a.locationPut)
-	m.Register("VSM.SectorLocationGet", PermRead, a.read(a.locationGet))
-	m.Register("VSM.SectorLocationList", PermRead, a.read(a.locationList))
-	m.Register("VSM.SectorLocationCount", PermRead, a.read(a.locationCount))
-	m.Register("VSM.SectorLocationDelete", PermWrite, a.locationDelete)
-	m.Register("VSM.SnapshotNow", PermAdmin, a.snapshotNow)
+	m.Register(MethodVersion, PermRead, a.getVersion)
+	m.Register(MethodStatus, PermRead, a.status)
+	m.Register(MethodMinerAdd, PermWrite, a.minerAdd)
+	m.Register(MethodMinerGet, PermRead, a.read(a.minerGet))
+	m.Register(MethodMinerList, PermRead, a.read(a.minerList))
+	m.Register(MethodMinerRemove, PermWrite, a.minerRemove)
+	m.Register(MethodStorageAdd, PermWrite, a.storageAdd)
+	m.Register(MethodStorageList, PermRead, a.read(a.storageList))
+	m.Register(MethodStorageRemove, PermWrite, a.storageRemove)
+	m.Register(MethodSectorLocationPut, PermWrite, a.locationPut)
+	m.Register(MethodSectorLocationGet, PermRead, a.read(a.locationGet))
+	m.Register(MethodSectorLocationList, PermRead, a.read(a.locationList))
+	m.Register(MethodSectorLocationCount, PermRead, a.read(a.locationCount))
+	m.Register(MethodSectorLocationDelete, PermWrite, a.locationDelete)
+	m.Register(MethodSnapshotNow, PermAdmin, a.snapshotNow)
 }
 
 type api struct {
@@ -88,16 +88,12 @@ func (a *api) read(h Handler) Handler {
 	}
 }
 
-type changed struct {
-	Changed int `json:"changed"`
-}
-
 func (a *api) apply(ctx context.Context, c fsm.Command) (any, error) {
 	n, err := a.s.Apply(ctx, c)
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	return changed{Changed: n}, nil
+	return Changed{Changed: n}, nil
 }
 
 func (a *api) getVersion(context.Context, []json.RawMessage) (any, error) {

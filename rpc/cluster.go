@@ -31,17 +31,17 @@ type ClusterBackend interface {
 // this node has left, so the daemon can stop.
 func RegisterCluster(m *Mux, b ClusterBackend, afterLeave func()) {
 	c := &clusterAPI{b: b, afterLeave: afterLeave}
-	m.Register("VSM.ClusterApply", PermAdmin, c.apply)
-	m.Register("VSM.ClusterReadIndex", PermAdmin, c.readIndex)
-	m.Register("VSM.ClusterPeers", PermAdmin, c.peers)
-	m.Register("VSM.ClusterMembers", PermAdmin, c.members)
-	m.Register("VSM.ClusterJoin", PermAdmin, c.join)
-	m.Register("VSM.ClusterLeave", PermAdmin, c.leave)
-	m.Register("VSM.ClusterRemovePeer", PermAdmin, c.removePeer)
-	m.Register("VSM.ClusterTransferLeader", PermAdmin, c.transferLeader)
-	m.Register("VSM.ClusterLeaderRemovePeer", PermAdmin, c.leaderRemovePeer)
-	m.Register("VSM.ClusterLeaderTransfer", PermAdmin, c.leaderTransfer)
-	m.Register("VSM.ClusterDrain", PermAdmin, c.drain)
+	m.Register(MethodClusterApply, PermAdmin, c.apply)
+	m.Register(MethodClusterReadIndex, PermAdmin, c.readIndex)
+	m.Register(MethodClusterPeers, PermAdmin, c.peers)
+	m.Register(MethodClusterMembers, PermAdmin, c.members)
+	m.Register(MethodClusterJoin, PermAdmin, c.join)
+	m.Register(MethodClusterLeave, PermAdmin, c.leave)
+	m.Register(MethodClusterRemovePeer, PermAdmin, c.removePeer)
+	m.Register(MethodClusterTransferLeader, PermAdmin, c.transferLeader)
+	m.Register(MethodClusterLeaderRemovePeer, PermAdmin, c.leaderRemovePeer)
+	m.Register(MethodClusterLeaderTransfer, PermAdmin, c.leaderTransfer)
+	m.Register(MethodClusterDrain, PermAdmin, c.drain)
 }
 
 type clusterAPI struct {
@@ -58,7 +58,7 @@ func (c *clusterAPI) apply(ctx context.Context, p []json.RawMessage) (any, error
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	return changed{Changed: n}, nil
+	return Changed{Changed: n}, nil
 }
 
 func (c *clusterAPI) readIndex(ctx context.Context, _ []json.RawMessage) (any, error) {
@@ -199,8 +199,8 @@ func fromRemote(addr string, err error) error {
 
 // Apply implements cluster.Forwarder.
 func (f *Forwarder) Apply(ctx context.Context, addr string, cmd []byte) (int, error) {
-	var res changed
-	if err := f.client(addr).Call(ctx, "VSM.ClusterApply", &res, cmd); err != nil {
+	var res Changed
+	if err := f.client(addr).Call(ctx, MethodClusterApply, &res, cmd); err != nil {
 		return 0, fromRemote(addr, err)
 	}
 	return res.Changed, nil
@@ -209,7 +209,7 @@ func (f *Forwarder) Apply(ctx context.Context, addr string, cmd []byte) (int, er
 // ReadIndex implements cluster.Forwarder.
 func (f *Forwarder) ReadIndex(ctx context.Context, addr string) (uint64, error) {
 	var idx uint64
-	if err := f.client(addr).Call(ctx, "VSM.ClusterReadIndex", &idx); err != nil {
+	if err := f.client(addr).Call(ctx, MethodClusterReadIndex, &idx); err != nil {
 		return 0, fromRemote(addr, err)
 	}
 	return idx, nil
@@ -218,7 +218,7 @@ func (f *Forwarder) ReadIndex(ctx context.Context, addr string) (uint64, error) 
 // Status implements cluster.Forwarder.
 func (f *Forwarder) Status(ctx context.Context, addr string) (cluster.Status, error) {
 	var st cluster.Status
-	if err := f.client(addr).Call(ctx, "VSM.Status", &st); err != nil {
+	if err := f.client(addr).Call(ctx, MethodStatus, &st); err != nil {
 		return st, fromRemote(addr, err)
 	}
 	return st, nil
@@ -226,7 +226,7 @@ func (f *Forwarder) Status(ctx context.Context, addr string) (cluster.Status, er
 
 // RemovePeer implements cluster.Forwarder.
 func (f *Forwarder) RemovePeer(ctx context.Context, addr, id string, force bool) error {
-	if err := f.client(addr).Call(ctx, "VSM.ClusterLeaderRemovePeer", nil, id, force); err != nil {
+	if err := f.client(addr).Call(ctx, MethodClusterLeaderRemovePeer, nil, id, force); err != nil {
 		return fromRemote(addr, err)
 	}
 	return nil
@@ -234,7 +234,7 @@ func (f *Forwarder) RemovePeer(ctx context.Context, addr, id string, force bool)
 
 // TransferLeader implements cluster.Forwarder.
 func (f *Forwarder) TransferLeader(ctx context.Context, addr, to string) error {
-	if err := f.client(addr).Call(ctx, "VSM.ClusterLeaderTransfer", nil, to); err != nil {
+	if err := f.client(addr).Call(ctx, MethodClusterLeaderTransfer, nil, to); err != nil {
 		return fromRemote(addr, err)
 	}
 	return nil

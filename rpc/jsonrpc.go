@@ -93,6 +93,9 @@ func NewMux(auth *Auth, maxBody int64, log *zap.Logger) *Mux {
 
 // Register adds a method; perm is the weakest permission allowed to call it.
 func (m *Mux) Register(name string, perm Perm, fn Handler) {
+	if !strings.HasPrefix(name, "Test.") {
+		checkRegistration(name, perm)
+	}
 	m.methods[name] = method{perm: perm, fn: fn}
 }
 

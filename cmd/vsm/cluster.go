@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/vsm-project/vsm/cluster"
+	"github.com/vsm-project/vsm/rpc"
 )
 
 func clusterCommand() *cli.Command {
@@ -59,7 +60,7 @@ func clusterCommand() *cli.Command {
 
 func clusterStatus(c *cli.Context) error {
 	var st cluster.Status
-	if err := call(c, "VSM.Status", &st); err != nil {
+	if err := call(c, rpc.MethodStatus, &st); err != nil {
 		return err
 	}
 	if c.Bool("json") {
@@ -73,7 +74,7 @@ func u(v uint64) string { return strconv.FormatUint(v, 10) }
 
 func clusterPeers(c *cli.Context) error {
 	var peers []cluster.Peer
-	if err := call(c, "VSM.ClusterPeers", &peers); err != nil {
+	if err := call(c, rpc.MethodClusterPeers, &peers); err != nil {
 		return err
 	}
 	if c.Bool("json") {
@@ -104,7 +105,7 @@ func clusterPeers(c *cli.Context) error {
 
 func clusterMembers(c *cli.Context) error {
 	var ms []cluster.Member
-	if err := call(c, "VSM.ClusterMembers", &ms); err != nil {
+	if err := call(c, rpc.MethodClusterMembers, &ms); err != nil {
 		return err
 	}
 	if c.Bool("json") {
@@ -125,7 +126,7 @@ func clusterJoin(c *cli.Context) error {
 		return fmt.Errorf("give a member's gossip address HOST:PORT")
 	}
 	var res map[string]int
-	if err := call(c, "VSM.ClusterJoin", &res, c.Args().Slice()); err != nil {
+	if err := call(c, rpc.MethodClusterJoin, &res, c.Args().Slice()); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "contacted %d members; the leader adds this node as a non-voter and promotes it once caught up\n", res["contacted"])
@@ -133,7 +134,7 @@ func clusterJoin(c *cli.Context) error {
 }
 
 func clusterLeave(c *cli.Context) error {
-	if err := call(c, "VSM.ClusterLeave", nil); err != nil {
+	if err := call(c, rpc.MethodClusterLeave, nil); err != nil {
 		return err
 	}
 	fmt.Fprintln(c.App.Writer, "left the cluster; the node is shutting down")
@@ -145,7 +146,7 @@ func clusterRemovePeer(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := call(c, "VSM.ClusterRemovePeer", nil, id, c.Bool("force")); err != nil {
+	if err := call(c, rpc.MethodClusterRemovePeer, nil, id, c.Bool("force")); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "removed %s from the raft configuration\n", id)
@@ -153,7 +154,7 @@ func clusterRemovePeer(c *cli.Context) error {
 }
 
 func clusterTransfer(c *cli.Context) error {
-	if err := call(c, "VSM.ClusterTransferLeader", nil, c.String("to")); err != nil {
+	if err := call(c, rpc.MethodClusterTransferLeader, nil, c.String("to")); err != nil {
 		return err
 	}
 	fmt.Fprintln(c.App.Writer, "leadership transferred")
@@ -162,7 +163,7 @@ func clusterTransfer(c *cli.Context) error {
 
 func clusterDrain(on bool) cli.ActionFunc {
 	return func(c *cli.Context) error {
-		if err := call(c, "VSM.ClusterDrain", nil, on); err != nil {
+		if err := call(c, rpc.MethodClusterDrain, nil, on); err != nil {
 			return err
 		}
 		fmt.Fprintf(c.App.Writer, "draining: %v\n", on)

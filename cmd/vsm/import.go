@@ -11,12 +11,24 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/vsm-project/vsm/config"
 	"github.com/vsm-project/vsm/fsm"
+	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/importer"
+	"github.com/vsm-project/vsm/rpc"
 )
 
 func locationImport(c *cli.Context) error {
+	if c.IsSet("from-damocles-manager") {
+		if c.IsSet("file") {
+			return fmt.Errorf("give --file or --from-damocles-manager, not both")
+		}
+		return importFromManager(c)
+	}
 	path := c.String("file")
+	if path == "" {
+		return fmt.Errorf("give --file FILE (JSON lines or CSV, docs/import.md; - for standard input) or --from-damocles-manager http://HOST:PORT --miner t0ACTOR")
+	}
 	var in io.Reader = os.Stdin
 	if path != "-" {
 		f, err := os.Open(path)
@@ -51,7 +63,7 @@ func locationImport(c *cli.Context) error {
 		return err
 	}
 	put := func(ctx context.Context, batch []fsm.SectorLocation) error {
-		return cl.Call(ctx, "VSM.SectorLocationPut", nil, batch)
+		return cl.Call(ctx, rpc.MethodSectorLocationPut, nil, batch)
 	}
 	bar := newProgress(c.App.ErrWriter, len(locs), c.Bool("quiet"))
 	start := time.Now()
@@ -111,4 +123,97 @@ func (p *progress) finish() {
 	}
 	p.draw()
 	fmt.Fprintln(p.w)
+}
+
+// importFromManager migrates a miner's locations without an export step:
+// sector numbers, proof types and CommR from the chain, persist stores from
+// the original manager's sector indexer. Nothing is written unless every
+// persist store the manager names exists in vsm.
+func importFromManager(c *cli.Context) error {
+	url := c.String("from-damocles-manager")
+	if c.String("miner") == "" {
+		return fmt.Errorf("--from-damocles-manager needs --miner: the miner whose sectors to import")
+	}
+	miner, err := parseActor(c.String("miner"))
+	if err != nil {
+		return err
+	}
+	chain, err := dialChain(c)
+	if err != nil {
+		return err
+	}
+	cl, err := client(c)
+	if err != nil {
+		return err
+	}
+	if err := call(c, rpc.MethodMinerGet, nil, miner); err != nil {
+		return fmt.Errorf("t0%d in vsm: %w", miner, err)
+	}
+	quiet := c.Bool("quiet")
+	fmt.Fprintf(c.App.ErrWriter, "listing the sectors of t0%d on the chain\n", miner)
+	var bar *progress
+	sectors, err := importer.ChainSectors(c.Context, chain, miner, c.Int("parallel")*4, func(done, total int) {
+		if bar == nil {
+			bar = newProgress(c.App.ErrWriter, total, quiet)
+		}
+		bar.update(done)
+	})
+	if bar != nil {
+		bar.finish()
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "asking the manager at %s where each of %d sectors is\n", url, len(sectors))
+	bar = newProgress(c.App.ErrWriter, len(sectors), quiet)
+	res, err := importer.FromManager(c.Context, miner, sectors, importer.ManagerFinder(url, c.String("manager-token")), c.Int("parallel")*4, bar.update)
+	bar.finish()
+	if err != nil {
+		return fmt.Errorf("%w (nothing was imported)", err)
+	}
+	var have []fsm.StorageInstance
+	if err := call(c, rpc.MethodStorageList, &have); err != nil {
+		return err
+	}
+	if missing := importer.MissingStores(res.Stores, have); len(missing) > 0 {
+		return fmt.Errorf("the manager keeps these sectors in persist stores vsm does not know: %s; add each with 'vsm storage add NAME --path PATH' (PATH as this node mounts it), then run this again (nothing was imported)", strings.Join(missing, ", "))
+	}
+	put := func(ctx context.Context, batch []fsm.SectorLocation) error {
+		return cl.Call(ctx, rpc.MethodSectorLocationPut, nil, batch)
+	}
+	bar = newProgress(c.App.ErrWriter, len(res.Locations), quiet)
+	start := time.Now()
+	done, err := importer.Send(c.Context, put, res.Locations, c.Int("batch"), c.Int("parallel"), bar.update)
+	bar.finish()
+	if err != nil {
+		return fmt.Errorf("import from %s: %w", url, err)
+	}
+	fmt.Fprintf(c.App.Writer, "imported %d locations of t0%d from the manager at %s in %.2fs\n", done, miner, url, time.Since(start).Seconds())
+	if len(res.Missing) > 0 {
+		return fmt.Errorf("%d sectors of t0%d are on the chain but not in the manager's sector indexer: %s; put them with 'vsm sector location put' once you know where they are", len(res.Missing), miner, importer.NumberList(res.Missing, 20))
+	}
+	return nil
+}
+
+// dialChain reaches the full node of --chain-api, else of Chain.API in this
+// home's config.toml.
+func dialChain(c *cli.Context) (*fullnode.Client, error) {
+	api := c.String("chain-api")
+	if api == "" {
+		h, err := home(c)
+		if err != nil {
+			return nil, err
+		}
+		if cfg, err := config.Load(h.ConfigPath()); err == nil {
+			api = cfg.Chain.API
+		}
+	}
+	if api == "" {
+		return nil, fmt.Errorf("no chain configured: give --chain-api TOKEN:/ip4/HOST/tcp/PORT/http (or FULLNODE_API_INFO), or set Chain.API in this home's config.toml")
+	}
+	chain, err := fullnode.Dial(api, nil, fullnode.WithCallTimeout(30*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("chain api: %w", err)
+	}
+	return chain, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vsm-project/vsm/fsm"
 	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/rpc"
 )
 
 func minerCommand() *cli.Command {
@@ -105,7 +106,7 @@ func minerAdd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := call(c, "VSM.MinerAdd", nil, m); err != nil {
+	if err := call(c, rpc.MethodMinerAdd, nil, m); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "miner t0%d: %s sectors, partitions of %d\n", id, abi.SectorSize(m.SectorSize).ShortString(), m.PartitionSize)
@@ -114,7 +115,7 @@ func minerAdd(c *cli.Context) error {
 
 func minerList(c *cli.Context) error {
 	var ms []fsm.MinerSummary
-	if err := call(c, "VSM.MinerList", &ms); err != nil {
+	if err := call(c, rpc.MethodMinerList, &ms); err != nil {
 		return err
 	}
 	if c.Bool("json") {
@@ -132,7 +133,7 @@ func minerRemove(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := call(c, "VSM.MinerRemove", nil, id, c.Bool("purge")); err != nil {
+	if err := call(c, rpc.MethodMinerRemove, nil, id, c.Bool("purge")); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "miner t0%d removed\n", id)

@@ -8,8 +8,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/vsm-project/vsm/daemon"
 	"github.com/vsm-project/vsm/prover/sectorfile"
+	"github.com/vsm-project/vsm/rpc"
 )
 
 func provingCommand() *cli.Command {
@@ -87,15 +87,15 @@ func provingCheck(c *cli.Context) error {
 		}
 		params = append(params, list)
 		n = len(list)
-	} else if err := call(c, "VSM.SectorLocationCount", &n, miner); err != nil {
+	} else if err := call(c, rpc.MethodSectorLocationCount, &n, miner); err != nil {
 		return err
 	}
 	if !c.Bool("json") {
 		fmt.Fprintf(c.App.ErrWriter, "checking %d sectors of t0%d through the node's prover children...\n", n, miner)
 	}
 	start := time.Now()
-	var res []daemon.SectorCheckResult
-	if err := call(c, "VSM.ProvingCheck", &res, params...); err != nil {
+	var res []rpc.SectorCheckResult
+	if err := call(c, rpc.MethodProvingCheck, &res, params...); err != nil {
 		return fmt.Errorf("proving check of t0%d: %w", miner, err)
 	}
 	var rows [][]string

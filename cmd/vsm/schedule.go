@@ -6,8 +6,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/vsm-project/vsm/daemon"
 	"github.com/vsm-project/vsm/prover/runner"
+	"github.com/vsm-project/vsm/rpc"
 )
 
 func clusterScheduleCommand() *cli.Command {
@@ -34,8 +34,8 @@ func clusterSchedule(c *cli.Context) error {
 		}
 		miner = m
 	}
-	var v daemon.ScheduleView
-	if err := call(c, "VSM.ClusterSchedule", &v, miner); err != nil {
+	var v rpc.ScheduleView
+	if err := call(c, rpc.MethodClusterSchedule, &v, miner); err != nil {
 		return err
 	}
 	if c.Bool("json") {
@@ -110,7 +110,7 @@ func provingCompute(c *cli.Context) error {
 		return cli.Exit(fmt.Sprintf("--deadline %d: want 0..47", d), 2)
 	}
 	var res runner.ComputeResult
-	if err := call(c, "VSM.ProvingCompute", &res, miner, d, c.Bool("submit")); err != nil {
+	if err := call(c, rpc.MethodProvingCompute, &res, miner, d, c.Bool("submit")); err != nil {
 		return err
 	}
 	if c.Bool("json") {

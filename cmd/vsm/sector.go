@@ -57,9 +57,13 @@ func sectorCommand() *cli.Command {
 				},
 				&cli.Command{
 					Name:  "import",
-					Usage: "import locations from JSON lines or CSV (see docs/import.md)",
+					Usage: "import locations from JSON lines or CSV (see docs/import.md), or straight from the original manager (--from-damocles-manager)",
 					Flags: []cli.Flag{
-						&cli.StringFlag{Name: "file", Usage: "input file; - for standard input", Required: true},
+						&cli.StringFlag{Name: "file", Usage: "input file; - for standard input"},
+						&cli.StringFlag{Name: "from-damocles-manager", Aliases: []string{"from-venus-sector-manager"}, Usage: "migrate without an export: list --miner's sectors from the chain and ask the damocles-manager (venus-sector-manager) at http://HOST:PORT where each one is (its Venus.SectorIndexerFind)"},
+						&cli.StringFlag{Name: "manager-token", Usage: "token for the original manager's API, if it needs one", EnvVars: []string{"VSM_MANAGER_TOKEN"}},
+						&cli.StringFlag{Name: "miner", Usage: "with --from-damocles-manager: the miner whose sectors to import (t01000, f01000 or 1000)"},
+						&cli.StringFlag{Name: "chain-api", Usage: "with --from-damocles-manager: full node FULLNODE_API_INFO (default: Chain.API of this home's config.toml)", EnvVars: []string{"FULLNODE_API_INFO"}},
 						&cli.StringFlag{Name: "format", Usage: "jsonl or csv (default: from the file name, else jsonl)"},
 						&cli.IntFlag{Name: "batch", Usage: "locations per request", Value: 10_000},
 						&cli.IntFlag{Name: "parallel", Usage: "requests in flight", Value: 4},
@@ -98,7 +102,7 @@ func locationPut(c *cli.Context) error {
 	if err := l.CommR.UnmarshalText([]byte(c.String("commr"))); err != nil {
 		return fmt.Errorf("--commr: %w", err)
 	}
-	if err := call(c, "VSM.SectorLocationPut", nil, []fsm.SectorLocation{l}); err != nil {
+	if err := call(c, rpc.MethodSectorLocationPut, nil, []fsm.SectorLocation{l}); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "%s: sealed on %s, cache on %s\n", id, l.Sealed, l.Cache)
@@ -111,7 +115,7 @@ func locationGet(c *cli.Context) error {
 		return err
 	}
 	var l fsm.SectorLocation
-	if err := call(c, "VSM.SectorLocationGet", &l, id, c.Bool("consistent")); err != nil {
+	if err := call(c, rpc.MethodSectorLocationGet, &l, id, c.Bool("consistent")); err != nil {
 		return err
 	}
 	if c.Bool("json") {
@@ -131,7 +135,7 @@ func locationList(c *cli.Context) error {
 	}
 	if c.Bool("count") {
 		var n int
-		if err := call(c, "VSM.SectorLocationCount", &n, m); err != nil {
+		if err := call(c, rpc.MethodSectorLocationCount, &n, m); err != nil {
 			return err
 		}
 		if c.Bool("json") {
@@ -141,7 +145,7 @@ func locationList(c *cli.Context) error {
 		return nil
 	}
 	var locs []fsm.SectorLocation
-	if err := call(c, "VSM.SectorLocationList", &locs, m, c.Uint64("from"), c.Int("limit")); err != nil {
+	if err := call(c, rpc.MethodSectorLocationList, &locs, m, c.Uint64("from"), c.Int("limit")); err != nil {
 		return err
 	}
 	if c.Bool("json") {
@@ -160,7 +164,7 @@ func locationDelete(c *cli.Context) error {
 		return err
 	}
 	var res struct{ Changed int }
-	if err := call(c, "VSM.SectorLocationDelete", &res, []fsm.SectorID{id}); err != nil {
+	if err := call(c, rpc.MethodSectorLocationDelete, &res, []fsm.SectorID{id}); err != nil {
 		return err
 	}
 	if res.Changed == 0 {

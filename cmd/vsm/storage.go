@@ -51,7 +51,7 @@ func storageAdd(c *cli.Context) error {
 		return fmt.Errorf("--path: %w", err)
 	}
 	in := fsm.StorageInstance{Name: name, Path: path, ReadOnly: c.Bool("read-only")}
-	if err := call(c, "VSM.StorageAdd", nil, in); err != nil {
+	if err := call(c, rpc.MethodStorageAdd, nil, in); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "storage %s at %s\n", name, path)
@@ -60,7 +60,7 @@ func storageAdd(c *cli.Context) error {
 
 func storageList(c *cli.Context) error {
 	var ss []fsm.StorageSummary
-	if err := call(c, "VSM.StorageList", &ss); err != nil {
+	if err := call(c, rpc.MethodStorageList, &ss); err != nil {
 		return err
 	}
 	if c.Bool("json") {
@@ -78,7 +78,7 @@ func storageRemove(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := call(c, "VSM.StorageRemove", nil, name); err != nil {
+	if err := call(c, rpc.MethodStorageRemove, nil, name); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "storage %s removed\n", name)

@@ -1,0 +1,96 @@
+package importer
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/vsm-project/vsm/fullnode"
+)
+
+// ChainSectors lists a miner's sectors from the chain, with the facts a
+// location needs (seal proof type, CommR, snap-upgraded): the sector
+// numbers from its deadlines' partitions (every sector the miner proves),
+// then StateSectorGetInfo for each, parallel requests in flight. These are
+// methods Lotus, venus and the devnet all serve.
+func ChainSectors(ctx context.Context, chain *fullnode.Client, miner uint64, parallel int, progress func(done, total int)) ([]ChainSector, error) {
+	maddr := fullnode.NewIDAddress(miner)
+	dls, err := chain.StateMinerDeadlines(ctx, maddr, nil)
+	if err != nil {
+		return nil, fmt.Errorf("list the deadlines of t0%d on the chain: %w", miner, err)
+	}
+	var numbers []uint64
+	for i := range dls {
+		parts, err := chain.StateMinerPartitions(ctx, maddr, uint64(i), nil)
+		if err != nil {
+			return nil, fmt.Errorf("partitions of t0%d deadline %d: %w", miner, i, err)
+		}
+		for _, p := range parts {
+			if err := p.AllSectors.ForEach(func(n uint64) error { numbers = append(numbers, n); return nil }); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(numbers) == 0 {
+		return nil, fmt.Errorf("the chain lists no sector for t0%d: is it the right miner and the right chain?", miner)
+	}
+	out := make([]ChainSector, len(numbers))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		firstErr error
+		done     int
+		wg       sync.WaitGroup
+	)
+	next := make(chan int)
+	for w := 0; w < max(parallel, 1); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				cs, err := chainSector(ctx, chain, maddr, numbers[i])
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+					cancel()
+				}
+				out[i] = cs
+				done++
+				if progress != nil {
+					progress(done, len(numbers))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for i := range numbers {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return out, ctx.Err()
+}
+
+func chainSector(ctx context.Context, chain *fullnode.Client, maddr fullnode.Address, n uint64) (ChainSector, error) {
+	si, err := chain.StateSectorGetInfo(ctx, maddr, fullnode.SectorNumber(n), nil)
+	if err != nil {
+		return ChainSector{}, fmt.Errorf("sector %d of %s on the chain: %w", n, maddr, err)
+	}
+	if si == nil {
+		return ChainSector{}, fmt.Errorf("sector %d of %s is in a partition but the chain has no info for it", n, maddr)
+	}
+	commR, err := si.CommR()
+	if err != nil {
+		return ChainSector{}, fmt.Errorf("sector %d of %s: %w", n, maddr, err)
+	}
+	return ChainSector{Number: n, SealProof: uint8(si.SealProof), CommR: commR, Upgraded: si.SectorKeyCID.Defined()}, nil
+}
