@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	commcid "github.com/filecoin-project/go-fil-commcid"
+	"github.com/filecoin-project/go-state-types/abi"
+
 	"github.com/vsm-project/vsm/fsm"
 	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/internal/harness"
@@ -134,11 +137,16 @@ func TestImportFromOriginalManager(t *testing.T) {
 		if err := n.Client(n.Token()).Call(context.Background(), "VSM.SectorLocationGet", &got, fsm.SectorID{Miner: 1000, Number: num}); err != nil {
 			t.Fatal(err)
 		}
-		si, err := chain.StateSectorGetInfo(context.Background(), fullnode.NewIDAddress(1000), fullnode.SectorNumber(num), nil)
+		si, err := chain.StateSectorGetInfo(context.Background(), fullnode.IDAddress(1000), abi.SectorNumber(num), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		commR, _ := si.CommR()
+		raw, err := commcid.CIDToReplicaCommitmentV1(si.SealedCID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var commR [32]byte
+		copy(commR[:], raw)
 		if got.Sealed != index[num][0] || got.Cache != index[num][1] || got.CommR != commR || got.SealProof != uint8(si.SealProof) {
 			t.Errorf("sector %d: %+v, want stores %v, CommR %x, proof %d from the chain", num, got, index[num], commR, si.SealProof)
 		}

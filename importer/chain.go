@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/filecoin-project/go-address"
+	commcid "github.com/filecoin-project/go-fil-commcid"
+	"github.com/filecoin-project/go-state-types/abi"
+
 	"github.com/vsm-project/vsm/fullnode"
 )
 
@@ -14,7 +18,7 @@ import (
 // then StateSectorGetInfo for each, parallel requests in flight. These are
 // methods Lotus, venus and the devnet all serve.
 func ChainSectors(ctx context.Context, chain *fullnode.Client, miner uint64, parallel int, progress func(done, total int)) ([]ChainSector, error) {
-	maddr := fullnode.NewIDAddress(miner)
+	maddr := fullnode.IDAddress(miner)
 	dls, err := chain.StateMinerDeadlines(ctx, maddr, nil)
 	if err != nil {
 		return nil, fmt.Errorf("list the deadlines of t0%d on the chain: %w", miner, err)
@@ -80,17 +84,19 @@ feed:
 	return out, ctx.Err()
 }
 
-func chainSector(ctx context.Context, chain *fullnode.Client, maddr fullnode.Address, n uint64) (ChainSector, error) {
-	si, err := chain.StateSectorGetInfo(ctx, maddr, fullnode.SectorNumber(n), nil)
+func chainSector(ctx context.Context, chain *fullnode.Client, maddr address.Address, n uint64) (ChainSector, error) {
+	si, err := chain.StateSectorGetInfo(ctx, maddr, abi.SectorNumber(n), nil)
 	if err != nil {
 		return ChainSector{}, fmt.Errorf("sector %d of %s on the chain: %w", n, maddr, err)
 	}
 	if si == nil {
 		return ChainSector{}, fmt.Errorf("sector %d of %s is in a partition but the chain has no info for it", n, maddr)
 	}
-	commR, err := si.CommR()
+	raw, err := commcid.CIDToReplicaCommitmentV1(si.SealedCID)
 	if err != nil {
-		return ChainSector{}, fmt.Errorf("sector %d of %s: %w", n, maddr, err)
+		return ChainSector{}, fmt.Errorf("sector %d of %s: sealed CID: %w", n, maddr, err)
 	}
-	return ChainSector{Number: n, SealProof: uint8(si.SealProof), CommR: commR, Upgraded: si.SectorKeyCID.Defined()}, nil
+	var commR [32]byte
+	copy(commR[:], raw)
+	return ChainSector{Number: n, SealProof: uint8(si.SealProof), CommR: commR, Upgraded: si.SectorKeyCID != nil && si.SectorKeyCID.Defined()}, nil
 }
