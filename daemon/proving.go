@@ -73,7 +73,13 @@ func (p *proving) check(ctx context.Context, params []json.RawMessage) (any, err
 		return nil, fmt.Errorf("proving check of t0%d (%d sectors): %w", miner, len(plan.Replicas), err)
 	}
 	for i, c := range checked {
-		out[plan.Index[i]] = SectorCheckResult{Sector: c.SectorID, Good: c.Good, Reason: c.Reason}
+		r := SectorCheckResult{Sector: c.SectorID, Good: c.Good, Reason: c.Reason}
+		if !r.Good && plan.Replicas[i].CommR == (prover.Bytes32{}) {
+			// The files are checked against CommR: without one stored, the
+			// child's "wrong files" is about the missing commitment.
+			r.Reason = fmt.Sprintf("no CommR is stored for this sector, so its files cannot be checked against it: put it again with --commr (or with a chain configured, which gives CommR and the proof type), or import it (the child said: %s)", c.Reason)
+		}
+		out[plan.Index[i]] = r
 	}
 	return out, nil
 }

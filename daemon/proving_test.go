@@ -134,7 +134,7 @@ func TestPlanCheckErrors(t *testing.T) {
 func TestProvingCheckWithoutExtProver(t *testing.T) {
 	mux := rpc.NewMux(nil, rpc.DefaultMaxBody, zap.NewNop())
 	registerProving(mux, readyReplica{testStore(t)}, nil, nil)
-	if perm, ok := mux.Methods()["VSM.ProvingCheck"]; !ok || perm != rpc.PermRead {
+	if perm, ok := mux.Methods()[rpc.MethodProvingCheck]; !ok || perm != rpc.PermRead {
 		t.Fatalf("VSM.ProvingCheck registered %v with %v, want read", ok, perm)
 	}
 	p := &proving{f: testStore(t), ready: func() error { return nil }}

@@ -152,3 +152,54 @@ func TestImportFromOriginalManager(t *testing.T) {
 		}
 	}
 }
+
+// TestLocationPutTakesCommRFromChain: `sector location put` without
+// --commr used to store a zero CommR, and proving check then blamed the
+// files. With a chain it takes CommR and the proof type from
+// StateSectorGetInfo; without one it says plainly that the sector cannot be
+// proven; a proof type for another sector size is refused.
+func TestLocationPutTakesCommRFromChain(t *testing.T) {
+	bin := harness.Binary(t)
+	work := t.TempDir()
+	specPath := filepath.Join(work, "spec.toml")
+	writeFile(t, specPath, "Seed = \"put-commr\"\nFirstDueEpoch = 100000\n[[Miners]]\nID = 1000\nSectorSize = \"2KiB\"\nSectors = 3\n")
+	apiInfo, _ := startDevnetProcess(t, bin, filepath.Join(work, "dn"), specPath, time.Second)
+	chain, err := fullnode.Dial(apiInfo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := harness.NewNode(t, "n1")
+	n.RunArgs = []string{"--bootstrap"}
+	n.Start()
+	n.WaitHealthy(20 * time.Second)
+	n.MustRun("miner", "add", "1000", "--sector-size", "2KiB")
+	n.MustRun("storage", "add", "s", "--path", "/s")
+
+	n.MustRun("sector", "location", "put", "--miner", "f01000", "--number", "2", "--sealed", "s", "--cache", "s", "--chain-api", apiInfo)
+	var got fsm.SectorLocation
+	if err := n.Client(n.Token()).Call(context.Background(), "VSM.SectorLocationGet", &got, fsm.SectorID{Miner: 1000, Number: 2}); err != nil {
+		t.Fatal(err)
+	}
+	si, err := chain.StateSectorGetInfo(context.Background(), fullnode.IDAddress(1000), abi.SectorNumber(2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := commcid.CIDToReplicaCommitmentV1(si.SealedCID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.CommR[:]) != string(raw) || got.SealProof != uint8(si.SealProof) {
+		t.Fatalf("put without --commr stored CommR %x proof %d; the chain has %x proof %d", got.CommR, got.SealProof, raw, si.SealProof)
+	}
+
+	// No chain: stored, but said plainly.
+	_, errOut, err := n.Run("sector", "location", "put", "--miner", "t01000", "--number", "7", "--sealed", "s", "--cache", "s")
+	if err != nil || !strings.Contains(errOut, "WITHOUT CommR") || !strings.Contains(errOut, "--commr") {
+		t.Fatalf("put without CommR or chain: %v\n%s", err, errOut)
+	}
+	// A 32 GiB seal proof type for a 2 KiB miner is refused.
+	_, errOut, err = n.Run("sector", "location", "put", "--miner", "t01000", "--number", "8", "--sealed", "s", "--cache", "s", "--proof", "8", "--commr", strings.Repeat("ab", 32))
+	if err == nil || !strings.Contains(errOut, "32GiB") || !strings.Contains(errOut, "2KiB") {
+		t.Fatalf("put with a 32 GiB proof type for a 2 KiB miner: %v\n%s", err, errOut)
+	}
+}

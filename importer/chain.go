@@ -2,6 +2,7 @@ package importer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -84,13 +85,25 @@ feed:
 	return out, ctx.Err()
 }
 
+// SectorFromChain is one sector's seal proof type, CommR and snap state
+// (StateSectorGetInfo); ok is false when the chain has no such sector.
+func SectorFromChain(ctx context.Context, chain *fullnode.Client, miner, number uint64) (cs ChainSector, ok bool, err error) {
+	cs, err = chainSector(ctx, chain, fullnode.IDAddress(miner), number)
+	if errors.Is(err, errNoSector) {
+		return cs, false, nil
+	}
+	return cs, err == nil, err
+}
+
+var errNoSector = errors.New("the chain has no info for the sector")
+
 func chainSector(ctx context.Context, chain *fullnode.Client, maddr address.Address, n uint64) (ChainSector, error) {
 	si, err := chain.StateSectorGetInfo(ctx, maddr, abi.SectorNumber(n), nil)
 	if err != nil {
 		return ChainSector{}, fmt.Errorf("sector %d of %s on the chain: %w", n, maddr, err)
 	}
 	if si == nil {
-		return ChainSector{}, fmt.Errorf("sector %d of %s is in a partition but the chain has no info for it", n, maddr)
+		return ChainSector{}, fmt.Errorf("sector %d of %s: %w", n, maddr, errNoSector)
 	}
 	raw, err := commcid.CIDToReplicaCommitmentV1(si.SealedCID)
 	if err != nil {

@@ -172,6 +172,11 @@ func (a *api) locationPut(ctx context.Context, p []json.RawMessage) (any, error)
 		if err := CheckSector(l.SectorID); err != nil {
 			return nil, Errorf(CodeInvalidParams, "location %d (%s): %v; nothing was stored", i+1, l.SectorID, err)
 		}
+		if m, ok := a.s.FSM().Miner(l.SectorID.Miner); ok {
+			if err := CheckSealProof(l, m.SectorSize); err != nil {
+				return nil, Errorf(CodeInvalidParams, "location %d (%s): %v; nothing was stored", i+1, l.SectorID, err)
+			}
+		}
 	}
 	return a.apply(ctx, fsm.PutLocations{Locations: locs})
 }

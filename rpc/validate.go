@@ -82,3 +82,37 @@ func checkStorage(in fsm.StorageInstance) error {
 	}
 	return CheckPath(in.Path)
 }
+
+// sealProofSizes is the sector size of each seal proof type (go-state-types
+// abi.RegisteredSealProof): V1 0-4, V1_1 5-9, V1_1 synthetic PoRep 10-14,
+// V1_2 NI-PoRep 15-19, each in the order 2KiB, 8MiB, 512MiB, 32GiB, 64GiB.
+var sealProofSizes = [5]uint64{2 << 10, 8 << 20, 512 << 20, 32 << 30, 64 << 30}
+
+// CheckSealProof refuses a location whose seal proof type is for another
+// sector size than its miner's: the runner would send the prover the wrong
+// proof type and every proof of the sector would fail. A location with
+// neither proof type nor CommR (proof 0, zero CommR) states no proof type.
+func CheckSealProof(l fsm.SectorLocation, minerSectorSize uint64) error {
+	if l.SealProof == 0 && l.CommR == ([32]byte{}) {
+		return nil
+	}
+	if l.SealProof >= 20 {
+		return fmt.Errorf("seal proof type %d is not one Filecoin defines (0-19)", l.SealProof)
+	}
+	if size := sealProofSizes[l.SealProof%5]; size != minerSectorSize {
+		return fmt.Errorf("seal proof type %d is for %s sectors, but the miner t0%d has %s sectors: give the proof type of its sectors (the chain's StateSectorGetInfo has it)", l.SealProof, sizeString(size), l.SectorID.Miner, sizeString(minerSectorSize))
+	}
+	return nil
+}
+
+func sizeString(b uint64) string {
+	for _, u := range []struct {
+		n    uint64
+		unit string
+	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
+		if b >= u.n && b%u.n == 0 {
+			return fmt.Sprintf("%d%s", b/u.n, u.unit)
+		}
+	}
+	return fmt.Sprintf("%d B", b)
+}

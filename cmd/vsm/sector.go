@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/vsm-project/vsm/fsm"
+	"github.com/vsm-project/vsm/importer"
 	"github.com/vsm-project/vsm/rpc"
 )
 
@@ -29,7 +31,8 @@ func sectorCommand() *cli.Command {
 						&cli.StringFlag{Name: "cache", Usage: "storage instance holding the cache directory", Required: true},
 						&cli.BoolFlag{Name: "upgraded", Usage: "snap-upgraded sector (update/ and update-cache/)"},
 						&cli.UintFlag{Name: "proof", Usage: "seal proof type number"},
-						&cli.StringFlag{Name: "commr", Usage: "replica commitment, 64 hex digits"},
+						&cli.StringFlag{Name: "commr", Usage: "replica commitment, 64 hex digits (default: from the chain's StateSectorGetInfo, with the proof type)"},
+						&cli.StringFlag{Name: "chain-api", Usage: "full node FULLNODE_API_INFO to read CommR and the proof type from (default: Chain.API of this home's config.toml)", EnvVars: []string{"FULLNODE_API_INFO"}},
 					},
 					Action: locationPut,
 				},
@@ -102,11 +105,56 @@ func locationPut(c *cli.Context) error {
 	if err := l.CommR.UnmarshalText([]byte(c.String("commr"))); err != nil {
 		return fmt.Errorf("--commr: %w", err)
 	}
+	from := "--commr"
+	if !c.IsSet("commr") {
+		// The runner needs CommR (and the proof type) for every sector: a
+		// zero CommR only showed up later, as "proving check" blaming the
+		// files. Take them from the chain as the original does; keep what
+		// an earlier import stored; else say what is missing.
+		if from, err = fillFromChain(c, &l); err != nil {
+			return err
+		}
+	}
 	if err := call(c, rpc.MethodSectorLocationPut, nil, []fsm.SectorLocation{l}); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "%s: sealed on %s, cache on %s\n", id, l.Sealed, l.Cache)
+	fmt.Fprintf(c.App.Writer, "%s: sealed on %s, cache on %s, proof type %d, CommR %x (%s)\n", id, l.Sealed, l.Cache, l.SealProof, l.CommR, from)
 	return nil
+}
+
+// fillFromChain sets CommR and the proof type of l from the chain
+// (StateSectorGetInfo), or from the location already stored when no chain
+// is configured. It says where they came from.
+func fillFromChain(c *cli.Context, l *fsm.SectorLocation) (string, error) {
+	chain, chainErr := dialChain(c)
+	if chainErr == nil {
+		ctx, cancel := context.WithTimeout(c.Context, callTimeout)
+		defer cancel()
+		cs, ok, err := importer.SectorFromChain(ctx, chain, l.SectorID.Miner, l.SectorID.Number)
+		if err != nil {
+			return "", fmt.Errorf("CommR of %s from the chain: %w (give --commr and --proof to store it without asking the chain)", l.SectorID, err)
+		}
+		if !ok {
+			return "", fmt.Errorf("the chain has no sector %s: check --miner and --number (or give --commr and --proof)", l.SectorID)
+		}
+		if c.IsSet("proof") && l.SealProof != cs.SealProof {
+			return "", fmt.Errorf("--proof %d, but the chain says sector %s has seal proof type %d", l.SealProof, l.SectorID, cs.SealProof)
+		}
+		l.CommR, l.SealProof = cs.CommR, cs.SealProof
+		return "from the chain", nil
+	}
+	var old fsm.SectorLocation
+	if err := call(c, rpc.MethodSectorLocationGet, &old, l.SectorID); err == nil && old.CommR != ([32]byte{}) {
+		l.CommR = old.CommR
+		if !c.IsSet("proof") {
+			l.SealProof = old.SealProof
+		}
+		return "kept from the stored location", nil
+	}
+	// Stored all the same (the location alone serves proxies and the
+	// sector indexer), but said plainly, here and by proving check.
+	fmt.Fprintf(c.App.ErrWriter, "warning: %s is stored WITHOUT CommR, so it cannot be proven until it has one: give --commr HEX and --proof N, or a chain to read them from (--chain-api, FULLNODE_API_INFO, or Chain.API in config.toml; %v)\n", l.SectorID, chainErr)
+	return "no CommR", nil
 }
 
 func locationGet(c *cli.Context) error {
