@@ -33,13 +33,14 @@ Weight = 2
 ReadyTimeoutSecs = 20
 `
 
-// createdSector is the part of `vsm util sector create --json` we use.
+// createdSector is one record of `vsm util sector create --json` (the
+// import format) and the files it stands for.
 type createdSector struct {
 	Number     uint64 `json:"number"`
-	SealProof  int64  `json:"seal_proof"`
-	CommR      string `json:"comm_r"`
-	SealedFile string `json:"sealed_file"`
-	CacheDir   string `json:"cache_dir"`
+	SealProof  int64  `json:"proof"`
+	CommR      string `json:"commr"`
+	SealedFile string `json:"-"`
+	CacheDir   string `json:"-"`
 }
 
 type checkResult struct {
@@ -86,7 +87,7 @@ func startProverNode(t *testing.T) *harness.Node {
 func loadSectors(t *testing.T, n *harness.Node) map[uint64]createdSector {
 	t.Helper()
 	dir := t.TempDir()
-	out := n.MustRun("util", "sector", "create", "--miner", "1000", "--number", "1", "--count", "20", "--size", "2KiB", "--dir", dir, "--json")
+	out := n.MustRun("util", "sector", "create", "--miner", "1000", "--number", "1", "--count", "20", "--size", "2KiB", "--dir", dir, "--storage", "store1", "--json")
 	sectors := map[uint64]createdSector{}
 	var jsonl bytes.Buffer
 	sc := bufio.NewScanner(strings.NewReader(out))
@@ -95,8 +96,11 @@ func loadSectors(t *testing.T, n *harness.Node) map[uint64]createdSector {
 		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
 			t.Fatalf("util sector create --json line %q: %v", sc.Text(), err)
 		}
+		s.SealedFile = filepath.Join(dir, "sealed", fmt.Sprintf("s-t01000-%d", s.Number))
+		s.CacheDir = filepath.Join(dir, "cache", fmt.Sprintf("s-t01000-%d", s.Number))
 		sectors[s.Number] = s
-		fmt.Fprintf(&jsonl, `{"miner":"t01000","number":%d,"sealed":"store1","cache":"store1","proof":%d,"commr":%q}`+"\n", s.Number, s.SealProof, s.CommR)
+		// Imported as printed: one format for both commands.
+		jsonl.WriteString(sc.Text() + "\n")
 	}
 	if len(sectors) != 20 {
 		t.Fatalf("created %d sectors, want 20:\n%s", len(sectors), out)

@@ -165,9 +165,9 @@ mkdir -p "$DN/sectors"
 : >"$DEMO/locations.jsonl"
 if [ "$ENGINE" = builtin ]; then
   for ((i = 0; i < MINERS; i++)); do
-    "$VSM" util sector create --miner $((1000 + i)) --number 0 --count $SECTORS --size 2KiB --dir "$DN/sectors" --json |
-      sed -E 's/.*"miner":([0-9]+),"number":([0-9]+),.*"seal_proof":([0-9]+),"comm_r":"([0-9a-f]+)".*/{"miner":\1,"number":\2,"sealed":"sectors","cache":"sectors","proof":\3,"commr":"\4"}/' \
-        >>"$DEMO/locations.jsonl"
+    # --json prints import records as they are imported (storage "sectors").
+    "$VSM" util sector create --miner $((1000 + i)) --number 0 --count $SECTORS --size 2KiB --dir "$DN/sectors" --storage sectors --json \
+      >>"$DEMO/locations.jsonl"
   done
 fi
 start devnet "$VSM" --log-level warn devnet run --dir "$DN" --spec "$DEMO/devnet.toml" --listen 127.0.0.1:0 --epoch "$EPOCH" --ffi-prover "$FFI"

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -31,7 +32,8 @@ func utilCommand() *cli.Command {
 					&cli.StringFlag{Name: "dir", Required: true, Usage: "storage path (sealed/ and cache/ are created in it)"},
 					&cli.BoolFlag{Name: "upgraded", Usage: "write a snap-upgraded sector (update/, update-cache/)"},
 					&cli.BoolFlag{Name: "random", Usage: "random replica data instead of data derived from miner and number"},
-					&cli.BoolFlag{Name: "json", Usage: "print one JSON object per sector"},
+					&cli.StringFlag{Name: "storage", Usage: "with --json: the storage instance name the records give as sealed and cache (default: the base name of --dir)"},
+					&cli.BoolFlag{Name: "json", Usage: "print one location per line in the format 'vsm sector location import' reads (docs/import.md), importable as printed"},
 				},
 				Action: sectorCreateAction,
 			}},
@@ -39,20 +41,19 @@ func utilCommand() *cli.Command {
 	}
 }
 
-// sectorJSON is the --json output of util sector create.
+// sectorJSON is the --json output of util sector create: exactly the
+// JSON-lines record `sector location import` reads, so the output imports
+// as printed (it used to print comm_r/seal_proof, which the strict importer
+// rightly refused). The files' paths follow from --dir and the Lotus layout;
+// the text output prints them.
 type sectorJSON struct {
-	Miner      uint64 `json:"miner"`
-	Number     uint64 `json:"number"`
-	Size       string `json:"size"`
-	ProofType  string `json:"proof_type"`
-	SealProof  int64  `json:"seal_proof"`
-	CommR      string `json:"comm_r"`
-	SealedCID  string `json:"sealed_cid"`
-	CommC      string `json:"comm_c"`
-	CommRLast  string `json:"comm_r_last"`
-	SealedFile string `json:"sealed_file"`
-	CacheDir   string `json:"cache_dir"`
-	Upgraded   bool   `json:"upgraded"`
+	Miner    string `json:"miner"`
+	Number   uint64 `json:"number"`
+	Sealed   string `json:"sealed"`
+	Cache    string `json:"cache"`
+	Upgraded bool   `json:"upgraded,omitempty"`
+	Proof    int64  `json:"proof"`
+	CommR    string `json:"commr"`
 }
 
 func sectorCreateAction(c *cli.Context) error {
@@ -64,6 +65,10 @@ func sectorCreateAction(c *cli.Context) error {
 		return cli.Exit("--count must be at least 1", 2)
 	}
 	enc := json.NewEncoder(os.Stdout)
+	storage := c.String("storage")
+	if storage == "" {
+		storage = filepath.Base(filepath.Clean(c.String("dir")))
+	}
 	for i := range c.Int("count") {
 		s, err := sectorfile.Create(c.Context, sectorfile.CreateOptions{
 			Miner: c.Uint64("miner"), Number: c.Uint64("number") + uint64(i), Size: size,
@@ -74,11 +79,8 @@ func sectorCreateAction(c *cli.Context) error {
 		}
 		if c.Bool("json") {
 			if err := enc.Encode(sectorJSON{
-				Miner: s.Miner, Number: s.Number, Size: sectorfile.FormatSize(s.Size),
-				ProofType: s.ProofType.Name, SealProof: s.ProofType.SealProof,
-				CommR: hex.EncodeToString(s.CommR[:]), SealedCID: sectorfile.SealedCID(s.CommR),
-				CommC: hex.EncodeToString(s.CommC[:]), CommRLast: hex.EncodeToString(s.CommRLast[:]),
-				SealedFile: s.Paths.Sealed, CacheDir: s.Paths.Cache, Upgraded: s.Upgraded,
+				Miner: fmt.Sprintf("t0%d", s.Miner), Number: s.Number, Sealed: storage, Cache: storage,
+				Upgraded: s.Upgraded, Proof: s.ProofType.SealProof, CommR: hex.EncodeToString(s.CommR[:]),
 			}); err != nil {
 				return err
 			}
