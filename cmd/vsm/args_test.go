@@ -2,6 +2,7 @@ package main
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -39,5 +40,17 @@ func TestInterspersedFlags(t *testing.T) {
 		if got := interspersed(app, tt.in); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("interspersed(%q)\n got %q\nwant %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestParseActorTakesEveryForm: --miner takes t01000, f01000 and 1000.
+func TestParseActorTakesEveryForm(t *testing.T) {
+	for _, s := range []string{"t01000", "f01000", "1000"} {
+		if id, err := parseActor(s); err != nil || id != 1000 {
+			t.Errorf("parseActor(%q) = %d, %v; want 1000", s, id, err)
+		}
+	}
+	if _, err := parseActor("t3abc"); err == nil || !strings.Contains(err.Error(), "t01000, f01000 or 1000") {
+		t.Errorf("parseActor(t3abc): %v", err)
 	}
 }

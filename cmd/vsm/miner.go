@@ -50,11 +50,11 @@ func parseActor(s string) (uint64, error) {
 	}
 	a, err := address.NewFromString(s)
 	if err != nil {
-		return 0, fmt.Errorf("miner %q: %w", s, err)
+		return 0, fmt.Errorf("miner %q: want an actor id like t01000, f01000 or 1000: %w", s, err)
 	}
 	id, err := fullnode.ActorID(a)
 	if err != nil {
-		return 0, fmt.Errorf("miner %q: %w", s, err)
+		return 0, fmt.Errorf("miner %q: want an actor id like t01000, f01000 or 1000: %w", s, err)
 	}
 	return id, nil
 }

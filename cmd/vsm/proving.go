@@ -24,7 +24,7 @@ func provingCommand() *cli.Command {
 				"leaves and Merkle paths. Prints each faulty sector with the reason, then a summary.\n" +
 				"Exit status 0 only when every sector is good. The node must run with --ext-prover.",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "miner", Usage: "miner actor (t01000)", Required: true},
+				&cli.StringFlag{Name: "miner", Usage: "miner actor: t01000, f01000 or 1000", Required: true},
 				&cli.StringFlag{Name: "sectors", Usage: "sector numbers to check, e.g. 1,2,5-9 (default: every sector the store knows for the miner)"},
 				&cli.BoolFlag{Name: "all", Usage: "list good sectors too"},
 				jsonFlag,

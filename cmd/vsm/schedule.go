@@ -18,7 +18,7 @@ func clusterScheduleCommand() *cli.Command {
 			"replicated state and the partitions to prove. The node asked computes the plan from its\n" +
 			"chain and gossip view; moves the leader has not written yet are listed as pending.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "miner", Usage: "only this miner (t01000)"},
+			&cli.StringFlag{Name: "miner", Usage: "only this miner: t01000, f01000 or 1000"},
 			jsonFlag,
 		},
 		Action: clusterSchedule,
@@ -91,7 +91,7 @@ func provingComputeCommand() *cli.Command {
 			"challenge epoch the head's randomness stands in, which checks sectors and children but\n" +
 			"cannot be submitted; --submit works only while the window is open.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "miner", Usage: "miner actor (t01000)", Required: true},
+			&cli.StringFlag{Name: "miner", Usage: "miner actor: t01000, f01000 or 1000", Required: true},
 			&cli.IntFlag{Name: "deadline", Usage: "deadline index 0..47", Required: true},
 			&cli.BoolFlag{Name: "submit", Usage: "submit the proofs (the window must be open)"},
 			jsonFlag,

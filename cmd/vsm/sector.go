@@ -14,7 +14,7 @@ import (
 )
 
 func sectorCommand() *cli.Command {
-	minerFlag := &cli.StringFlag{Name: "miner", Usage: "miner actor (t01000)", Required: true}
+	minerFlag := &cli.StringFlag{Name: "miner", Usage: "miner actor: t01000, f01000 or 1000", Required: true}
 	numberFlag := &cli.Uint64Flag{Name: "number", Usage: "sector number", Required: true}
 	return &cli.Command{
 		Name:  "sector",

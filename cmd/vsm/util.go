@@ -25,7 +25,7 @@ func utilCommand() *cli.Command {
 				Description: "Writes DIR/sealed/s-t0M-N and DIR/cache/s-t0M-N/{p_aux,t_aux,sc-02-data-tree-r-last.dat}\n" +
 					"(update/ and update-cache/ with --upgraded) and prints each sector's comm_r.",
 				Flags: []cli.Flag{
-					&cli.Uint64Flag{Name: "miner", Required: true, Usage: "miner actor id (1000 for t01000)"},
+					&cli.StringFlag{Name: "miner", Required: true, Usage: "miner actor: t01000, f01000 or 1000"},
 					&cli.Uint64Flag{Name: "number", Required: true, Usage: "sector number (the first one with --count)"},
 					&cli.IntFlag{Name: "count", Value: 1, Usage: "number of consecutive sectors to write"},
 					&cli.StringFlag{Name: "size", Value: "2KiB", Usage: "sector size: 2KiB, 8MiB or 512MiB"},
@@ -64,6 +64,10 @@ func sectorCreateAction(c *cli.Context) error {
 	if c.Int("count") < 1 {
 		return cli.Exit("--count must be at least 1", 2)
 	}
+	miner, err := parseActor(c.String("miner"))
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
 	enc := json.NewEncoder(os.Stdout)
 	storage := c.String("storage")
 	if storage == "" {
@@ -71,7 +75,7 @@ func sectorCreateAction(c *cli.Context) error {
 	}
 	for i := range c.Int("count") {
 		s, err := sectorfile.Create(c.Context, sectorfile.CreateOptions{
-			Miner: c.Uint64("miner"), Number: c.Uint64("number") + uint64(i), Size: size,
+			Miner: miner, Number: c.Uint64("number") + uint64(i), Size: size,
 			Dir: c.String("dir"), Upgraded: c.Bool("upgraded"), Random: c.Bool("random"),
 		})
 		if err != nil {
