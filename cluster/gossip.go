@@ -51,7 +51,11 @@ type Meta struct {
 	Rejoin  bool `json:"rj,omitempty"`
 	// Proxy: a proxy node (daemon run --proxy), always a non-voter; shown
 	// as such and never promoted.
-	Proxy    bool     `json:"px,omitempty"`
+	Proxy bool `json:"px,omitempty"`
+	// Leaving is set just before a graceful leave: memberlist hands
+	// NotifyLeave a copy of the node whose State still says alive, so the
+	// others could not tell a leave from a death without it.
+	Leaving  bool     `json:"lv,omitempty"`
 	Capacity Capacity `json:"cap"`
 }
 
@@ -359,6 +363,9 @@ func (g *Gossip) member(n *memberlist.Node) Member {
 
 // Leave tells the others this node is going, then stops gossip.
 func (g *Gossip) Leave(timeout time.Duration) error {
+	if err := g.UpdateMeta(func(m *Meta) { m.Leaving = true }); err != nil {
+		g.log.Warn("could not tell the others this node is leaving (they may show it as dead)", zap.Error(err))
+	}
 	if err := g.ml.Leave(timeout); err != nil {
 		return fmt.Errorf("gossip leave: %w", err)
 	}
@@ -400,7 +407,8 @@ func (e *gossipEvents) record(n *memberlist.Node, state string) {
 func (e *gossipEvents) NotifyJoin(n *memberlist.Node) { e.record(n, "alive") }
 func (e *gossipEvents) NotifyLeave(n *memberlist.Node) {
 	state := "dead"
-	if n.State == memberlist.StateLeft {
+	var meta Meta
+	if n.State == memberlist.StateLeft || (json.Unmarshal(n.Meta, &meta) == nil && meta.Leaving) {
 		state = "left"
 	}
 	e.record(n, state)

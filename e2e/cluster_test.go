@@ -275,6 +275,16 @@ func TestJoinAsNonVoterThenPromotedAndLeave(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// It left; it did not die: gossip, the CLI and the status page say so.
+	waitUntil(t, 10*time.Second, "n4 to show as left", func() bool {
+		var ms []cluster.Member
+		err := nodes[0].Client(nodes[0].Token()).Call(context.Background(), "VSM.ClusterMembers", &ms)
+		i := slices.IndexFunc(ms, func(m cluster.Member) bool { return m.ID == "n4" })
+		return err == nil && i >= 0 && ms[i].State == "left"
+	})
+	if _, page := fetchURL(t, "http://"+nodes[0].API+"/"); !strings.Contains(page, `class="state-left">left`) {
+		t.Fatal("the status page does not show n4 as left")
+	}
 }
 
 func TestJoinWithWrongGossipKeyIsRefused(t *testing.T) {

@@ -90,6 +90,10 @@ func TestProxyIsNonVoterFollowingInRealTime(t *testing.T) {
 		t.Fatalf("the proxy %s should be a non-voter in the source's raft configuration: %+v", id, peers)
 	}
 
+	if out := src.MustRun("cluster", "members"); !strings.Contains(out, "S/PARTITION") || !strings.Contains(out, "proxy") {
+		t.Fatalf("cluster members on the source should show s/partition and the proxy's role:\n%s", out)
+	}
+
 	// Lag: each write acknowledged by the source, then polled on the proxy.
 	ctx := context.Background()
 	sc, pc := src.Client(src.Token()), proxy.Client(proxy.Token())

@@ -81,3 +81,46 @@ func TestStatusPageWithoutChain(t *testing.T) {
 		t.Fatalf("unknown path: %d", code)
 	}
 }
+
+type membersSource struct {
+	fakeSource
+	members []cluster.Member
+}
+
+func (s membersSource) Members() []cluster.Member { return s.members }
+
+// TestStatusPageFirstHourItems: a dead or left member shows no capacity
+// (its last gossip is not what it has now), a 1 ms partition is "1 ms" and
+// not "0.0", and a window beyond the 24 h horizon is not drawn past the
+// right edge.
+func TestStatusPageFirstHourItems(t *testing.T) {
+	src := membersSource{fakeSource: fakeSource{fsm.New(nil)}, members: []cluster.Member{
+		{Meta: cluster.Meta{ID: "n1", Capacity: cluster.Capacity{GPUs: 1, Children: 1, ChildrenReady: 1, Slots: 1, SecondsPerPartition: 0.001}}, State: "alive"},
+		{Meta: cluster.Meta{ID: "n2", Capacity: cluster.Capacity{GPUs: 7, Children: 7, ChildrenReady: 7, Slots: 9}}, State: "dead"},
+		{Meta: cluster.Meta{ID: "n3", Capacity: cluster.Capacity{GPUs: 5, Children: 5, ChildrenReady: 5, Slots: 8}}, State: "left"},
+	}}
+	sched := func(context.Context) (int64, []Slot, error) {
+		return 0, []Slot{{Miner: 1000, Deadline: 1, Open: 100, Close: 160, Owner: "n1"}, {Miner: 1000, Deadline: 2, Open: 2900, Close: 2960, Owner: "n1"}}, nil
+	}
+	_, body := get(t, NewHandler(src, sched, zap.NewNop()), "/")
+	if !strings.Contains(body, "<td>1 ms</td>") || strings.Contains(body, "<td>0.0</td>") {
+		t.Error("a 1 ms partition is not shown as 1 ms")
+	}
+	if strings.Contains(body, "7/7") || strings.Contains(body, "5/5") || strings.Contains(body, "9 −") {
+		t.Error("a dead or left member still shows ready children or free slots")
+	}
+	if !strings.Contains(body, `class="state-left">left`) {
+		t.Error("a left member is not shown as left")
+	}
+	if strings.Contains(body, "deadline 2:") {
+		t.Error("a window beyond the 24 h horizon is drawn")
+	}
+	for _, s := range []struct {
+		v    float64
+		want string
+	}{{0, "-"}, {0.0004, "1 ms"}, {0.25, "250 ms"}, {3.14, "3.1 s"}} {
+		if got := Seconds(s.v); got != s.want {
+			t.Errorf("Seconds(%v) = %q, want %q", s.v, got, s.want)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vsm-project/vsm/cluster"
 	"github.com/vsm-project/vsm/rpc"
+	"github.com/vsm-project/vsm/web"
 )
 
 func clusterCommand() *cli.Command {
@@ -113,12 +114,23 @@ func clusterMembers(c *cli.Context) error {
 	}
 	rows := make([][]string, len(ms))
 	for i, m := range ms {
-		rows[i] = []string{m.ID, m.State, m.Gossip, m.RPC, strconv.Itoa(m.Capacity.GPUs),
-			fmt.Sprintf("%d/%d", m.Capacity.ChildrenReady, m.Capacity.Children),
-			fmt.Sprintf("%d/%d", m.Capacity.Slots-m.Capacity.BusySlots, m.Capacity.Slots),
-			strconv.FormatBool(m.Draining)}
+		role := "member"
+		switch {
+		case m.Proxy:
+			role = "proxy"
+		case m.NonVoter:
+			role = "non-voter"
+		}
+		rows[i] = []string{m.ID, m.State, role, m.Gossip, m.RPC, "-", "-", "-", "-", strconv.FormatBool(m.Draining)}
+		if m.State == "alive" || m.State == "suspect" {
+			// A dead or left member's last gossip is not its capacity now.
+			rows[i][5] = strconv.Itoa(m.Capacity.GPUs)
+			rows[i][6] = fmt.Sprintf("%d/%d", m.Capacity.ChildrenReady, m.Capacity.Children)
+			rows[i][7] = fmt.Sprintf("%d/%d", m.Capacity.Slots-m.Capacity.BusySlots, m.Capacity.Slots)
+			rows[i][8] = web.Seconds(m.Capacity.SecondsPerPartition)
+		}
 	}
-	return table(c.App.Writer, []string{"ID", "STATE", "GOSSIP", "API", "GPUS", "CHILDREN READY", "FREE SLOTS", "DRAINING"}, rows)
+	return table(c.App.Writer, []string{"ID", "STATE", "ROLE", "GOSSIP", "API", "GPUS", "CHILDREN READY", "FREE SLOTS", "S/PARTITION", "DRAINING"}, rows)
 }
 
 func clusterJoin(c *cli.Context) error {
