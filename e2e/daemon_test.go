@@ -36,7 +36,7 @@ func expectedLocation(i int) fsm.SectorLocation {
 		Sealed:    []string{"store-a", "store-b"}[i%2],
 		Cache:     []string{"store-b", "store-a"}[i%3%2],
 		Upgraded:  i%5 == 0,
-		SealProof: uint8(5 + i%3),
+		SealProof: []uint8{3, 8, 13}[i%3], // 32 GiB seal proofs (V1, V1_1, synthetic), as the miners are
 	}
 	copy(l.CommR[:], fmt.Sprintf("%032d", i))
 	return l
