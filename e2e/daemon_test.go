@@ -46,7 +46,7 @@ func TestImportSurvivesKill9(t *testing.T) {
 	const total = 100_000
 	n := startSingle(t)
 	n.MustRun("miner", "add", "t01000", "--sector-size", "32GiB")
-	n.MustRun("miner", "add", "t01001", "--sector-size", "2KiB")
+	n.MustRun("miner", "add", "t01001", "--sector-size", "32GiB") // expectedLocation's seal proofs are 32 GiB ones
 	n.MustRun("storage", "add", "store-a", "--path", "/mnt/a")
 	n.MustRun("storage", "add", "store-b", "--path", "/mnt/b", "--read-only")
 
