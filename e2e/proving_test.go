@@ -87,7 +87,7 @@ func startProverNode(t *testing.T) *harness.Node {
 func loadSectors(t *testing.T, n *harness.Node) map[uint64]createdSector {
 	t.Helper()
 	dir := t.TempDir()
-	out := n.MustRun("util", "sector", "create", "--miner", "1000", "--number", "1", "--count", "20", "--size", "2KiB", "--dir", dir, "--storage", "store1", "--json")
+	out := n.MustRun("util", "sector", "create", "--miner", "t01000", "--number", "1", "--count", "20", "--size", "2KiB", "--dir", dir, "--storage", "store1", "--json")
 	sectors := map[uint64]createdSector{}
 	var jsonl bytes.Buffer
 	sc := bufio.NewScanner(strings.NewReader(out))
