@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -71,7 +72,11 @@ func serveAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	log.Info("parameters found", zap.String("dir", dir))
+	if _, err := os.Stat(filepath.Join(dir, "LOCAL-SETUP.txt")); err == nil {
+		log.Warn("these parameters come from a local setup (make params): proofs made with them verify on no real chain", zap.String("dir", dir))
+	} else {
+		log.Info("parameters found", zap.String("dir", dir))
+	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM)
 	defer stop()
 	return prover.Serve(ctx, os.Stdin, os.Stdout, handler(log, c.Int("parallel-reads")), prover.ServeOptions{Logger: log})

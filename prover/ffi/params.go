@@ -31,6 +31,9 @@ func checkParams() (string, error) {
 			return dir, nil
 		}
 	}
+	// Which sizes are covered shows only per request: a circuit whose files
+	// are missing fails with the library's "No cached parameters found"
+	// naming the file.
 	return "", fmt.Errorf("no PoSt parameters (%s*.params with its .vk) in %s (%s).\n"+
 		"  For 2 KiB and 8 MiB test sectors: run 'make params' in the vsm source tree and set FIL_PROOFS_PARAMETER_CACHE to the folder it prints.\n"+
 		"  For mainnet sectors: fetch the ceremony's parameters for your sector size (e.g. 'lotus fetch-params 32GiB') into %s",

@@ -39,6 +39,9 @@ func handler(log *zap.Logger, reads int) prover.Handler {
 		if err := json.Unmarshal(raw, &task); err != nil {
 			return nil, fmt.Errorf("task is not a PoSt task: %w", err)
 		}
+		// The randomness must be a field element; some parents send it
+		// unmasked. Lotus's ffiwrapper and the FVM mask it the same way.
+		task.Seed[31] &= 0x3f
 		pp, err := sectorfile.PoStProofByName(task.ProofType)
 		if err != nil {
 			return nil, err
@@ -160,7 +163,9 @@ func vanillaProofs(ctx context.Context, task prover.WindowPoStTask, pp sectorfil
 	for i, s := range sorted {
 		if errs[i] != nil {
 			out.Faults = append(out.Faults, uint64(s.SectorNumber))
-			out.FaultReasons[strconv.FormatUint(uint64(s.SectorNumber), 10)] = errs[i].Error()
+			out.FaultReasons[strconv.FormatUint(uint64(s.SectorNumber), 10)] = fmt.Sprintf(
+				"vanilla proof of sector %d failed: the sealed file %s or the cache %s is unreadable or does not match comm_r (filecoin-ffi: %v)",
+				s.SectorNumber, s.SealedSectorPath, s.CacheDirPath, errs[i])
 			continue
 		}
 		good = append(good, proofs[i])
@@ -189,6 +194,7 @@ func proveWinning(task prover.WindowPoStTask, sectors []ffi.PrivateSectorInfo) (
 // verify checks a proof with filecoin-ffi's verifier, the one a chain node
 // runs (there inside the FVM's verify syscalls).
 func verify(task prover.VerifyPoStTask) (prover.VerifyPoStOutput, error) {
+	task.Randomness[31] &= 0x3f // as the FVM does before verifying
 	pp, err := sectorfile.PoStProofByName(task.ProofType)
 	if err != nil {
 		return prover.VerifyPoStOutput{}, err
