@@ -252,6 +252,9 @@ func WinningPoStHandler(p engine.Prover, log *zap.Logger) Handler {
 // WindowPoStHandler serves WindowPoSt tasks with the built-in engine: one
 // proof over every replica of the task (the union of the partitions of one
 // SubmitWindowedPoSt message), as damocles' window_post processor answers.
+// Faulty replicas are left out and listed in faults; the one proof covers
+// the others ({"proofs":[one],"faults":[...]}), so the runner sends it with
+// the faults skipped instead of proving again.
 func WindowPoStHandler(p engine.Prover, log *zap.Logger) Handler {
 	if log == nil {
 		log = zap.NewNop()

@@ -156,7 +156,11 @@ type WindowPoStTask struct {
 	CheckOnly bool `json:"check_only,omitempty"`
 }
 
-// WindowPoStOutput is the output of a WindowPoSt response.
+// WindowPoStOutput is the output of a WindowPoSt response. Proofs holds
+// ONE proof over the task's replicas minus Faults, in sector order (what
+// the actor verifies with the faults as the message's Skipped sectors), or
+// none when no replica could be proven (or the child does not prove
+// alongside faults, in which case the runner asks again without them).
 type WindowPoStOutput struct {
 	Proofs [][]byte `json:"proofs"`
 	Faults []uint64 `json:"faults"`

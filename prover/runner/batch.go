@@ -127,6 +127,16 @@ func (b *batchProof) sent() []uint64 {
 	return out
 }
 
+// setProof takes proof as the batch's proof over the sectors of todo
+// (ascending).
+func (b *batchProof) setProof(proof []byte, todo []batchSector) {
+	b.proof = proof
+	for _, s := range todo {
+		b.sectors = append(b.sectors, s.rep.SectorID)
+		b.proven[s.part]++
+	}
+}
+
 type batchSector struct {
 	rep  prover.Replica
 	part uint64
@@ -136,9 +146,13 @@ type batchSector struct {
 // replicas are the union of their sectors to prove, sorted by sector
 // number: damocles' window_post task, and what filecoin-ffi's
 // GenerateWindowPoSt takes. Sectors without a location here are skipped
-// before asking; sectors the child reports faulty are skipped and the
-// batch is proven again without them (at most maxFaultRetries times), as
-// Lotus does: a proof made while faults were found is never used.
+// before asking; sectors the child reports faulty are skipped. A child
+// that answers with faults AND one proof has left the faulty sectors out
+// and proven the others (filecoin-ffi's child, damocles, the built-in
+// engine): that proof is used as is, with the faults as the partitions'
+// Skipped sectors, which is what the actor verifies. A child that reports
+// faults without a proof gets the batch again without them (at most
+// maxFaultRetries times).
 func (r *Runner) proveBatch(ctx context.Context, miner uint64, mi minerInfo, seed [32]byte, parts []fullnode.Partition, batch []uint64) (*batchProof, error) {
 	loc := prover.Locator{Store: r.cfg.Store, Local: r.cfg.Local}
 	bp := &batchProof{partitions: batch, seed: seed, skipped: map[uint64][]uint64{}, proven: map[uint64]int{}, uuid: fullnode.NewMsgUUID()}
@@ -189,30 +203,45 @@ func (r *Runner) proveBatch(ctx context.Context, miner uint64, mi minerInfo, see
 				faulty[f] = true
 			}
 			kept := todo[:0:0]
+			var dropped []batchSector
 			for _, s := range todo {
 				if faulty[s.rep.SectorID] {
-					bp.skipped[s.part] = append(bp.skipped[s.part], s.rep.SectorID)
+					dropped = append(dropped, s)
 					continue
 				}
 				kept = append(kept, s)
 			}
-			if len(kept) == len(todo) {
+			if len(dropped) == 0 {
 				return nil, fmt.Errorf("partitions %v: the prover reported faults %v, none of them in the task", batch, out.Faults)
 			}
-			r.log.Warn("prover found faulty sectors; skipping them and proving the batch again", zap.Uint64("miner", miner), zap.Uint64s("partitions", batch),
-				zap.Uint64s("sectors", out.Faults), zap.Any("reasons", out.FaultReasons), zap.Int("retry", try+1))
+			for _, s := range dropped {
+				bp.skipped[s.part] = append(bp.skipped[s.part], s.rep.SectorID)
+			}
 			todo = kept
+			if len(out.Proofs) == 1 && len(dropped) == len(faulty) && len(kept) > 0 {
+				// The child left the faulty sectors out and proved the
+				// others, in sector order (filecoin-ffi's proveWindow,
+				// damocles, the built-in engine): exactly what the actor
+				// verifies with the faults as the partitions' Skipped.
+				r.log.Warn("prover found faulty sectors; skipping them, the proof covers the others", zap.Uint64("miner", miner), zap.Uint64s("partitions", batch),
+					zap.Uint64s("sectors", out.Faults), zap.Any("reasons", out.FaultReasons), zap.Int("proven", len(kept)))
+				bp.setProof(out.Proofs[0], todo)
+				break
+			}
+			if len(todo) == 0 {
+				break
+			}
+			// No proof came back (or one made over sectors the task did
+			// not have): prove the batch again without the faults.
+			r.log.Warn("prover found faulty sectors and returned no usable proof; skipping them and proving the batch again", zap.Uint64("miner", miner), zap.Uint64s("partitions", batch),
+				zap.Uint64s("sectors", out.Faults), zap.Any("reasons", out.FaultReasons), zap.Int("proofs", len(out.Proofs)), zap.Int("retry", try+1))
 			bp.retries++
 			continue
 		}
 		if len(out.Proofs) != 1 {
 			return nil, fmt.Errorf("partitions %v: the prover returned %d proofs and no fault; a message takes exactly one", batch, len(out.Proofs))
 		}
-		bp.proof = out.Proofs[0]
-		for _, s := range todo {
-			bp.sectors = append(bp.sectors, s.rep.SectorID)
-			bp.proven[s.part]++
-		}
+		bp.setProof(out.Proofs[0], todo)
 		break
 	}
 	for idx := range bp.skipped {

@@ -85,12 +85,15 @@ func (m mapStore) Storage(name string) (fsm.StorageInstance, bool) {
 
 func (m mapStore) Assignments() []fsm.Assignment { return nil }
 
-// fakeProver answers like a damocles window_post child: faults if any
-// replica is in bad, else one "proof" that encodes the sector numbers it
-// covers, so the test can check what the proof is over.
+// fakeProver answers like a window_post child: the replicas in bad as
+// faults and, when there are none (or with proveGood, as filecoin-ffi's
+// child, damocles and the built-in engine do, over the others), one
+// "proof" that encodes the sector numbers it covers, so the test can check
+// what the proof is over.
 type fakeProver struct {
-	bad   map[uint64]bool
-	mu    sync.Mutex
+	bad       map[uint64]bool
+	proveGood bool
+	mu        sync.Mutex
 	tasks [][]uint64
 }
 
@@ -108,14 +111,18 @@ func (p *fakeProver) Prove(_ context.Context, task prover.WindowPoStTask) (prove
 			out.Faults = append(out.Faults, id)
 		}
 	}
-	if len(out.Faults) > 0 {
+	if len(out.Faults) > 0 && !p.proveGood {
 		return out, nil
 	}
 	proof := []byte("FAKE")
 	for _, id := range ids {
-		proof = binary.LittleEndian.AppendUint64(proof, id)
+		if !p.bad[id] {
+			proof = binary.LittleEndian.AppendUint64(proof, id)
+		}
 	}
-	out.Proofs = append(out.Proofs, proof)
+	if len(proof) > 4 {
+		out.Proofs = append(out.Proofs, proof)
+	}
 	return out, nil
 }
 
@@ -250,7 +257,7 @@ func TestMessagesSatisfyActorRules(t *testing.T) {
 		for _, p := range provenSet {
 			proven[p] = true
 		}
-		fp := &fakeProver{bad: bad}
+		fp := &fakeProver{bad: bad, proveGood: rng.IntN(2) == 0}
 		r := &Runner{cfg: Config{Store: store, Prover: fp, MaxPartitionsPerMessage: rng.IntN(10) - 1}, log: zap.NewNop()}
 		mi := minerInfo{proof: minerProof, post: post, partitionSectors: partSectors}
 		st := newProveState()
@@ -360,6 +367,63 @@ func TestProveBatchFaultRetries(t *testing.T) {
 	if _, err := r.proveBatch(context.Background(), 1000, mi, [32]byte{}, big, []uint64{0}); err == nil {
 		t.Fatal("a child reporting new faults forever was not given up on")
 	}
+}
+
+// TestProveBatchKeepsProofWithFaults: a child that answers with faults
+// and one proof over the other sectors (filecoin-ffi's child, damocles,
+// the built-in engine) is asked once; its proof is used with the faults
+// skipped in their partitions, and the message satisfies the actor.
+func TestProveBatchKeepsProofWithFaults(t *testing.T) {
+	post, _ := sectorfile.PoStProofFromChain(10)
+	mi := minerInfo{proof: 10, post: post, partitionSectors: 2}
+	parts := []fullnode.Partition{
+		{AllSectors: bf(t, []uint64{1, 2}), LiveSectors: bf(t, []uint64{1, 2})},
+		{AllSectors: bf(t, []uint64{3, 4}), LiveSectors: bf(t, []uint64{3, 4})},
+	}
+	store := mapStore{1: true, 2: true, 3: true, 4: true}
+	fp := &fakeProver{bad: map[uint64]bool{2: true, 3: true}, proveGood: true}
+	r := &Runner{cfg: Config{Store: store, Prover: fp}, log: zap.NewNop()}
+	bp, err := r.proveBatch(context.Background(), 1000, mi, [32]byte{}, parts, []uint64{0, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(fp.tasks) != "[[1 2 3 4]]" || fmt.Sprint(bp.sectors) != "[1 4]" || fmt.Sprint(bp.skipped) != "map[0:[2] 1:[3]]" || bp.retries != 0 {
+		t.Fatalf("tasks %v (want one), proven %v, skipped %v, retries %d", fp.tasks, bp.sectors, bp.skipped, bp.retries)
+	}
+	p, err := bp.params(0, 100, make([]byte, 32), mi.proof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkActorRules(p, parts, nil, mi.proof, mi.partitionSectors); err != nil {
+		t.Fatal(err)
+	}
+
+	// A fault outside the task makes the proof suspect: proven again.
+	fp2 := &outsiderProver{fakeProver: fakeProver{bad: map[uint64]bool{2: true}, proveGood: true}}
+	r.cfg.Prover = fp2
+	bp, err = r.proveBatch(context.Background(), 1000, mi, [32]byte{}, parts, []uint64{0, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fp2.tasks) != 2 || fmt.Sprint(bp.sectors) != "[1 3 4]" || bp.retries != 1 {
+		t.Fatalf("tasks %v, proven %v, retries %d", fp2.tasks, bp.sectors, bp.retries)
+	}
+}
+
+// outsiderProver is a fakeProver that, on its first request, also reports
+// a sector the task does not have.
+type outsiderProver struct {
+	fakeProver
+	once bool
+}
+
+func (p *outsiderProver) Prove(ctx context.Context, task prover.WindowPoStTask) (prover.WindowPoStOutput, error) {
+	out, err := p.fakeProver.Prove(ctx, task)
+	if !p.once {
+		p.once = true
+		out.Faults = append(out.Faults, 999)
+	}
+	return out, err
 }
 
 // dripProver reports the first sector of every request faulty.
