@@ -94,7 +94,7 @@ type fakeProver struct {
 	bad       map[uint64]bool
 	proveGood bool
 	mu        sync.Mutex
-	tasks [][]uint64
+	tasks     [][]uint64
 }
 
 func (p *fakeProver) Prove(_ context.Context, task prover.WindowPoStTask) (prover.WindowPoStOutput, error) {
