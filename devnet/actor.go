@@ -202,11 +202,10 @@ func (c *chain) submitWindowedPoSt(m *minerState, dls []*deadlineState, call msg
 	if p.Deadline != di.Index {
 		return nil, execErr(ExitIllegalArgument, "invalid deadline %d at epoch %d, expected %d", p.Deadline, epoch, di.Index)
 	}
-	// Devnet only: deadlines before FirstDueEpoch are not judged, so
-	// proofs for them are not taken either.
-	if di.Challenge < c.firstDue {
-		return nil, execErr(ExitIllegalState, "deadline %d of period %d is before the devnet's first due epoch %d", di.Index, di.PeriodStart, c.firstDue)
-	}
+	// Deadlines before FirstDueEpoch are not judged when they close, but
+	// their proofs are taken like any other: a real chain has no such
+	// epoch, and refusing them made provers report failures no chain would
+	// cause.
 	if p.ChainCommitEpoch < di.Challenge {
 		return nil, execErr(ExitIllegalArgument, "expected chain commit epoch %d to be after %d", p.ChainCommitEpoch, di.Challenge)
 	}

@@ -316,12 +316,23 @@ func TestSubmitWindowedPoStRules(t *testing.T) {
 
 // TestSubmitWindowedPoStBeforeFirstDue: the devnet's own rule, that
 // deadlines it does not judge take no proofs.
+// TestSubmitWindowedPoStBeforeFirstDue: a deadline before FirstDueEpoch
+// takes a good proof as any other (a real chain has no first due epoch),
+// still refuses a bad one, and is not judged when it closes.
 func TestSubmitWindowedPoStBeforeFirstDue(t *testing.T) {
 	r := newRig(t, nil)
-	p := &miner.SubmitWindowedPoStParams{Deadline: 0, Partitions: []miner.PoStPartition{{Index: 0}},
+	r.stepTo(11) // deadline 1 of period 0: open 10..20, challenge 7 < 30
+	bad := &miner.SubmitWindowedPoStParams{Deadline: 1, Partitions: []miner.PoStPartition{{Index: 0}},
 		Proofs: []prooftypes.PoStProof{{PoStProof: r.miner().PoStProof, ProofBytes: []byte{1}}}}
-	_, err := r.push(tWorker, builtin.MethodsMiner.SubmitWindowedPoSt, cborOf(p))
-	wantExit(t, err, ExitIllegalState, "before the devnet's first due epoch 30")
+	_, err := r.push(tWorker, builtin.MethodsMiner.SubmitWindowedPoSt, cborOf(bad))
+	wantExit(t, err, ExitIllegalArgument, "")
+	if _, err := r.push(tWorker, builtin.MethodsMiner.SubmitWindowedPoSt, cborOf(r.post([]uint64{0, 1}, nil))); err != nil {
+		t.Fatalf("a good proof before the first due epoch was refused: %v", err)
+	}
+	r.stepTo(25)
+	if rep := r.d.Report(-1); len(rep.Records) != 0 || rep.Totals.Proven+rep.Totals.Missed+rep.Totals.Faulty != 0 {
+		t.Fatalf("deadlines before the first due epoch were judged: %+v", rep)
+	}
 }
 
 func TestUnknownReceiver(t *testing.T) {

@@ -495,6 +495,12 @@ func (c *chain) pushMessage(ctx context.Context, msg *fullnode.Message, uuid str
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("verifying window post: %w", ctx.Err())
 			}
+			if errors.Is(err, ErrVerifierUnavailable) {
+				// The devnet could not judge the proof: its fault, not the
+				// sender's. No real chain answers this; the push fails
+				// without an exit code and may be retried.
+				return nil, fmt.Errorf("devnet: %w", err)
+			}
 			xerr = invalidPoSt(m, err)
 		}
 	}
@@ -590,6 +596,10 @@ func (c *chain) executePendingLocked(epoch ChainEpoch) {
 		if xerr == nil && ex.verify != nil && (!rec.hasVerified || rec.verified != verifyKey(ex.verify)) {
 			if err := c.verifier.VerifyWindowPoSt(context.Background(), *ex.verify); err != nil {
 				xerr = invalidPoSt(m, err)
+				if errors.Is(err, ErrVerifierUnavailable) {
+					// Not the sender's fault: say so rather than "invalid post".
+					xerr.ExitCode, xerr.Reason = ExitIllegalState, err.Error()
+				}
 			}
 		}
 		if xerr != nil {

@@ -59,6 +59,11 @@ func NewFFIEngine(ctx context.Context, bin string, children int, log *zap.Logger
 	return &FFIEngine{bin: bin, sup: sup, log: log}, nil
 }
 
+// ErrVerifierUnavailable marks a proof the devnet could not check (its
+// verifier child crashed or timed out), as opposed to a proof found
+// invalid: the devnet refuses the push without an actor exit code.
+var ErrVerifierUnavailable = errors.New("devnet proof verifier unavailable")
+
 // Close stops the verifier children.
 func (e *FFIEngine) Close(ctx context.Context) error { return e.sup.Close(ctx) }
 
@@ -101,7 +106,7 @@ func (e *FFIEngine) verify(ctx context.Context, kind string, miner uint64, t abi
 	}
 	out, err := e.sup.Verify(ctx, task)
 	if err != nil {
-		return fmt.Errorf("filecoin-ffi verifier: %w", err)
+		return fmt.Errorf("%w: filecoin-ffi verifier child: %v", ErrVerifierUnavailable, err)
 	}
 	if !out.Valid {
 		return fmt.Errorf("filecoin-ffi: %s", out.Reason)
