@@ -127,17 +127,20 @@ FIL_PROOFS_PARAMETER_CACHE = %q
 	victim.Start()
 	victim.WaitHealthy(60 * time.Second)
 
-	// Overwrite one sealed file of the last miner's last deadline, well
-	// before its challenge. The deadline's partitions are laid out round
-	// robin over the miner's deadlines, so its partition 3 (sectors 6 and
-	// 7) is in its fourth deadline.
+	// Overwrite one sealed file of the last miner's last deadline after
+	// that deadline's fault cutoff and before its challenge: too late to
+	// declare, so the prover must find the fault while proving, skip the
+	// sector in the message and still prove its partition. The deadline's
+	// partitions are laid out round robin over the miner's deadlines, so
+	// its partition 3 (sectors 6 and 7) is in its fourth deadline.
 	const badMiner, badSector = 1000 + ffiMiners - 1, 6
 	badDeadline := uint64(ffiDeadlines(ffiMiners - 1)[3])
+	badOpen := abi.ChainEpoch(ffiFirstDue + 20 + ffiStagger*(ffiMiners-1) + 60*int(badDeadline))
 	var miners []devnet.MinerSummary
 	if err := chain.Call(ctx, "Devnet.Miners", &miners); err != nil {
 		t.Fatal(err)
 	}
-	waitEpoch(ffiFirstDue + 1500)
+	waitEpoch(badOpen - 50) // cutoff at open-70, challenge at open-20
 	sealed := filepath.Join(miners[0].SectorDir, "sealed", fmt.Sprintf("s-t0%d-%d", badMiner, badSector))
 	garbage := make([]byte, 2<<10)
 	for i := range garbage {
@@ -198,6 +201,19 @@ FIL_PROOFS_PARAMETER_CACHE = %q
 	want := ffiMiners*len(ffiDeadlines(0)) - 1
 	if proven != want || faulty != 1 || missed != 0 {
 		t.Errorf("one proving period: proven %d, faulty %d, missed %d; want %d proven, the corrupted one faulty, none missed", proven, faulty, missed, want)
+	}
+	// The corrupted sector went through the skip path: found while
+	// proving, not declared ahead.
+	badName := fmt.Sprintf("s-t0%d-%d", badMiner, badSector)
+	skippedWhileProving := false
+	for l := range strings.SplitSeq(logs, "\n") {
+		if (strings.Contains(l, "prover found faulty sectors") && strings.Contains(l, fmt.Sprintf(`"miner": %d`, badMiner))) ||
+			(strings.Contains(l, "sector skipped as faulty") && strings.Contains(l, badName)) {
+			skippedWhileProving = true
+		}
+	}
+	if !skippedWhileProving {
+		t.Errorf("no node logged %s as skipped while proving", badName)
 	}
 	if multiMessage == 0 {
 		t.Errorf("no deadline took two messages: batches of 4 partitions should split at the actor's limit of 3")
