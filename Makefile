@@ -67,6 +67,8 @@ bench:
 	$(GO) test -run XXX -bench BenchmarkReassignmentLatency -benchtime 1x ./e2e
 	@echo "== scheduler: 10,000 miners x 48 deadlines over 1,000 GPUs"
 	$(GO) test -run XXX -bench . -benchtime 5x ./cluster/schedule
+	@echo "== proxy (raft non-voter of the source): lag p50/p99 under a stream of updates, catch-up from empty and RSS at 1M sectors"
+	-$(GO) test -run XXX -bench BenchmarkProxy1M -benchtime 1x -timeout 20m ./e2e
 	@echo "== chain messages: build + CBOR-encode a SubmitWindowedPoSt of 3 full 32 GiB partitions; runner chain calls per deadline against the devnet"
 	$(GO) test -run XXX -bench 'SubmitWindowedPoSt32GiB' -benchmem ./prover/runner
 	$(GO) test -run XXX -bench 'RunnerChainCalls' -benchtime 1x -v ./prover/runner
