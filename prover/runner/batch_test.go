@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -440,4 +441,40 @@ func roundTrip(p *miner.SubmitWindowedPoStParams, back *miner.SubmitWindowedPoSt
 		return err
 	}
 	return back.UnmarshalCBOR(bytes.NewReader(raw))
+}
+
+// TestJudgeOutcome: a partition with live sectors that got no message is
+// never proven: faulty when none of its sectors could be proven, failed
+// otherwise.
+func TestJudgeOutcome(t *testing.T) {
+	parts := []fullnode.Partition{
+		{AllSectors: bf(t, []uint64{1, 2}), LiveSectors: bf(t, []uint64{1, 2})},
+		{AllSectors: bf(t, []uint64{3, 4}), LiveSectors: bf(t, []uint64{3, 4}), FaultySectors: bf(t, []uint64{4})},
+		{AllSectors: bf(t, []uint64{5}), LiveSectors: bf(t, nil)}, // terminated
+	}
+	tests := []struct {
+		name      string
+		proven    map[uint64]bool
+		submitted map[uint64]bool
+		skipped   map[uint64][]uint64
+		want      fsm.Outcome
+		faulty    string
+	}{
+		{"all sent", nil, map[uint64]bool{0: true, 1: true}, nil, fsm.OutcomeProven, "[]"},
+		{"proven elsewhere", map[uint64]bool{0: true}, map[uint64]bool{1: true}, nil, fsm.OutcomeProven, "[]"},
+		{"skipped in a sent partition", nil, map[uint64]bool{0: true, 1: true}, map[uint64][]uint64{0: {2}}, fsm.OutcomeFaulty, "[2]"},
+		{"nothing provable in partition 1", nil, map[uint64]bool{0: true}, map[uint64][]uint64{1: {3}}, fsm.OutcomeFaulty, "[3 4]"},
+		{"nothing sent, nothing known", nil, map[uint64]bool{0: true}, nil, fsm.OutcomeFailed, "[]"},
+		{"nothing sent at all", nil, nil, map[uint64][]uint64{0: {1, 2}}, fsm.OutcomeFailed, "[1 2]"},
+	}
+	for _, tt := range tests {
+		st := newProveState()
+		maps.Copy(st.submitted, tt.submitted)
+		maps.Copy(st.skipped, tt.skipped)
+		var res attemptResult
+		judgeOutcome(parts, tt.proven, st, &res)
+		if res.outcome != tt.want || fmt.Sprint(res.skipped) != tt.faulty && !(tt.faulty == "[]" && len(res.skipped) == 0) {
+			t.Errorf("%s: outcome %s, faulty %v (%s); want %s, %s", tt.name, res.outcome, res.skipped, res.message, tt.want, tt.faulty)
+		}
+	}
 }

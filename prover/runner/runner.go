@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -581,18 +583,97 @@ func (r *Runner) attempt(ctx context.Context, a fsm.Assignment, mi minerInfo, di
 	if err := r.submit(ctx, maddr, mi, di, batches, proven, st, &res); err != nil {
 		return attemptResult{}, err
 	}
-	for _, p := range st.skipped {
-		res.skipped = append(res.skipped, p...)
-	}
-	slices.Sort(res.skipped)
 	// Every message of this occurrence landed with exit code 0 (submit
 	// returns an error otherwise): the actor took the proofs.
-	res.outcome = fsm.OutcomeProven
-	if len(res.skipped) > 0 {
+	judgeOutcome(parts, proven, st, &res)
+	return res, nil
+}
+
+// judgeOutcome fills res's outcome from what was sent: proven when every
+// partition with live sectors was proven (by this occurrence's messages or
+// already on chain) and nothing was skipped; faulty when sectors were
+// skipped, or a partition got no message because none of its sectors
+// could be proven (all its live sectors count as faulty then); failed when
+// a partition with live sectors got no message for another reason. Never
+// proven when live sectors were left without a message.
+func judgeOutcome(parts []fullnode.Partition, proven map[uint64]bool, st *proveState, res *attemptResult) {
+	faulty := map[uint64]bool{}
+	for _, p := range st.skipped {
+		for _, n := range p {
+			faulty[n] = true
+		}
+	}
+	var unsent, unexplained []uint64
+	for i, part := range parts {
+		idx := uint64(i)
+		if proven[idx] || st.submitted[idx] {
+			continue
+		}
+		live, err := part.LiveSectors.Count()
+		if err != nil {
+			unexplained = append(unexplained, idx)
+			continue
+		}
+		if live == 0 {
+			continue
+		}
+		unsent = append(unsent, idx)
+		// Sent nothing: every live sector is faulty, if each one was
+		// either skipped here or is faulty (and not recovering) on chain.
+		toProve, err := sectorsToProve(part)
+		if err != nil {
+			unexplained = append(unexplained, idx)
+			continue
+		}
+		skipped := map[uint64]bool{}
+		for _, n := range st.skipped[idx] {
+			skipped[n] = true
+		}
+		explained := true
+		_ = toProve.ForEach(func(n uint64) error {
+			if !skipped[n] {
+				explained = false
+			}
+			return nil
+		})
+		if !explained {
+			unexplained = append(unexplained, idx)
+			continue
+		}
+		_ = part.LiveSectors.ForEach(func(n uint64) error {
+			faulty[n] = true
+			return nil
+		})
+	}
+	res.skipped = res.skipped[:0]
+	for n := range faulty {
+		res.skipped = append(res.skipped, n)
+	}
+	slices.Sort(res.skipped)
+	switch {
+	case len(unexplained) > 0:
+		res.outcome = fsm.OutcomeFailed
+		res.message = fmt.Sprintf("partitions %v have live sectors but got no message", unexplained)
+	case len(unsent) > 0:
+		res.outcome = fsm.OutcomeFaulty
+		res.message = fmt.Sprintf("%d sectors faulty; partitions %v not sent: none of their sectors could be proven", len(res.skipped), unsent)
+	case len(res.skipped) > 0:
 		res.outcome = fsm.OutcomeFaulty
 		res.message = fmt.Sprintf("%d sectors skipped as faulty", len(res.skipped))
+	default:
+		res.outcome = fsm.OutcomeProven
 	}
-	return res, nil
+}
+
+// batchOf is the partitions of a batch from its key.
+func batchOf(key string) []uint64 {
+	var out []uint64
+	for f := range strings.SplitSeq(key, ",") {
+		if n, err := strconv.ParseUint(f, 10, 64); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // planDeadline batches the partitions of a deadline that still need a
@@ -676,6 +757,13 @@ func (r *Runner) submit(ctx context.Context, maddr address.Address, mi minerInfo
 		if err != nil {
 			return err
 		}
+		// Every partition of the batch keeps its skipped sectors for the
+		// record, sent or not.
+		for _, p := range batch {
+			if len(bp.skipped[p]) > 0 {
+				st.skipped[p] = bp.skipped[p]
+			}
+		}
 		if params == nil || len(params.Partitions) == 0 {
 			r.log.Error("no sector of these partitions could be proven; the chain will mark them faulty", zap.Stringer("miner", maddr), zap.Uint64("deadline", di.Index),
 				zap.Uint64s("partitions", batch), zap.Uint64s("skipped", bp.allSkipped()))
@@ -691,9 +779,6 @@ func (r *Runner) submit(ctx context.Context, maddr address.Address, mi minerInfo
 		}
 		for _, p := range sent {
 			st.submitted[p] = true
-			if len(bp.skipped[p]) > 0 {
-				st.skipped[p] = bp.skipped[p]
-			}
 		}
 		if head, err := r.head(ctx); err == nil {
 			r.metrics.submitted(head, di.Close, len(sent))
@@ -723,7 +808,7 @@ func (r *Runner) submit(ctx context.Context, maddr address.Address, mi minerInfo
 			continue
 		}
 		st.refusals++
-		for _, p := range m.sent {
+		for _, p := range batchOf(m.key) {
 			delete(st.submitted, p)
 			delete(st.skipped, p)
 		}

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"sync"
 	"sync/atomic"
@@ -273,5 +274,84 @@ func TestRunnerDeclaresRecoveries(t *testing.T) {
 	t.Logf("devnet: %s", rep)
 	if rep.Totals.Missed != 0 || rep.Totals.Faulty != 0 || rep.Totals.Proven != 3 {
 		t.Fatalf("devnet report %s, want 3 proven (faults declared early must be recovered)\n%+v", rep, rep.Records)
+	}
+}
+
+// faultyProver is engineProver with some sectors reported faulty and left
+// out of the proof, as filecoin-ffi's child answers.
+type faultyProver struct {
+	engineProver
+	bad map[uint64]bool
+}
+
+func (p *faultyProver) Prove(ctx context.Context, task prover.WindowPoStTask) (prover.WindowPoStOutput, error) {
+	var faults []uint64
+	kept := task
+	kept.Replicas = nil
+	for _, r := range task.Replicas {
+		if p.bad[r.SectorID] {
+			faults = append(faults, r.SectorID)
+			continue
+		}
+		kept.Replicas = append(kept.Replicas, r)
+	}
+	out := prover.WindowPoStOutput{Proofs: [][]byte{}, Faults: []uint64{}}
+	if len(kept.Replicas) > 0 {
+		var err error
+		if out, err = p.engineProver.Prove(ctx, kept); err != nil {
+			return out, err
+		}
+	}
+	out.Faults = append(out.Faults, faults...)
+	return out, nil
+}
+
+// TestRunnerRecordsUnsentPartitionFaulty: when no sector of a partition
+// can be proven, the partition gets no message; the deadline is recorded
+// faulty with that partition's sectors, never proven.
+func TestRunnerRecordsUnsentPartitionFaulty(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fx := newRunnerFixture(t, ctx, true)
+	parts, err := fx.chain.StateMinerPartitions(ctx, fullnode.IDAddress(1000), 1, nil)
+	if err != nil || len(parts) != 2 {
+		t.Fatalf("deadline 1: %d partitions, %v", len(parts), err)
+	}
+	badSectors, err := parts[1].LiveSectors.All(100)
+	if err != nil || len(badSectors) == 0 {
+		t.Fatal(badSectors, err)
+	}
+	bad := map[uint64]bool{}
+	for _, n := range badSectors {
+		bad[n] = true
+	}
+	r := fx.runner(t, &faultyProver{bad: bad})
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	for fx.dn.Height() < 121 {
+		fx.dn.Step(1)
+		time.Sleep(25 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	fx.f.mu.Lock()
+	defer fx.f.mu.Unlock()
+	for _, want := range []struct {
+		d       uint8
+		ps      int64
+		outcome fsm.Outcome
+	}{{1, 40, fsm.OutcomeFaulty}, {0, 80, fsm.OutcomeProven}, {1, 80, fsm.OutcomeFaulty}} {
+		var got *fsm.DeadlineRecord
+		for _, r := range fx.f.Records(fsm.DeadlineKey{Miner: 1000, Deadline: want.d}) {
+			if r.PeriodStart == want.ps {
+				got = &r
+			}
+		}
+		if got == nil || got.Outcome != want.outcome {
+			t.Fatalf("record of deadline %d in period %d: %+v, want %s", want.d, want.ps, got, want.outcome)
+		}
+		if want.outcome == fsm.OutcomeFaulty && fmt.Sprint(got.FaultySector) != fmt.Sprint(badSectors) {
+			t.Fatalf("record of deadline %d in period %d: faulty sectors %v, want %v", want.d, want.ps, got.FaultySector, badSectors)
+		}
 	}
 }
