@@ -483,11 +483,33 @@ func (r *Runner) proveWindow(ctx context.Context, a fsm.Assignment, mi minerInfo
 			return
 		}
 		log.Warn("proving attempt failed; retrying inside the window", zap.Int("attempt", attempt), zap.Error(err))
+		if refusedAtEstimation(err) {
+			// Estimation ran against the current head; another try before
+			// the next tipset would meet the same state.
+			if h, herr := r.head(ctx); herr == nil {
+				_ = r.waitEpoch(ctx, h+1)
+			}
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(min(time.Duration(attempt)*r.cfg.Poll, 5*time.Second)):
 		}
 	}
+}
+
+// refusedAtEstimation tells whether err holds a refusal at gas estimation.
+func refusedAtEstimation(err error) bool {
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		for _, e := range joined.Unwrap() {
+			if refusedAtEstimation(e) {
+				return true
+			}
+		}
+		return false
+	}
+	var refused *refusedError
+	return errors.As(err, &refused) && refused.estimation
 }
 
 func (r *Runner) record(rec fsm.DeadlineRecord, log *zap.Logger) {
@@ -721,9 +743,11 @@ func (r *Runner) proveBatches(ctx context.Context, miner uint64, mi minerInfo, s
 
 // submit sends one SubmitWindowedPoSt per batch (its partitions, their
 // skipped sectors and the batch's one proof), then follows every message
-// to its receipt. A receipt with a non-zero exit code drops the batch's
-// proof and returns a *refusedError with the actor's message, so the
-// attempt is retried (a reorg'd commit randomness, say) until maxRefusals.
+// to its receipt. A receipt with a non-zero exit code, or a push refused
+// because the message failed at gas estimation (the error carries
+// "exit=[...]"), drops the batch's proof and returns a *refusedError with
+// the actor's message, so the attempt is retried with a new proof (a
+// reorg'd commit randomness, say) until maxRefusals.
 func (r *Runner) submit(ctx context.Context, maddr address.Address, mi minerInfo, di dline.Info, batches [][]uint64, proven map[uint64]bool, st *proveState, res *attemptResult) error {
 	var commit []byte
 	type pushed struct {
@@ -732,6 +756,7 @@ func (r *Runner) submit(ctx context.Context, maddr address.Address, mi minerInfo
 		cid  cid.Cid
 	}
 	var out []pushed
+	var refusals []error
 	for _, batch := range batches {
 		key := batchKey(batch)
 		bp := st.batches[key]
@@ -774,8 +799,22 @@ func (r *Runner) submit(ctx context.Context, maddr address.Address, mi minerInfo
 		// if an earlier push reached the node before its answer was lost,
 		// the node returns that message instead of sending a second one.
 		cid, err := r.cfg.Chain.SubmitWindowedPoSt(ctx, maddr, mi.sender, params, r.spec(bp.uuid))
+		if code, ok := estimationRefusal(err); ok {
+			// The actor refused the message when the node estimated its
+			// gas: the same proof would be refused again. Drop it, count
+			// the refusal, and go on with the other batches.
+			st.refusals++
+			delete(st.batches, key)
+			for _, p := range batch {
+				delete(st.skipped, p)
+			}
+			r.log.Error("window post refused by the miner actor at gas estimation", zap.Stringer("miner", maddr), zap.Uint64("deadline", di.Index), zap.Uint64s("partitions", sent),
+				zap.String("exit_code", code.String()), zap.Int("refusals", st.refusals), zap.Error(err))
+			refusals = append(refusals, &refusedError{what: fmt.Sprintf("window post for partitions %v at gas estimation", sent), why: err.Error(), estimation: true})
+			continue
+		}
 		if err != nil {
-			return fmt.Errorf("submit partitions %v: %w", sent, err)
+			return errors.Join(append(refusals, fmt.Errorf("submit partitions %v: %w", sent, err))...)
 		}
 		for _, p := range sent {
 			st.submitted[p] = true
@@ -789,7 +828,6 @@ func (r *Runner) submit(ctx context.Context, maddr address.Address, mi minerInfo
 			zap.Int("sectors", len(bp.sectors)), zap.Int("skipped", len(bp.allSkipped())), zap.Int("proof_bytes", len(bp.proof)),
 			zap.Stringer("from", mi.sender), zap.Stringer("message", cid))
 	}
-	var refusals []error
 	for _, m := range out {
 		ml, why, err := r.waitReceipt(ctx, "SubmitWindowedPoSt", m.cid)
 		if err != nil {

@@ -1,10 +1,12 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -353,5 +355,59 @@ func TestRunnerRecordsUnsentPartitionFaulty(t *testing.T) {
 		if want.outcome == fsm.OutcomeFaulty && fmt.Sprint(got.FaultySector) != fmt.Sprint(badSectors) {
 			t.Fatalf("record of deadline %d in period %d: faulty sectors %v, want %v", want.d, want.ps, got.FaultySector, badSectors)
 		}
+	}
+}
+
+// badProofProver is engineProver with every WindowPoSt proof corrupted:
+// the devnet's verifier refuses it when the node estimates the message.
+type badProofProver struct {
+	engineProver
+	proofs atomic.Int32
+}
+
+func (p *badProofProver) Prove(ctx context.Context, task prover.WindowPoStTask) (prover.WindowPoStOutput, error) {
+	out, err := p.engineProver.Prove(ctx, task)
+	if err == nil && !task.CheckOnly && len(out.Proofs) == 1 {
+		p.proofs.Add(1)
+		out.Proofs[0] = bytes.Clone(out.Proofs[0])
+		out.Proofs[0][len(out.Proofs[0])-1] ^= 0xff
+	}
+	return out, err
+}
+
+// TestRunnerGivesUpOnEstimationRefusals: a push refused at gas estimation
+// (exit=[ErrIllegalArgument(16)]) is a refusal like a failed receipt: the
+// proof is dropped and made again, and after maxRefusals the deadline is
+// recorded failed with the actor's message, before its window closes.
+func TestRunnerGivesUpOnEstimationRefusals(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fx := newRunnerFixture(t, ctx, true)
+	prov := &badProofProver{}
+	r := fx.runner(t, prov)
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	for fx.dn.Height() < 81 {
+		fx.dn.Step(1)
+		time.Sleep(25 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	fx.f.mu.Lock()
+	defer fx.f.mu.Unlock()
+	var got *fsm.DeadlineRecord
+	for _, r := range fx.f.Records(fsm.DeadlineKey{Miner: 1000, Deadline: 1}) {
+		if r.PeriodStart == 40 {
+			got = &r
+		}
+	}
+	if got == nil || got.Outcome != fsm.OutcomeFailed || !strings.Contains(got.Message, "refused by the miner actor") ||
+		!strings.Contains(got.Message, "ErrIllegalArgument(16)") || strings.Contains(got.Message, "window closed") {
+		t.Fatalf("record of deadline 1 in period 40: %+v; want failed with the actor's refusal, given up before the window closed", got)
+	}
+	// Each refusal dropped the proof: deadline 1 of period 40 alone was
+	// proven maxRefusals times.
+	if n := prov.proofs.Load(); n < maxRefusals {
+		t.Fatalf("%d proofs made; a refused proof must be made again", n)
 	}
 }

@@ -3,8 +3,11 @@ package runner
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strconv"
 	"time"
 
+	"github.com/filecoin-project/go-state-types/exitcode"
 	"github.com/ipfs/go-cid"
 
 	"go.uber.org/zap"
@@ -21,14 +24,43 @@ const maxRefusals = 3
 // is stuck.
 const receiptTimeout = 30 * time.Minute
 
-// refusedError is a message that landed with a non-zero exit code.
+// refusedError is a message that landed with a non-zero exit code, or a
+// push the node refused because the message failed at gas estimation.
 type refusedError struct {
 	what string // the message, e.g. "window post bafy... for partitions [0 1]"
 	why  string // exit code by name and the actor's message
+	// estimation: refused at gas estimation; nothing landed, and the
+	// state it ran against changes only with the next tipset.
+	estimation bool
 }
 
 func (e *refusedError) Error() string {
 	return fmt.Sprintf("refused by the miner actor: %s: %s", e.what, e.why)
+}
+
+// exitRE finds the exit code in Lotus's error for a message whose
+// execution failed during gas estimation (api.ErrExecutionReverted):
+// "message execution failed (exit=[ErrIllegalArgument(16)], ...)", or a
+// bare number.
+var exitRE = regexp.MustCompile(`exit=\[(?:[A-Za-z0-9_]*\()?(-?\d+)\)?\]`)
+
+// estimationRefusal tells whether err, from MpoolPushMessage, is the
+// actor refusing the message at gas estimation, and with which exit code
+// (non-zero). Other push errors (the node unreachable, a full mpool) are
+// not refusals.
+func estimationRefusal(err error) (exitcode.ExitCode, bool) {
+	if err == nil {
+		return 0, false
+	}
+	m := exitRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0, false
+	}
+	n, perr := strconv.ParseInt(m[1], 10, 64)
+	if perr != nil || n == 0 {
+		return 0, false
+	}
+	return exitcode.ExitCode(n), true
 }
 
 // spec is the send spec of every message the runner pushes: the fee bound,

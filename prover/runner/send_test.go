@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -92,3 +93,28 @@ func TestBatchDeclarations(t *testing.T) {
 }
 
 func uitoa(v uint64) string { return strconv.FormatUint(v, 10) }
+
+func TestEstimationRefusal(t *testing.T) {
+	tests := []struct {
+		err  string
+		code int64
+		ok   bool
+	}{
+		{"GasEstimateMessageGas error: estimating gas used: message execution failed (exit=[ErrIllegalArgument(16)], vm error=[message failed with backtrace:\n00: f01000 (method 5) -- invalid post was submitted (16)\n (RetCode=16)])", 16, true},
+		{"mpool push: message execution failed (exit=[SysErrForbidden(8)], revert reason=[none], vm error=[...])", 8, true},
+		{"message execution failed (exit=[ExitCode(33)])", 33, true},
+		{"message execution failed (exit=[18])", 18, true},
+		{"exit=[Ok(0)]", 0, false},
+		{"dial tcp 127.0.0.1:1234: connection refused", 0, false},
+		{"mpool is full", 0, false},
+	}
+	for _, tt := range tests {
+		code, ok := estimationRefusal(errors.New(tt.err))
+		if ok != tt.ok || int64(code) != tt.code {
+			t.Errorf("estimationRefusal(%q) = %d, %v; want %d, %v", tt.err, code, ok, tt.code, tt.ok)
+		}
+	}
+	if _, ok := estimationRefusal(nil); ok {
+		t.Error("nil is a refusal")
+	}
+}
