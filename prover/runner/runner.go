@@ -93,9 +93,11 @@ type Config struct {
 	// partition size (fullnode.MaxPartitionsPerPoSt: 3 for every size in
 	// use). 0 means that limit.
 	MaxPartitionsPerMessage int
-	// Sender sends every PoSt and declaration; it must be the miner's
-	// worker or one of its control addresses (ID form, as StateMinerInfo
-	// lists them), else the runner refuses to send for that miner. Unset:
+	// Sender sends every PoSt and declaration of the miners it fits: it
+	// must be the miner's worker or one of its control addresses (ID form,
+	// as StateMinerInfo lists them). For a miner it does not fit (one
+	// global Sender cannot be a control address of several miners) the
+	// runner sends from that miner's worker and says so in the log. Unset:
 	// the worker, as the original's Sender default.
 	Sender address.Address
 	// MaxFee bounds each message's fee (MessageSendSpec.MaxFee, attoFIL);
@@ -129,6 +131,9 @@ type Runner struct {
 	miners  map[uint64]minerInfo
 	jobs    map[occurrence]*job
 	checked map[occurrence]bool
+	// infoFailed is the occurrences recorded failed because their miner's
+	// info could not be read (one record per window), with their close.
+	infoFailed map[occurrence]abi.ChainEpoch
 }
 
 type occurrence struct {
@@ -199,7 +204,8 @@ func New(cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runner metrics: %w", err)
 	}
-	return &Runner{cfg: cfg, log: cfg.Logger, metrics: m, miners: map[uint64]minerInfo{}, jobs: map[occurrence]*job{}, checked: map[occurrence]bool{}}, nil
+	return &Runner{cfg: cfg, log: cfg.Logger, metrics: m, miners: map[uint64]minerInfo{}, jobs: map[occurrence]*job{}, checked: map[occurrence]bool{},
+		infoFailed: map[occurrence]abi.ChainEpoch{}}, nil
 }
 
 // Run watches the assignments until ctx ends, then waits for its jobs.
@@ -272,6 +278,11 @@ func (r *Runner) tick(ctx context.Context, wg *sync.WaitGroup) error {
 			delete(r.checked, occ)
 		}
 	}
+	for occ, closes := range r.infoFailed {
+		if head >= closes {
+			delete(r.infoFailed, occ)
+		}
+	}
 	r.mu.Unlock()
 
 	var errs []error
@@ -290,6 +301,7 @@ func (r *Runner) tick(ctx context.Context, wg *sync.WaitGroup) error {
 		mi, err := r.minerInfo(ctx, k.Miner, head)
 		if err != nil {
 			errs = append(errs, err)
+			r.infoFailure(a, mi, head, err)
 			continue
 		}
 		di := Window(mi.periodStart, uint64(k.Deadline), head, mi.policy)
@@ -364,6 +376,9 @@ func windowOf(p fullnode.Policy) abi.ChainEpoch {
 // period, read from the chain again once a proving period has passed since
 // the last read (head < 0: use what is cached, reading only the first
 // time), so a new worker or control address is picked up as Lotus does.
+// On error the minerInfo returned still has the proving period and policy
+// when they are known (cached, or read before the failure), so the caller
+// can tell which window went unproven.
 func (r *Runner) minerInfo(ctx context.Context, id uint64, head abi.ChainEpoch) (minerInfo, error) {
 	r.mu.Lock()
 	mi, ok := r.miners[id]
@@ -371,35 +386,43 @@ func (r *Runner) minerInfo(ctx context.Context, id uint64, head abi.ChainEpoch) 
 	if ok && (head < 0 || head < mi.readAt+mi.policy.ProvingPeriod()) {
 		return mi, nil
 	}
-	maddr := fullnode.IDAddress(id)
-	info, err := r.cfg.Chain.StateMinerInfo(ctx, maddr, nil)
-	if err != nil {
-		return minerInfo{}, fmt.Errorf("miner %s info: %w", maddr, err)
+	var known minerInfo // the period alone, for the caller of a failure
+	if ok {
+		known = minerInfo{periodStart: mi.periodStart, policy: mi.policy}
 	}
+	maddr := fullnode.IDAddress(id)
 	di, err := r.cfg.Chain.StateMinerProvingDeadline(ctx, maddr, nil)
 	if err != nil {
-		return minerInfo{}, fmt.Errorf("miner %s proving deadline: %w", maddr, err)
+		return known, fmt.Errorf("miner %s proving deadline: %w", maddr, err)
+	}
+	if pol := fullnode.PolicyOf(di); pol.Validate() == nil {
+		known = minerInfo{periodStart: di.PeriodStart, policy: pol}
+	}
+	info, err := r.cfg.Chain.StateMinerInfo(ctx, maddr, nil)
+	if err != nil {
+		return known, fmt.Errorf("miner %s info: %w", maddr, err)
 	}
 	post, err := sectorfile.PoStProofFromChain(int64(info.WindowPoStProofType))
 	if err != nil {
-		return minerInfo{}, fmt.Errorf("miner %s: %w", maddr, err)
+		return known, fmt.Errorf("miner %s: %w", maddr, err)
 	}
 	partSectors := info.WindowPoStPartitionSectors
 	if partSectors == 0 {
 		if partSectors, err = builtin.PoStProofWindowPoStPartitionSectors(info.WindowPoStProofType); err != nil {
-			return minerInfo{}, fmt.Errorf("miner %s: %w", maddr, err)
+			return known, fmt.Errorf("miner %s: %w", maddr, err)
 		}
 	}
-	sender, err := pickSender(r.cfg.Sender, info)
-	if err != nil {
-		return minerInfo{}, fmt.Errorf("miner %s: %w", maddr, err)
+	sender, why := pickSender(r.cfg.Sender, info)
+	if why != "" { // said once per read: once a proving period
+		r.log.Warn("the configured PoSt Sender does not fit this miner; sending from its worker", zap.Stringer("miner", maddr), zap.String("reason", why),
+			zap.Stringer("sender", sender))
 	}
 	next := minerInfo{
 		worker: info.Worker, sender: sender, readAt: di.CurrentEpoch, proof: info.WindowPoStProofType, post: post, periodStart: di.PeriodStart, partitionSectors: partSectors,
 		policy: fullnode.PolicyOf(di),
 	}
 	if err := next.policy.Validate(); err != nil {
-		return minerInfo{}, fmt.Errorf("miner %s: %w", maddr, err)
+		return known, fmt.Errorf("miner %s: %w", maddr, err)
 	}
 	if ok && (next.sender != mi.sender || next.worker != mi.worker || next.proof != mi.proof) {
 		r.log.Info("miner info changed", zap.Stringer("miner", maddr), zap.Stringer("worker", next.worker), zap.Stringer("sender", next.sender), zap.Int64("proof_type", int64(next.proof)))
@@ -410,23 +433,50 @@ func (r *Runner) minerInfo(ctx context.Context, id uint64, head abi.ChainEpoch) 
 	return next, nil
 }
 
-// pickSender is the configured sender if the actor accepts messages from
-// it (the worker or a control address), else an error: a message from any
-// other address is refused by the actor (SysErrForbidden). Unset: the
-// worker.
-func pickSender(want address.Address, info *fullnode.MinerInfo) (address.Address, error) {
-	if want == address.Undef {
-		return info.Worker, nil
+// infoFailure records a deadline occurrence failed when its miner's info
+// could not be read while it should be proven: otherwise the window would
+// pass with one log line and no record. One record per window; a job that
+// starts later in the window (the info came back) records over it.
+func (r *Runner) infoFailure(a fsm.Assignment, known minerInfo, head abi.ChainEpoch, err error) {
+	if known.policy.Validate() != nil {
+		return // no period known: no window to name
 	}
-	if want == info.Worker {
-		return want, nil
+	di := Window(known.periodStart, uint64(a.Deadline), head, known.policy)
+	if di.Challenge < 0 || PhaseAt(di, head, abi.ChainEpoch(a.Since), abi.ChainEpoch(r.cfg.Confidence)) != PhaseProve {
+		return
+	}
+	occ := occurrence{key: a.DeadlineKey, open: di.Open}
+	r.mu.Lock()
+	_, running := r.jobs[occ]
+	_, done := r.infoFailed[occ]
+	if !running && !done {
+		r.infoFailed[occ] = di.Close
+	}
+	r.mu.Unlock()
+	if running || done {
+		return
+	}
+	log := r.log.With(zap.String("deadline", fmt.Sprintf("t0%d/%d", a.Miner, a.Deadline)), zap.Int64("open", int64(di.Open)), zap.Uint64("generation", a.Generation))
+	log.Error("cannot prove the deadline: the miner's info cannot be read", zap.Error(err))
+	r.record(fsm.DeadlineRecord{DeadlineKey: a.DeadlineKey, PeriodStart: int64(di.PeriodStart), Outcome: fsm.OutcomeFailed, Node: r.cfg.NodeID,
+		Message: fmt.Sprintf("not proven: %v", err)}, log)
+}
+
+// pickSender is the configured sender if the actor accepts messages from
+// it (the worker or a control address). Else it is the worker, with why
+// the configured one does not fit: a message from any other address is
+// refused by the actor (SysErrForbidden), and one global Sender cannot be
+// a control address of several miners. Unset: the worker.
+func pickSender(want address.Address, info *fullnode.MinerInfo) (address.Address, string) {
+	if want == address.Undef || want == info.Worker {
+		return info.Worker, ""
 	}
 	for _, c := range info.ControlAddresses {
 		if c == want {
-			return want, nil
+			return want, ""
 		}
 	}
-	return address.Undef, fmt.Errorf("PoSt Sender %s is neither the worker %s nor a control address %v; the miner actor refuses messages from it", want, info.Worker, info.ControlAddresses)
+	return info.Worker, fmt.Sprintf("PoSt Sender %s is neither the worker %s nor a control address %v of this miner; the miner actor would refuse messages from it", want, info.Worker, info.ControlAddresses)
 }
 
 func (r *Runner) head(ctx context.Context) (abi.ChainEpoch, error) {

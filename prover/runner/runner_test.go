@@ -14,6 +14,8 @@ import (
 
 	commcid "github.com/filecoin-project/go-fil-commcid"
 
+	"github.com/filecoin-project/go-address"
+
 	"github.com/filecoin-project/go-state-types/abi"
 
 	"go.uber.org/zap/zaptest"
@@ -409,5 +411,94 @@ func TestRunnerGivesUpOnEstimationRefusals(t *testing.T) {
 	// proven maxRefusals times.
 	if n := prov.proofs.Load(); n < maxRefusals {
 		t.Fatalf("%d proofs made; a refused proof must be made again", n)
+	}
+}
+
+// infoChain fails StateMinerInfo while broken is set, as a node whose
+// state cannot be read would.
+type infoChain struct {
+	Chain
+	broken atomic.Bool
+	infos  atomic.Int32
+}
+
+func (c *infoChain) StateMinerInfo(ctx context.Context, maddr address.Address, tsk fullnode.TipSetKey) (*fullnode.MinerInfo, error) {
+	c.infos.Add(1)
+	if c.broken.Load() {
+		return nil, errors.New("state of the miner actor unreadable (test)")
+	}
+	return c.Chain.StateMinerInfo(ctx, maddr, tsk)
+}
+
+// TestRunnerRecordsMinerInfoFailure: a miner whose info cannot be read
+// gets its windows recorded failed with the reason, once per window (not
+// once per poll), instead of one log line and no record.
+func TestRunnerRecordsMinerInfoFailure(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fx := newRunnerFixture(t, ctx, true)
+	var ic *infoChain
+	r := fx.runnerWith(t, &engineProver{}, func(c Chain) Chain {
+		ic = &infoChain{Chain: c}
+		ic.broken.Store(true)
+		return ic
+	})
+	var mu sync.Mutex
+	counts := map[int64]int{}
+	record := r.cfg.Record
+	r.cfg.Record = func(ctx context.Context, rec fsm.DeadlineRecord) error {
+		if rec.Deadline == 1 {
+			mu.Lock()
+			counts[rec.PeriodStart]++
+			mu.Unlock()
+		}
+		return record(ctx, rec)
+	}
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	for fx.dn.Height() < 61 {
+		fx.dn.Step(1)
+		time.Sleep(25 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	fx.f.mu.Lock()
+	defer fx.f.mu.Unlock()
+	var got *fsm.DeadlineRecord
+	for _, r := range fx.f.Records(fsm.DeadlineKey{Miner: 1000, Deadline: 1}) {
+		if r.PeriodStart == 40 {
+			got = &r
+		}
+	}
+	if got == nil || got.Outcome != fsm.OutcomeFailed || !strings.Contains(got.Message, "state of the miner actor unreadable") {
+		t.Fatalf("record of deadline 1 in period 40: %+v; want failed with the reason", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if counts[40] != 1 || ic.infos.Load() < 10 {
+		t.Fatalf("deadline 1 of period 40 recorded %d times (info read %d times); want once", counts[40], ic.infos.Load())
+	}
+}
+
+// TestRunnerSenderFallsBackToWorker: a configured Sender that is not a
+// control address of the miner (a control address of another miner, say)
+// does not stop proving: the runner sends from the worker.
+func TestRunnerSenderFallsBackToWorker(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fx := newRunnerFixture(t, ctx, true)
+	r := fx.runner(t, &engineProver{})
+	r.cfg.Sender = fullnode.IDAddress(555)
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	for fx.dn.Height() < 121 {
+		fx.dn.Step(1)
+		time.Sleep(25 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	rep := fx.dn.Report(-1)
+	if rep.Totals.Missed != 0 || rep.Totals.Faulty != 0 || rep.Totals.Proven != 3 {
+		t.Fatalf("devnet report %s, want 3 proven from the worker\n%+v", rep, rep.Records)
 	}
 }

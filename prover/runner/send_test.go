@@ -18,22 +18,22 @@ import (
 func TestPickSender(t *testing.T) {
 	info := &fullnode.MinerInfo{Worker: fullnode.IDAddress(100), ControlAddresses: []address.Address{fullnode.IDAddress(101), fullnode.IDAddress(102)}}
 	tests := []struct {
-		want    address.Address
-		got     uint64
-		wantErr bool
+		want     address.Address
+		got      uint64
+		fallback bool
 	}{
 		{address.Address{}, 100, false}, // unset: the worker
 		{fullnode.IDAddress(100), 100, false},
 		{fullnode.IDAddress(102), 102, false},
-		{fullnode.IDAddress(999), 0, true}, // the actor would refuse it
+		{fullnode.IDAddress(999), 100, true}, // the actor would refuse it: the worker
 	}
 	for _, tt := range tests {
-		got, err := pickSender(tt.want, info)
-		if (err != nil) != tt.wantErr || (!tt.wantErr && got != fullnode.IDAddress(tt.got)) {
-			t.Errorf("pickSender(%s) = %s, %v", tt.want, got, err)
+		got, why := pickSender(tt.want, info)
+		if (why != "") != tt.fallback || got != fullnode.IDAddress(tt.got) {
+			t.Errorf("pickSender(%s) = %s, %q", tt.want, got, why)
 		}
-		if err != nil && !strings.Contains(err.Error(), "neither the worker") {
-			t.Errorf("unclear error %v", err)
+		if why != "" && !strings.Contains(why, "neither the worker") {
+			t.Errorf("unclear reason %q", why)
 		}
 	}
 }
