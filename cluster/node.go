@@ -551,9 +551,11 @@ func (n *Node) ConsistentRead(ctx context.Context) error {
 // still the leader. Any write acknowledged before the read is at or below
 // it (leader completeness).
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
-	if n.raft.State() != raft.Leader {
-		id, addr := n.Leader()
-		return 0, &NotLeaderError{LeaderID: id, LeaderAddr: addr}
+	// A new leader serves reads only once its leadership is established
+	// (its barrier applied what earlier leaders committed), as writes
+	// wait; then a read that succeeded leaves the node ReadReady too.
+	if err := n.waitLeaderReady(ctx); err != nil {
+		return 0, err
 	}
 	idx := n.raft.LastIndex()
 	if err := waitFuture(ctx, n.raft.VerifyLeader()); err != nil {

@@ -276,7 +276,7 @@ func TestJoinAsNonVoterThenPromotedAndLeave(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	// It left; it did not die: gossip, the CLI and the status page say so.
-	waitUntil(t, 10*time.Second, "n4 to show as left", func() bool {
+	waitUntil(t, 20*time.Second, "n4 to show as left", func() bool {
 		var ms []cluster.Member
 		err := nodes[0].Client(nodes[0].Token()).Call(context.Background(), "VSM.ClusterMembers", &ms)
 		i := slices.IndexFunc(ms, func(m cluster.Member) bool { return m.ID == "n4" })
