@@ -317,7 +317,7 @@ func TestDeadlinesSurviveNodeLoss(t *testing.T) {
 	if rep.Totals.MessagesFailed != 0 {
 		t.Errorf("%d messages landed with a non-zero exit code (the actor refused them at execution)", rep.Totals.MessagesFailed)
 	}
-	t.Logf("deadlines sent in two messages: %d; pushes refused at estimation (deadlines before the devnet's first judged epoch): %d", split, rep.Totals.MessagesRefused)
+	t.Logf("deadlines sent in two messages: %d; pushes refused at estimation: %d", split, rep.Totals.MessagesRefused)
 	// make e2e prints this line last.
 	fmt.Printf("deadlines proven %d, faulty %d, missed %d\n", proven, faulty, missed)
 	fmt.Printf("reassignment latency: non-leader %v, leader %v\n", lat1.Round(time.Millisecond), lat2.Round(time.Millisecond))
