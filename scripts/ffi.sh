@@ -42,14 +42,11 @@ export RUSTFLAGS="--print native-static-libs"
 export CARGO_TARGET_DIR="$TARGET"
 
 # filecoin-ffi's rust-toolchain.toml names a release that cannot be fetched
-# here; build with the installed stable toolchain instead.
+# here; fetch_module drops it from the copied sources, so cargo builds with
+# the installed default toolchain (or $RUSTUP_TOOLCHAIN when set).
 toolchain() {
   command -v cargo >/dev/null || die "cargo is not installed: install Rust (rustup) first"
-  if [ -z "${RUSTUP_TOOLCHAIN:-}" ] && command -v rustup >/dev/null; then
-    RUSTUP_TOOLCHAIN=$(rustup toolchain list | awk '/\(default\)/ { print $1; exit }')
-    export RUSTUP_TOOLCHAIN
-  fi
-  say "rust: $(cargo --version) (toolchain ${RUSTUP_TOOLCHAIN:-default})"
+  say "rust: $(cargo --version)${RUSTUP_TOOLCHAIN:+ (RUSTUP_TOOLCHAIN=$RUSTUP_TOOLCHAIN)}"
 }
 
 fetch_module() {
