@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/filecoin-project/go-address"
 	commcid "github.com/filecoin-project/go-fil-commcid"
@@ -40,49 +39,19 @@ func ChainSectors(ctx context.Context, chain *fullnode.Client, miner uint64, par
 		return nil, fmt.Errorf("the chain lists no sector for t0%d: is it the right miner and the right chain?", miner)
 	}
 	out := make([]ChainSector, len(numbers))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		mu       sync.Mutex
-		firstErr error
-		done     int
-		wg       sync.WaitGroup
-	)
-	next := make(chan int)
-	for w := 0; w < max(parallel, 1); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				cs, err := chainSector(ctx, chain, maddr, numbers[i])
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
-					cancel()
-				}
-				out[i] = cs
-				done++
-				if progress != nil {
-					progress(done, len(numbers))
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-feed:
-	for i := range numbers {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
+	err = forEach(ctx, len(numbers), parallel, func(ctx context.Context, i int) error {
+		var err error
+		out[i], err = chainSector(ctx, chain, maddr, numbers[i])
+		return err
+	}, func(done int) {
+		if progress != nil {
+			progress(done, len(numbers))
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
-	close(next)
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	return out, ctx.Err()
+	return out, nil
 }
 
 // SectorFromChain is one sector's seal proof type, CommR and snap state

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/vsm-project/vsm/fsm"
 	"github.com/vsm-project/vsm/rpc"
@@ -61,66 +60,32 @@ func FromManager(ctx context.Context, miner uint64, sectors []ChainSector, find 
 	if parallel <= 0 {
 		return FromManagerResult{}, errors.New("parallel must be positive")
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	locs := make([]fsm.SectorLocation, len(sectors))
 	found := make([]bool, len(sectors))
-	var (
-		mu       sync.Mutex
-		done     int
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	next := make(chan int)
-	for w := 0; w < parallel; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				s := sectors[i]
-				kind := rpc.SectorIndexNormal
-				if s.Upgraded {
-					kind = rpc.SectorIndexUpgrade
-				}
-				res, err := find(ctx, kind, miner, s.Number)
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = fmt.Errorf("ask the manager where sector %d of t0%d is (%s): %w", s.Number, miner, kind, err)
-					cancel()
-				}
-				if err == nil && res.Found {
-					found[i] = true
-					locs[i] = fsm.SectorLocation{
-						SectorID:  fsm.SectorID{Miner: miner, Number: s.Number},
-						Sealed:    res.Instance.SealedFile,
-						Cache:     res.Instance.CacheDir,
-						Upgraded:  s.Upgraded,
-						SealProof: s.SealProof,
-						CommR:     s.CommR,
-					}
-				}
-				done++
-				if progress != nil {
-					progress(done)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-feed:
-	for i := range sectors {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
+	err := forEach(ctx, len(sectors), parallel, func(ctx context.Context, i int) error {
+		s := sectors[i]
+		kind := rpc.SectorIndexNormal
+		if s.Upgraded {
+			kind = rpc.SectorIndexUpgrade
 		}
-	}
-	close(next)
-	wg.Wait()
-	if firstErr != nil {
-		return FromManagerResult{}, firstErr
-	}
-	if err := ctx.Err(); err != nil {
+		res, err := find(ctx, kind, miner, s.Number)
+		if err != nil {
+			return fmt.Errorf("ask the manager where sector %d of t0%d is (%s): %w", s.Number, miner, kind, err)
+		}
+		if res.Found {
+			found[i] = true
+			locs[i] = fsm.SectorLocation{
+				SectorID:  fsm.SectorID{Miner: miner, Number: s.Number},
+				Sealed:    res.Instance.SealedFile,
+				Cache:     res.Instance.CacheDir,
+				Upgraded:  s.Upgraded,
+				SealProof: s.SealProof,
+				CommR:     s.CommR,
+			}
+		}
+		return nil
+	}, progress)
+	if err != nil {
 		return FromManagerResult{}, err
 	}
 	var out FromManagerResult
