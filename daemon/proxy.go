@@ -288,9 +288,14 @@ func (p *proxyNode) watch(ctx context.Context) {
 		case <-t.C:
 		}
 		st := p.server.Status()
-		current := st.LeaderID != "" && st.LastContactMS >= 0 && st.LastContactMS < proxyCurrentWithin.Milliseconds() &&
-			st.AppliedIndex >= st.CommitIndex && st.CommitIndex > 0
+		contact := st.LeaderID != "" && st.LastContactMS >= 0 && st.LastContactMS < proxyCurrentWithin.Milliseconds()
+		caughtUp := st.AppliedIndex >= st.CommitIndex && st.CommitIndex > 0
 		p.mu.Lock()
+		// Becoming current needs the commit index applied; staying current
+		// needs only fresh contact with the leader: under a stream of
+		// writes an entry is almost always in flight, and that is not a
+		// lost source.
+		current := contact && (caughtUp || p.current)
 		if current {
 			p.asOf = time.Now().Add(-time.Duration(st.LastContactMS) * time.Millisecond)
 		}
