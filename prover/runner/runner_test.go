@@ -387,22 +387,8 @@ func TestRunnerGivesUpOnEstimationRefusals(t *testing.T) {
 	fx := newRunnerFixture(t, ctx, true)
 	prov := &badProofProver{}
 	r := fx.runner(t, prov)
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	for fx.dn.Height() < 81 {
-		fx.dn.Step(1)
-		time.Sleep(25 * time.Millisecond)
-	}
-	cancel()
-	<-done
-	fx.f.mu.Lock()
-	defer fx.f.mu.Unlock()
-	var got *fsm.DeadlineRecord
-	for _, r := range fx.f.Records(fsm.DeadlineKey{Miner: 1000, Deadline: 1}) {
-		if r.PeriodStart == 40 {
-			got = &r
-		}
-	}
+	runTo(ctx, fx, r, cancel, 81)
+	got := fx.record(1, 40)
 	if got == nil || got.Outcome != fsm.OutcomeFailed || !strings.Contains(got.Message, "refused by the miner actor") ||
 		!strings.Contains(got.Message, "ErrIllegalArgument(16)") || strings.Contains(got.Message, "window closed") {
 		t.Fatalf("record of deadline 1 in period 40: %+v; want failed with the actor's refusal, given up before the window closed", got)
@@ -454,22 +440,8 @@ func TestRunnerRecordsMinerInfoFailure(t *testing.T) {
 		}
 		return record(ctx, rec)
 	}
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	for fx.dn.Height() < 61 {
-		fx.dn.Step(1)
-		time.Sleep(25 * time.Millisecond)
-	}
-	cancel()
-	<-done
-	fx.f.mu.Lock()
-	defer fx.f.mu.Unlock()
-	var got *fsm.DeadlineRecord
-	for _, r := range fx.f.Records(fsm.DeadlineKey{Miner: 1000, Deadline: 1}) {
-		if r.PeriodStart == 40 {
-			got = &r
-		}
-	}
+	runTo(ctx, fx, r, cancel, 61)
+	got := fx.record(1, 40)
 	if got == nil || got.Outcome != fsm.OutcomeFailed || !strings.Contains(got.Message, "state of the miner actor unreadable") {
 		t.Fatalf("record of deadline 1 in period 40: %+v; want failed with the reason", got)
 	}
@@ -489,16 +461,35 @@ func TestRunnerSenderFallsBackToWorker(t *testing.T) {
 	fx := newRunnerFixture(t, ctx, true)
 	r := fx.runner(t, &engineProver{})
 	r.cfg.Sender = fullnode.IDAddress(555)
+	runTo(ctx, fx, r, cancel, 121)
+	rep := fx.dn.Report(-1)
+	if rep.Totals.Missed != 0 || rep.Totals.Faulty != 0 || rep.Totals.Proven != 3 {
+		t.Fatalf("devnet report %s, want 3 proven from the worker\n%+v", rep, rep.Records)
+	}
+}
+
+// runTo runs r while the devnet steps to height, then stops it.
+func runTo(ctx context.Context, fx *runnerFixture, r *Runner, cancel context.CancelFunc, height int64) {
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
-	for fx.dn.Height() < 121 {
+	for int64(fx.dn.Height()) < height {
 		fx.dn.Step(1)
 		time.Sleep(25 * time.Millisecond)
 	}
 	cancel()
 	<-done
-	rep := fx.dn.Report(-1)
-	if rep.Totals.Missed != 0 || rep.Totals.Faulty != 0 || rep.Totals.Proven != 3 {
-		t.Fatalf("devnet report %s, want 3 proven from the worker\n%+v", rep, rep.Records)
+}
+
+// record returns miner t01000's record of a deadline in the period that
+// starts at periodStart, or nil.
+func (fx *runnerFixture) record(deadline uint8, periodStart int64) *fsm.DeadlineRecord {
+	fx.f.mu.Lock()
+	defer fx.f.mu.Unlock()
+	var got *fsm.DeadlineRecord
+	for _, r := range fx.f.Records(fsm.DeadlineKey{Miner: 1000, Deadline: deadline}) {
+		if int64(r.PeriodStart) == periodStart {
+			got = &r
+		}
 	}
+	return got
 }
