@@ -139,7 +139,7 @@ func TestSupervisorChildMisbehaves(t *testing.T) {
 		{"crash", testTask{Op: "crash"}, 5 * time.Second, "exited unexpectedly: exit status 3", true, true, 0},
 		{"hang", testTask{Op: "hang"}, 200 * time.Millisecond, "given up", false, true, 0},
 		{"garbage line then answer", testTask{Op: "garbage", Val: "x"}, 5 * time.Second, "", false, false, 1},
-		{"response without output", testTask{Op: "badresp", Val: "1"}, 5 * time.Second, "neither err_msg nor output", false, false, 1},
+		{"response without output", testTask{Op: "badresp", Val: "1"}, 5 * time.Second, "neither err_msg nor output", false, false, 2},
 		{"error answer", testTask{Op: "err", Val: "disk on fire"}, 5 * time.Second, "task failed: disk on fire", false, false, 0},
 	}
 	for _, tt := range tests {
