@@ -498,6 +498,7 @@ func (s *Supervisor) callRetry(ctx context.Context, kind requestKind, task json.
 			}
 			s.mu.Lock()
 			c.protoErr++
+			c.failed++
 			s.mu.Unlock()
 			err = &ChildFailure{Child: c.name, PID: pid, Kind: FailMalformed,
 				Detail: fmt.Sprintf("%v; the output began %q", derr, truncate(string(out), 80))}
