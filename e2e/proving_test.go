@@ -273,7 +273,7 @@ while read -r l; do id=${l#*\"id\":}; id=${id%%,*}; printf '{"id":%s,"err_msg":n
 // which child failed how, and that the retry on the other child succeeded.
 func TestProvingCheckSurvivesBadChild(t *testing.T) {
 	tests := []struct{ name, kind, detail string }{
-		{"hung", "timeout", "no answer to request 1 after 2s (CheckTimeoutSecs=2); killed, it is restarted"},
+		{"hung", "timeout", "no answer to request 1 after 2s (CheckTimeoutSecs=2 per 256 sectors, 20 sectors); killed, it is restarted"},
 		{"babbling", "malformed answer", `the output began "\"GPU says hello\""`},
 	}
 	for _, tt := range tests {

@@ -21,10 +21,11 @@ const (
 	DefaultConcurrent       = 1
 	DefaultWeight           = 1
 	DefaultReadyTimeoutSecs = 5
-	// A check request (a batch of up to 256 sectors' vanilla reads) takes
-	// seconds on healthy storage; two minutes leaves room for slow disks
-	// and still lets `vsm proving check` retry on another child long
-	// before an operator gives up on it.
+	// A check request's vanilla reads of 256 sectors (the limit scales with
+	// the request's sectors, see CheckTimeoutUnit) take seconds on healthy
+	// storage; two minutes leaves room for slow disks and still lets `vsm
+	// proving check` retry on another child long before an operator gives
+	// up on it.
 	DefaultCheckTimeoutSecs = 120
 	// A WindowPoSt request takes minutes on a GPU (about 4 per 32 GiB
 	// partition SNARK); a deadline's window is 30 minutes.
@@ -69,10 +70,10 @@ const DefaultConfigText = `# ext-prover.cfg: the WindowPoSt child processes this
 # ("window_post processor ready") before the start counts as failed.
 #ReadyTimeoutSecs = 5
 #
-# CheckTimeoutSecs bounds one fault-check request (vanilla reads of up to 256
-# sectors, sent by "vsm proving check" and before each deadline). A child that
-# has not answered by then is considered hung: it is killed and restarted, and
-# the request is retried on another child.
+# CheckTimeoutSecs bounds a fault-check request (vanilla reads, sent by "vsm
+# proving check" and before each deadline), per 256 sectors it checks. A child
+# that has not answered by then is considered hung: it is killed and
+# restarted, and the request is retried on another child.
 #CheckTimeoutSecs = 120
 #
 # ProveTimeoutSecs bounds one WindowPoSt (or WinningPoSt) request, the same

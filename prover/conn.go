@@ -334,7 +334,7 @@ func (cn *conn) deathReason() string {
 // limit is a request's own time bound on a child, from its block.
 type limit struct {
 	d   time.Duration
-	key string // the ext-prover.cfg key that sets d
+	why string // the ext-prover.cfg key and what d was computed from
 }
 
 // roundTrip sends one request and waits for its answer, at most lim. A
@@ -401,8 +401,7 @@ func (cn *conn) timedOut(cl *call, lim limit) *ChildFailure {
 		return nil
 	}
 	cl.abandoned = time.Now()
-	detail := fmt.Sprintf("no answer to request %d after %s (%s=%d); killed, it is restarted",
-		cl.id, lim.d, lim.key, int(lim.d/time.Second))
+	detail := fmt.Sprintf("no answer to request %d after %s (%s); killed, it is restarted", cl.id, lim.d, lim.why)
 	if cn.junkN > 0 {
 		detail += fmt.Sprintf("; meanwhile it printed %d stdout line(s) that are not responses, the last began %q", cn.junkN, cn.junk)
 	}

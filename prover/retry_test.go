@@ -42,7 +42,7 @@ func TestCheckSurvivesBadChildren(t *testing.T) {
 		detail   string
 		answered string // "" = nobody: unchecked
 	}{
-		{"hung child", []prover.ProcessorConfig{misbehaving(t, "silent"), good}, []prover.FailureKind{prover.FailTimeout}, "after 2s (CheckTimeoutSecs=2); killed", "wdpost-1"},
+		{"hung child", []prover.ProcessorConfig{misbehaving(t, "silent"), good}, []prover.FailureKind{prover.FailTimeout}, "after 2s (CheckTimeoutSecs=2 per 256 sectors, 20 sectors); killed", "wdpost-1"},
 		{"babbling child", []prover.ProcessorConfig{misbehaving(t, "babble"), good}, []prover.FailureKind{prover.FailMalformed}, `the output began "\"GPU says hello\""`, "wdpost-1"},
 		{"no good child", []prover.ProcessorConfig{misbehaving(t, "babble"), misbehaving(t, "silent")}, []prover.FailureKind{prover.FailMalformed, prover.FailTimeout}, "", ""},
 	}

@@ -164,19 +164,25 @@ func NewSupervisor(cfg Config, opts Options) (*Supervisor, error) {
 	return s, nil
 }
 
-// requestKind picks a request's time limit on a child.
-type requestKind int
+// work says what a request asks, which sets its time limit on a child.
+type work struct {
+	check   bool // vanilla reads only (check_only); else a proof
+	sectors int
+}
 
-const (
-	kindProve requestKind = iota // WindowPoSt and WinningPoSt proofs
-	kindCheck                    // vanilla reads only (check_only)
-)
+// CheckTimeoutUnit is the number of sectors CheckTimeoutSecs is for: a
+// check of more sectors gets as many times the limit (a 32 GiB partition
+// of 2349 sectors, 10 times: 20 minutes by default, Lotus's
+// PartitionCheckTimeout), since reading is what takes the time.
+const CheckTimeoutUnit = 256
 
-func (c *child) limit(k requestKind) limit {
-	if k == kindCheck {
-		return limit{time.Duration(c.cfg.CheckTimeoutSecs) * time.Second, "CheckTimeoutSecs"}
+func (c *child) limit(w work) limit {
+	if w.check {
+		units := max(1, (w.sectors+CheckTimeoutUnit-1)/CheckTimeoutUnit)
+		return limit{time.Duration(units*c.cfg.CheckTimeoutSecs) * time.Second,
+			fmt.Sprintf("CheckTimeoutSecs=%d per %d sectors, %d sectors", c.cfg.CheckTimeoutSecs, CheckTimeoutUnit, w.sectors)}
 	}
-	return limit{time.Duration(c.cfg.ProveTimeoutSecs) * time.Second, "ProveTimeoutSecs"}
+	return limit{time.Duration(c.cfg.ProveTimeoutSecs) * time.Second, fmt.Sprintf("ProveTimeoutSecs=%d", c.cfg.ProveTimeoutSecs)}
 }
 
 // markKilled takes a child whose process is being killed out of dispatch
@@ -438,7 +444,7 @@ func (s *Supervisor) release(c *child, cn *conn) {
 func (s *Supervisor) Call(ctx context.Context, task json.RawMessage) (json.RawMessage, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	out, _, _, err := s.call(ctx, kindProve, task, nil)
+	out, _, _, err := s.call(ctx, work{}, task, nil)
 	return out, err
 }
 
@@ -451,13 +457,13 @@ func (s *Supervisor) bound(ctx context.Context) (context.Context, context.Cancel
 }
 
 // call sends task to one child not in avoid, within the child's limit for
-// kind. It returns the child it chose (nil if none) and that process's pid.
-func (s *Supervisor) call(ctx context.Context, kind requestKind, task json.RawMessage, avoid map[*child]bool) (json.RawMessage, *child, int, error) {
+// w. It returns the child it chose (nil if none) and that process's pid.
+func (s *Supervisor) call(ctx context.Context, w work, task json.RawMessage, avoid map[*child]bool) (json.RawMessage, *child, int, error) {
 	c, cn, err := s.acquire(ctx, avoid)
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	res, lateRelease, err := cn.roundTrip(ctx, task, c.limit(kind))
+	res, lateRelease, err := cn.roundTrip(ctx, task, c.limit(w))
 	if !lateRelease {
 		s.release(c, cn)
 	}
@@ -484,12 +490,12 @@ type Trace struct {
 // that fails it (times out, answers garbage, dies) is not asked again while
 // another healthy child remains; at most maxAttempts children are tried.
 // An err_msg answer is the task's own failure and is not retried.
-func (s *Supervisor) callRetry(ctx context.Context, kind requestKind, task json.RawMessage, decode func(json.RawMessage) error) (*child, Trace, error) {
+func (s *Supervisor) callRetry(ctx context.Context, w work, task json.RawMessage, decode func(json.RawMessage) error) (*child, Trace, error) {
 	var tr Trace
 	avoid := map[*child]bool{}
 	for {
 		start := time.Now()
-		out, c, pid, err := s.call(ctx, kind, task, avoid)
+		out, c, pid, err := s.call(ctx, w, task, avoid)
 		if err == nil {
 			derr := decode(out)
 			if derr == nil {
@@ -537,10 +543,6 @@ func (s *Supervisor) ProveTraced(ctx context.Context, task WindowPoStTask) (Wind
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	kind := kindProve
-	if task.CheckOnly {
-		kind = kindCheck
-	}
 	var res WindowPoStOutput
 	decode := func(out json.RawMessage) error {
 		res = WindowPoStOutput{}
@@ -552,7 +554,7 @@ func (s *Supervisor) ProveTraced(ctx context.Context, task WindowPoStTask) (Wind
 		}
 		return nil
 	}
-	c, tr, err := s.callRetry(ctx, kind, raw, decode)
+	c, tr, err := s.callRetry(ctx, work{check: task.CheckOnly, sectors: len(task.Replicas)}, raw, decode)
 	if err != nil {
 		return WindowPoStOutput{}, tr, fmt.Errorf("prove partition of miner t0%d (%d sectors): %w", task.MinerID, len(task.Replicas), err)
 	}
@@ -582,7 +584,7 @@ func (s *Supervisor) ProveWinning(ctx context.Context, task WinningPoStTask) (Wi
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	out, c, _, err := s.call(ctx, kindProve, raw, nil)
+	out, c, _, err := s.call(ctx, work{}, raw, nil)
 	if err != nil {
 		return WinningPoStOutput{}, fmt.Errorf("winning post of miner t0%d: %w", task.MinerID, err)
 	}

@@ -340,3 +340,22 @@ func TestNewSupervisorErrors(t *testing.T) {
 		t.Errorf("missing Bin: %v", err)
 	}
 }
+
+func TestChildLimit(t *testing.T) {
+	c := &child{cfg: ProcessorConfig{CheckTimeoutSecs: DefaultCheckTimeoutSecs, ProveTimeoutSecs: DefaultProveTimeoutSecs}}
+	tests := []struct {
+		w    work
+		want time.Duration
+	}{
+		{work{check: true, sectors: 0}, 2 * time.Minute},
+		{work{check: true, sectors: 256}, 2 * time.Minute},
+		{work{check: true, sectors: 257}, 4 * time.Minute},
+		{work{check: true, sectors: 2349}, 20 * time.Minute}, // a 32 GiB partition: Lotus's PartitionCheckTimeout
+		{work{sectors: 2349 * 3}, 30 * time.Minute},
+	}
+	for _, tt := range tests {
+		if got := c.limit(tt.w); got.d != tt.want {
+			t.Errorf("limit(%+v) = %s (%s), want %s", tt.w, got.d, got.why, tt.want)
+		}
+	}
+}
