@@ -48,16 +48,9 @@ func TestCheckSurvivesBadChildren(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sup, err := prover.NewSupervisor(prover.Config{WdPost: tt.blocks}, prover.Options{Logger: zaptest.NewLogger(t), BackoffMin: 50 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			if err := sup.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = sup.Close(ctx) }()
+			sup := startSupervisor(t, ctx, tt.blocks, prover.Options{Logger: zaptest.NewLogger(t), BackoffMin: 50 * time.Millisecond})
 			badPID := sup.Capacity().Children[0].PID
 
 			start := time.Now()
