@@ -52,28 +52,37 @@ fuzz:
 	  done; \
 	done
 
+# Every benchmark group runs through scripts/bench-group.sh, which records a
+# failing group and lets make go on, so one failure does not hide the other
+# groups' figures; the last step lists the failed groups and fails if any.
+# Add a group as: @$(BENCH_GROUP) "name" -- command...
+BENCH_FAILURES ?= $(CURDIR)/bin/bench-failures
+BENCH_GROUP    := BENCH_FAILURES=$(BENCH_FAILURES) ./scripts/bench-group.sh
+
 bench:
+	@$(BENCH_GROUP) --reset
 	@echo "== fsm: apply, lookup, snapshot/restore, memory at 1M sectors"
-	$(GO) test -run XXX -bench 'ApplyPutLocations|LocationLookup1M' ./fsm
-	$(GO) test -run XXX -bench 'SnapshotRestore1M|MemoryPerSector' -benchtime 1x ./fsm
+	@$(BENCH_GROUP) "fsm apply/lookup" -- $(GO) test -run XXX -bench 'ApplyPutLocations|LocationLookup1M' ./fsm
+	@$(BENCH_GROUP) "fsm snapshot/memory" -- $(GO) test -run XXX -bench 'SnapshotRestore1M|MemoryPerSector' -benchtime 1x ./fsm
 	@echo "== import of 1,000,000 locations through RPC into a real daemon"
-	$(GO) test -run XXX -bench 'Import1M' -benchtime 1x ./e2e
+	@$(BENCH_GROUP) "import 1M" -- $(GO) test -run XXX -bench 'Import1M' -benchtime 1x ./e2e
 	@echo "== cluster: leader kill -9 to first acknowledged write (20 trials), 3-node/1-node throughput, gossip dead detection"
-	$(GO) test -run XXX -bench 'Failover|ReplicatedThroughput|GossipDeadDetection' -benchtime 1x -timeout 20m ./e2e
+	@$(BENCH_GROUP) "cluster" -- $(GO) test -run XXX -bench 'Failover|ReplicatedThroughput|GossipDeadDetection' -benchtime 1x -timeout 20m ./e2e
 	@echo "== prover: vanilla partition (parallel vs sequential reads), supervisor round trip"
-	$(GO) test -run XXX -bench BenchmarkVanillaPartition -benchtime 3x ./prover/engine/
-	$(GO) test -run XXX -bench BenchmarkSupervisorRoundTrip -benchtime 5000x ./prover/
+	@$(BENCH_GROUP) "prover vanilla partition" -- $(GO) test -run XXX -bench BenchmarkVanillaPartition -benchtime 3x ./prover/engine/
+	@$(BENCH_GROUP) "prover supervisor round trip" -- $(GO) test -run XXX -bench BenchmarkSupervisorRoundTrip -benchtime 5000x ./prover/
 	@echo "== reassignment latency: kill -9 of a node -> its deadlines reassigned in the FSM (3 real nodes)"
-	$(GO) test -run XXX -bench BenchmarkReassignmentLatency -benchtime 1x ./e2e
+	@$(BENCH_GROUP) "reassignment latency" -- $(GO) test -run XXX -bench BenchmarkReassignmentLatency -benchtime 1x -timeout 20m ./e2e
 	@echo "== scheduler: 10,000 miners x 48 deadlines over 1,000 GPUs"
-	$(GO) test -run XXX -bench . -benchtime 5x ./cluster/schedule
+	@$(BENCH_GROUP) "scheduler" -- $(GO) test -run XXX -bench . -benchtime 5x ./cluster/schedule
 	@echo "== proxy (raft non-voter of the source): lag p50/p99 under a stream of updates, catch-up from empty and RSS at 1M sectors"
-	-$(GO) test -run XXX -bench BenchmarkProxy1M -benchtime 1x -timeout 20m ./e2e
+	@$(BENCH_GROUP) "proxy 1M" -- $(GO) test -run XXX -bench BenchmarkProxy1M -benchtime 1x -timeout 20m ./e2e
 	@echo "== chain messages: build + CBOR-encode a SubmitWindowedPoSt of 3 full 32 GiB partitions; runner chain calls per deadline against the devnet"
-	$(GO) test -run XXX -bench 'SubmitWindowedPoSt32GiB' -benchmem ./prover/runner
-	$(GO) test -run XXX -bench 'RunnerChainCalls' -benchtime 1x -v ./prover/runner
+	@$(BENCH_GROUP) "submit message encoding" -- $(GO) test -run XXX -bench 'SubmitWindowedPoSt32GiB' -benchmem ./prover/runner
+	@$(BENCH_GROUP) "runner chain calls" -- $(GO) test -run XXX -bench 'RunnerChainCalls' -benchtime 1x -v ./prover/runner
 	@echo "== real engine (filecoin-ffi, CPU): sealing, one partition per engine first/warm, child RSS"
-	$(MAKE) --no-print-directory bench-ffi
+	@$(BENCH_GROUP) "ffi engine" -- $(MAKE) --no-print-directory bench-ffi
+	@$(BENCH_GROUP) --summary
 
 # The real proof engine (issue 9): filecoin-ffi built from source for the
 # CPU. scripts/ffi.sh keeps cargo's output in ~/.cache/vsm, so only the first

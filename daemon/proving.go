@@ -73,8 +73,11 @@ func (p *proving) check(ctx context.Context, params []json.RawMessage) (any, err
 		return nil, fmt.Errorf("proving check of t0%d (%d sectors): %w", miner, len(plan.Replicas), err)
 	}
 	for i, c := range checked {
-		r := SectorCheckResult{Sector: c.SectorID, Good: c.Good, Reason: c.Reason}
-		if !r.Good && plan.Replicas[i].CommR == (prover.Bytes32{}) {
+		r := SectorCheckResult{Sector: c.SectorID, Good: c.Good, Reason: c.Reason, Unchecked: c.Unchecked, Child: c.Child}
+		for _, f := range c.Failures {
+			r.Failures = append(r.Failures, rpc.ChildFailure{Child: f.Child, PID: f.PID, Kind: string(f.Kind), Detail: f.Detail})
+		}
+		if !r.Good && !r.Unchecked && plan.Replicas[i].CommR == (prover.Bytes32{}) {
 			// The files are checked against CommR: without one stored, the
 			// child's "wrong files" is about the missing commitment.
 			r.Reason = fmt.Sprintf("no CommR is stored for this sector, so its files cannot be checked against it: put it again with --commr (or with a chain configured, which gives CommR and the proof type), or import it (the child said: %s)", c.Reason)

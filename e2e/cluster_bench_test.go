@@ -42,7 +42,7 @@ func BenchmarkFailover(b *testing.B) {
 			leader.Kill()
 			samples = append(samples, firstAck(b, survivors, killed, uint64(trial)))
 			leader.Start()
-			leader.WaitHealthy(30 * time.Second)
+			leader.WaitHealthy(benchSetupBound)
 			waitVoters(b, nodes[0], 3)
 		}
 		b.ReportMetric(percentile(samples, 0.5).Seconds(), "p50-s")
@@ -88,7 +88,7 @@ func firstAck(b *testing.B, clients []*rpc.Client, since time.Time, trial uint64
 }
 
 func waitVoters(b *testing.B, n *harness.Node, want int) {
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(benchSetupBound)
 	for time.Now().Before(deadline) {
 		var peers []cluster.Peer
 		if err := n.Client(n.Token()).Call(context.Background(), "VSM.ClusterPeers", &peers); err == nil {
@@ -145,7 +145,7 @@ func BenchmarkReplicatedThroughput(b *testing.B) {
 		single := harness.NewNode(b, "solo")
 		single.RunArgs = []string{"--bootstrap"}
 		single.Start()
-		single.WaitHealthy(20 * time.Second)
+		single.WaitHealthy(benchSetupBound)
 		one := measure([]*harness.Node{single})
 		three := measure(startCluster(b, 3))
 		b.ReportMetric(one, "1node-loc/s")
@@ -178,7 +178,7 @@ func BenchmarkGossipDeadDetection(b *testing.B) {
 			}
 			samples = append(samples, time.Since(killed))
 			victim.Start()
-			victim.WaitHealthy(30 * time.Second)
+			victim.WaitHealthy(benchSetupBound)
 			waitVoters(b, observer, 3)
 		}
 		b.ReportMetric(percentile(samples, 0.5).Seconds(), "p50-s")

@@ -44,7 +44,7 @@ func startClusterWith(t testing.TB, n int, newNode func(i int, extraInit ...stri
 		nd.Start()
 	}
 	for _, nd := range nodes {
-		nd.WaitHealthy(30 * time.Second)
+		nd.WaitHealthy(setupBound(t, 30*time.Second))
 	}
 	return nodes
 }
@@ -59,7 +59,7 @@ func status(t testing.TB, n *harness.Node) (cluster.Status, error) {
 
 func leaderOf(t testing.TB, nodes []*harness.Node) *harness.Node {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(setupBound(t, 20*time.Second))
 	for time.Now().Before(deadline) {
 		for _, n := range nodes {
 			if st, err := status(t, n); err == nil && st.State == "Leader" {

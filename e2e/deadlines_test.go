@@ -69,7 +69,7 @@ func nodeStatus(n *harness.Node) (cluster.Status, error) {
 
 func findLeader(t testing.TB, nodes []*harness.Node) *harness.Node {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(setupBound(t, 30*time.Second))
 	for time.Now().Before(deadline) {
 		for _, n := range nodes {
 			if st, err := nodeStatus(n); err == nil && st.State == "Leader" {
@@ -84,13 +84,26 @@ func findLeader(t testing.TB, nodes []*harness.Node) *harness.Node {
 
 func writeFileErr(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }
 
-// waitFor polls cond until it holds or timeout passes.
+// waitFor polls cond until it holds or timeout passes (in a benchmark, at
+// least benchSetupBound).
 func waitFor(t testing.TB, timeout time.Duration, cond func() bool) {
 	t.Helper()
+	waitForWhy(t, timeout, func() (bool, string) { return cond(), "" })
+}
+
+// waitForWhy is waitFor whose condition also says what it saw, so that a
+// failure shows why the condition did not hold.
+func waitForWhy(t testing.TB, timeout time.Duration, cond func() (ok bool, saw string)) {
+	t.Helper()
+	timeout = setupBound(t, timeout)
 	deadline := time.Now().Add(timeout)
-	for !cond() {
+	for {
+		ok, saw := cond()
+		if ok {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
+			t.Fatalf("condition not met within %v; last seen: %s", timeout, saw)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -257,3 +257,68 @@ func TestMalformedExtProverCfgRefusesToStart(t *testing.T) {
 		t.Fatalf("proving check on a node without children: %v, stderr %q", err, errOut)
 	}
 }
+
+// badChildren are ext-prover.cfg children that start like provers and then
+// misbehave: one never answers, one answers every request with output that
+// is no WindowPoSt output.
+var badChildren = map[string]string{
+	"hung": `echo 'window_post processor ready'; exec cat >/dev/null`,
+	"babbling": `echo 'window_post processor ready'
+while read -r l; do id=${l#*\"id\":}; id=${id%%,*}; printf '{"id":%s,"err_msg":null,"output":"GPU says hello"}\n' "$id"; done`,
+}
+
+// TestProvingCheckSurvivesBadChild runs `vsm proving check` on a node whose
+// first child (which gets the first batch) is hung or babbling and whose
+// second is a real `vsm wdpost`: the check must answer within seconds, say
+// which child failed how, and that the retry on the other child succeeded.
+func TestProvingCheckSurvivesBadChild(t *testing.T) {
+	tests := []struct{ name, kind, detail string }{
+		{"hung", "timeout", "no answer to request 1 after 2s (CheckTimeoutSecs=2 per 256 sectors, 20 sectors); killed, it is restarted"},
+		{"babbling", "malformed answer", `the output began "\"GPU says hello\""`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := harness.NewNode(t, "n1")
+			script, _ := json.Marshal(badChildren[tt.name])
+			writeFile(t, filepath.Join(n.Home, "ext-prover.cfg"), fmt.Sprintf(`[[WdPost]]
+Bin = "/bin/sh"
+Args = ["-c", %s]
+CheckTimeoutSecs = 2
+Weight = 100 # every check's batch goes to it first
+
+[[WdPost]]
+ReadyTimeoutSecs = 20
+`, script))
+			n.RunArgs = []string{"--bootstrap", "--ext-prover"}
+			n.Start()
+			n.WaitHealthy(30 * time.Second)
+			loadSectors(t, n)
+
+			start := time.Now()
+			out, errOut, err := n.Run("proving", "check", "--miner", "t01000")
+			if err != nil {
+				t.Fatalf("proving check with one %s child: %v\nstdout: %s\nstderr: %s\nlog:\n%s", tt.name, err, out, errOut, n.Log())
+			}
+			t.Logf("proving check with a %s child (%s):\n%s", tt.name, time.Since(start).Round(time.Millisecond), out)
+			if !strings.Contains(out, "20 good, 0 faulty") || strings.Count(out, fmt.Sprintf("wdpost-0 %s; retry on wdpost-1 succeeded", tt.kind)) != 20 {
+				t.Fatalf("want all 20 sectors good, each saying wdpost-0 %s and the retry on wdpost-1 succeeded:\n%s", tt.kind, out)
+			}
+			if !strings.Contains(out, "prover children that failed during the check:\n  wdpost-0 (pid ") || !strings.Contains(out, tt.kind+": ") || !strings.Contains(out, tt.detail) {
+				t.Fatalf("want the failure of wdpost-0 in full (%s: ...%s):\n%s", tt.kind, tt.detail, out)
+			}
+			// The hung child is restarted: once it is ready again it takes
+			// the next check's batch first, and fails it the same way.
+			waitFor(t, 30*time.Second, func() bool { return strings.Count(n.Log(), "ext-prover\tready\t") == 3 || tt.name != "hung" })
+			var full []struct {
+				Child    string `json:"child"`
+				Failures []struct {
+					Child, Kind string
+				} `json:"failures"`
+			}
+			jout, _, runErr := n.Run("proving", "check", "--miner", "t01000", "--sectors", "1", "--json")
+			if err := json.Unmarshal([]byte(jout), &full); err != nil || exitCode(runErr) != 0 || len(full) != 1 || full[0].Child != "wdpost-1" || len(full[0].Failures) != 1 || full[0].Failures[0].Child != "wdpost-0" || full[0].Failures[0].Kind != tt.kind {
+				t.Fatalf("--json of sector 1: %v, exit %d: %s", err, exitCode(runErr), jout)
+			}
+		})
+	}
+}

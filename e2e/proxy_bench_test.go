@@ -37,7 +37,7 @@ func BenchmarkProxy1M(b *testing.B) {
 		src := harness.NewNode(b, "source")
 		src.RunArgs = []string{"--bootstrap"}
 		src.Start()
-		src.WaitHealthy(20 * time.Second)
+		src.WaitHealthy(setupBound(b, 20*time.Second))
 		src.MustRun("miner", "add", "t01000", "--sector-size", "32GiB")
 		src.MustRun("miner", "add", "t01001", "--sector-size", "32GiB")
 		src.MustRun("storage", "add", "store-a", "--path", "/mnt/a")

@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vsm-project/vsm/cluster"
 	"github.com/vsm-project/vsm/internal/harness"
 )
 
@@ -32,26 +34,12 @@ func BenchmarkReassignmentLatency(b *testing.B) {
 	var total time.Duration
 	b.StopTimer()
 	for i := 0; i < b.N; i++ {
-		nodes := []*harness.Node{harness.NewNode(b, "n1")}
-		secrets := filepath.Join(b.TempDir(), "secrets.json")
-		nodes[0].MustRun("cluster", "secrets", "export", secrets)
-		for j := 1; j < 3; j++ {
-			nodes = append(nodes, harness.NewNode(b, fmt.Sprintf("n%d", j+1), "--secrets", secrets))
-		}
-		var gossip []string
-		for _, n := range nodes {
-			gossip = append(gossip, n.Gossip)
-		}
-		for _, n := range nodes {
-			if err := writeFileErr(filepath.Join(n.Home, "ext-prover.cfg"), twoChildren); err != nil {
-				b.Fatal(err)
-			}
-			n.RunArgs = []string{"--bootstrap-expect", "3", "--join", strings.Join(gossip, ","), "--ext-prover", "--chain-api", apiInfo}
-			n.Start()
-		}
-		for _, n := range nodes {
-			n.WaitHealthy(60 * time.Second)
-		}
+		// Only --poster members are given deadlines.
+		nodes := startClusterWith(b, 3, func(j int, extraInit ...string) *harness.Node {
+			n := harness.NewNode(b, fmt.Sprintf("n%d", j+1), extraInit...)
+			writeFile(b, filepath.Join(n.Home, "ext-prover.cfg"), twoChildren)
+			return n
+		}, "--ext-prover", "--poster", "--chain-api", apiInfo)
 		for m := range dlMiners {
 			nodes[0].MustRun("miner", "add", fmt.Sprintf("t0%d", 1000+m), "--sector-size", "2KiB")
 		}
@@ -60,11 +48,17 @@ func BenchmarkReassignmentLatency(b *testing.B) {
 		if victim == leader {
 			victim = nodes[1]
 		}
-		waitFor(b, 60*time.Second, func() bool {
+		waitForWhy(b, benchSetupBound, func() (bool, string) {
 			v, err := scheduleOf(leader)
-			return err == nil && len(owned(v, "")) == 0 && len(owned(v, victim.ID)) > 0
+			saw := fmt.Sprintf("error %v, %d slots, %d without owner, %d owned by %s, %d unplaced", err, len(v.Slots), len(owned(v, "")), len(owned(v, victim.ID)), victim.ID, len(v.Unplaced))
+			if len(v.Unplaced) > 0 {
+				saw += fmt.Sprintf(" (first: %+v)", v.Unplaced[0])
+			}
+			return err == nil && len(v.Slots) > 0 && len(owned(v, "")) == 0 && len(owned(v, victim.ID)) > 0, saw
 		})
-		time.Sleep(2 * time.Second) // let gossip settle after the start
+		// Gossip settled: every node sees all three alive, so the kill below
+		// is the only change the failure detector has to notice.
+		waitFor(b, benchSetupBound, func() bool { return allSeeAlive(nodes) })
 		b.StartTimer()
 		killedAt := time.Now()
 		victim.Kill()
@@ -77,4 +71,24 @@ func BenchmarkReassignmentLatency(b *testing.B) {
 		}
 	}
 	b.ReportMetric(total.Seconds()/float64(b.N), "s/reassign")
+}
+
+// allSeeAlive reports whether every node's gossip sees every node alive.
+func allSeeAlive(nodes []*harness.Node) bool {
+	for _, n := range nodes {
+		var ms []cluster.Member
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := n.Client(n.Token()).Call(ctx, "VSM.ClusterMembers", &ms)
+		cancel()
+		alive := 0
+		for _, m := range ms {
+			if m.State == "alive" {
+				alive++
+			}
+		}
+		if err != nil || alive != len(nodes) {
+			return false
+		}
+	}
+	return true
 }

@@ -21,6 +21,15 @@ const (
 	DefaultConcurrent       = 1
 	DefaultWeight           = 1
 	DefaultReadyTimeoutSecs = 5
+	// A check request's vanilla reads of 256 sectors (the limit scales with
+	// the request's sectors, see CheckTimeoutUnit) take seconds on healthy
+	// storage; two minutes leaves room for slow disks and still lets `vsm
+	// proving check` retry on another child long before an operator gives
+	// up on it.
+	DefaultCheckTimeoutSecs = 120
+	// A WindowPoSt request takes minutes on a GPU (about 4 per 32 GiB
+	// partition SNARK); a deadline's window is 30 minutes.
+	DefaultProveTimeoutSecs = 1800
 )
 
 // DefaultArgs are the child arguments used when a block has no Args: the
@@ -60,6 +69,16 @@ const DefaultConfigText = `# ext-prover.cfg: the WindowPoSt child processes this
 # ReadyTimeoutSecs is how long the child may take to print its ready line
 # ("window_post processor ready") before the start counts as failed.
 #ReadyTimeoutSecs = 5
+#
+# CheckTimeoutSecs bounds a fault-check request (vanilla reads, sent by "vsm
+# proving check" and before each deadline), per 256 sectors it checks. A child
+# that has not answered by then is considered hung: it is killed and
+# restarted, and the request is retried on another child.
+#CheckTimeoutSecs = 120
+#
+# ProveTimeoutSecs bounds one WindowPoSt (or WinningPoSt) request, the same
+# way. Keep it above the slowest proof of this GPU.
+#ProveTimeoutSecs = 1800
 #
 # Envs are extra environment variables for this child, on top of the node's
 # own environment.
@@ -110,6 +129,10 @@ type ProcessorConfig struct {
 	Weight int
 	// ReadyTimeoutSecs bounds the wait for the ready line (>= 1).
 	ReadyTimeoutSecs int
+	// CheckTimeoutSecs and ProveTimeoutSecs bound one check and one proving
+	// request on this child; a child that overruns is killed and restarted.
+	// 0 means the default (for configurations built by hand).
+	CheckTimeoutSecs, ProveTimeoutSecs int
 	// Envs are extra environment variables for the child.
 	Envs map[string]string
 }
@@ -167,7 +190,7 @@ func ParseConfig(data []byte) (Config, error) {
 	return cfg, nil
 }
 
-const validKeys = "Bin, Args, Concurrent, Weight, ReadyTimeoutSecs, Envs"
+const validKeys = "Bin, Args, Concurrent, Weight, ReadyTimeoutSecs, CheckTimeoutSecs, ProveTimeoutSecs, Envs"
 
 func tomlType(v any) string {
 	switch v.(type) {
@@ -194,6 +217,8 @@ func resolveBlock(idx, total int, b map[string]any) (ProcessorConfig, error) {
 		Concurrent:       DefaultConcurrent,
 		Weight:           DefaultWeight,
 		ReadyTimeoutSecs: DefaultReadyTimeoutSecs,
+		CheckTimeoutSecs: DefaultCheckTimeoutSecs,
+		ProveTimeoutSecs: DefaultProveTimeoutSecs,
 		Envs:             map[string]string{},
 	}
 	blockErr := func(key, format string, args ...any) error {
@@ -252,6 +277,10 @@ func resolveBlock(idx, total int, b map[string]any) (ProcessorConfig, error) {
 			err = intKey(key, v, &pc.Weight, 1_000_000)
 		case "ReadyTimeoutSecs":
 			err = intKey(key, v, &pc.ReadyTimeoutSecs, 3600)
+		case "CheckTimeoutSecs":
+			err = intKey(key, v, &pc.CheckTimeoutSecs, 86400)
+		case "ProveTimeoutSecs":
+			err = intKey(key, v, &pc.ProveTimeoutSecs, 86400)
 		case "Envs":
 			m, ok := v.(map[string]any)
 			if !ok {

@@ -9,7 +9,7 @@ import (
 )
 
 func TestParseConfig(t *testing.T) {
-	def := ProcessorConfig{Args: []string{"wdpost"}, Concurrent: 1, Weight: 1, ReadyTimeoutSecs: 5, Envs: map[string]string{}}
+	def := ProcessorConfig{Args: []string{"wdpost"}, Concurrent: 1, Weight: 1, ReadyTimeoutSecs: 5, CheckTimeoutSecs: 120, ProveTimeoutSecs: 1800, Envs: map[string]string{}}
 	tests := []struct {
 		name    string
 		text    string
@@ -25,6 +25,8 @@ Args = ["window_post", "--gpu"]
 Concurrent = 2
 Weight = 3
 ReadyTimeoutSecs = 30
+CheckTimeoutSecs = 15
+ProveTimeoutSecs = 600
 [WdPost.Envs]
 CUDA_VISIBLE_DEVICES = "0"
 TMPDIR = "/tmp/gpu0"
@@ -33,15 +35,17 @@ TMPDIR = "/tmp/gpu0"
 [WdPost.Envs]
 CUDA_VISIBLE_DEVICES = "1"
 `, []ProcessorConfig{
-			{Bin: "/opt/prover", Args: []string{"window_post", "--gpu"}, Concurrent: 2, Weight: 3, ReadyTimeoutSecs: 30,
+			{Bin: "/opt/prover", Args: []string{"window_post", "--gpu"}, Concurrent: 2, Weight: 3, ReadyTimeoutSecs: 30, CheckTimeoutSecs: 15, ProveTimeoutSecs: 600,
 				Envs: map[string]string{"CUDA_VISIBLE_DEVICES": "0", "TMPDIR": "/tmp/gpu0"}},
-			{Args: []string{"wdpost"}, Concurrent: 1, Weight: 1, ReadyTimeoutSecs: 5, Envs: map[string]string{"CUDA_VISIBLE_DEVICES": "1"}},
+			{Args: []string{"wdpost"}, Concurrent: 1, Weight: 1, ReadyTimeoutSecs: 5, CheckTimeoutSecs: 120, ProveTimeoutSecs: 1800, Envs: map[string]string{"CUDA_VISIBLE_DEVICES": "1"}},
 		}, ""},
-		{"empty Args allowed", "[[WdPost]]\nArgs = []\n", []ProcessorConfig{{Args: []string{}, Concurrent: 1, Weight: 1, ReadyTimeoutSecs: 5, Envs: map[string]string{}}}, ""},
+		{"empty Args allowed", "[[WdPost]]\nArgs = []\n", []ProcessorConfig{{Args: []string{}, Concurrent: 1, Weight: 1, ReadyTimeoutSecs: 5, CheckTimeoutSecs: 120, ProveTimeoutSecs: 1800, Envs: map[string]string{}}}, ""},
 		{"unknown key", "[[WdPost]]\n[[WdPost]]\nConcurent = 2\n", nil, "block 2 of 2: key Concurent: unknown key"},
 		{"lower-case key", "[[WdPost]]\nbin = 'x'\n", nil, "key bin: unknown key"},
 		{"wrong type", "[[WdPost]]\nConcurrent = \"2\"\n", nil, "block 1 of 1: key Concurrent: must be a whole number, got a string"},
 		{"zero weight", "[[WdPost]]\nWeight = 0\n", nil, "key Weight: 0 is out of range"},
+		{"zero check timeout", "[[WdPost]]\nCheckTimeoutSecs = 0\n", nil, "key CheckTimeoutSecs: 0 is out of range; use a whole number from 1 to 86400"},
+		{"prove timeout in minutes", "[[WdPost]]\nProveTimeoutSecs = '30m'\n", nil, "key ProveTimeoutSecs: must be a whole number, got a string"},
 		{"negative concurrent", "[[WdPost]]\nConcurrent = -1\n", nil, "key Concurrent: -1 is out of range"},
 		{"empty Bin", "[[WdPost]]\nBin = ''\n", nil, "key Bin: is empty"},
 		{"Args not strings", "[[WdPost]]\nArgs = [1]\n", nil, "key Args: element 0 must be a string"},

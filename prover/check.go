@@ -25,17 +25,27 @@ type CheckRequest struct {
 type SectorCheck struct {
 	SectorID uint64 `json:"sector_id"`
 	Good     bool   `json:"good"`
-	// Reason says why a faulty sector is faulty.
+	// Reason says why a faulty sector is faulty, or why an unchecked one
+	// could not be checked.
 	Reason string `json:"reason,omitempty"`
+	// Unchecked: no child could answer for the sector; it is neither known
+	// good nor known faulty.
+	Unchecked bool `json:"unchecked,omitempty"`
+	// Child is the child that answered for the sector; Failures are the
+	// children that failed its batch before (see Trace).
+	Child    string         `json:"child,omitempty"`
+	Failures []ChildFailure `json:"failures,omitempty"`
 }
 
 // CheckSectors reads fresh random challenges of every replica through the
 // children (as `lotus-miner proving check` does) and returns one result per
 // replica, in request order. A sector is faulty when the prover lists it in
 // faults; the built-in engine says why, other provers are reported as
-// "reported faulty by the prover". An error means the check itself could
-// not run (no child, a batch failed twice); a lost child's batch is retried
-// once, possibly on another child.
+// "reported faulty by the prover". A batch a child fails (hangs past
+// CheckTimeoutSecs, answers garbage, dies) is retried on another child;
+// a batch no child could answer is reported Unchecked, sector by sector,
+// with every child's failure. An error means the check as a whole stopped
+// (ctx ended).
 func (s *Supervisor) CheckSectors(ctx context.Context, req CheckRequest) ([]SectorCheck, error) {
 	batch := req.BatchSize
 	if batch <= 0 {
@@ -55,12 +65,15 @@ func (s *Supervisor) CheckSectors(ctx context.Context, req CheckRequest) ([]Sect
 		go func() {
 			defer wg.Done()
 			task := WindowPoStTask{MinerID: req.MinerID, ProofType: req.ProofType, Replicas: req.Replicas[lo:hi], Seed: seed, CheckOnly: true}
-			res, err := s.Prove(ctx, task)
-			if errors.Is(err, ErrChildLost) {
-				res, err = s.Prove(ctx, task)
+			res, tr, err := s.ProveTraced(ctx, task)
+			if err != nil && ctx.Err() != nil {
+				errs[b] = fmt.Errorf("sectors %d..%d: %w", req.Replicas[lo].SectorID, req.Replicas[hi-1].SectorID, err)
+				return
 			}
 			if err != nil {
-				errs[b] = fmt.Errorf("sectors %d..%d: %w", req.Replicas[lo].SectorID, req.Replicas[hi-1].SectorID, err)
+				for i, r := range req.Replicas[lo:hi] {
+					out[lo+i] = SectorCheck{SectorID: r.SectorID, Unchecked: true, Reason: "not checked: " + err.Error(), Failures: tr.Failures}
+				}
 				return
 			}
 			faulty := make(map[uint64]bool, len(res.Faults))
@@ -68,7 +81,7 @@ func (s *Supervisor) CheckSectors(ctx context.Context, req CheckRequest) ([]Sect
 				faulty[f] = true
 			}
 			for i, r := range req.Replicas[lo:hi] {
-				sc := SectorCheck{SectorID: r.SectorID, Good: !faulty[r.SectorID]}
+				sc := SectorCheck{SectorID: r.SectorID, Good: !faulty[r.SectorID], Child: tr.Child, Failures: tr.Failures}
 				if !sc.Good {
 					sc.Reason = res.FaultReasons[strconv.FormatUint(r.SectorID, 10)]
 					if sc.Reason == "" {

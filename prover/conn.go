@@ -39,6 +39,8 @@ type conn struct {
 	pending map[uint64]*call
 	reason  string // why the process was killed, if we killed it
 	death   string // why the process is gone, set before done closes
+	junk    string // the last stdout line that was not a response
+	junkN   int    // how many such lines
 }
 
 type call struct {
@@ -203,6 +205,8 @@ func (cn *conn) handleLine(line []byte) {
 	cn.mu.Lock()
 	cl, ok := cn.pending[resp.ID]
 	if err != nil && (!ok || resp.ID == 0) {
+		cn.junk = truncate(string(line), 80)
+		cn.junkN++
 		cn.mu.Unlock()
 		cn.protocolError("child printed a line on stdout that is not a protocol response", zap.Error(err),
 			zap.String("line", truncate(string(line), 200)))
@@ -223,7 +227,9 @@ func (cn *conn) handleLine(line []byte) {
 		return
 	}
 	if err != nil {
-		err = fmt.Errorf("child %s (pid %d) answered request %d with a malformed response: %w", cn.c.name, cn.pid, resp.ID, err)
+		cn.protocolError("child answered with a malformed response", zap.Uint64("id", resp.ID), zap.Error(err))
+		err = &ChildFailure{Child: cn.c.name, PID: cn.pid, Kind: FailMalformed,
+			Detail: fmt.Sprintf("response to request %d: %v; the line began %q", resp.ID, err, truncate(string(line), 80))}
 	}
 	cl.resp <- callResult{resp: resp, err: err}
 }
@@ -274,6 +280,7 @@ func (cn *conn) kill(reason string) {
 	}
 	cn.mu.Unlock()
 	cn.log.Warn("killing child", zap.String("reason", reason))
+	cn.s.markKilled(cn, reason)
 	if err := killGroup(cn.pid); err != nil {
 		cn.log.Debug("kill", zap.Error(err))
 	}
@@ -309,8 +316,8 @@ func (cn *conn) finish() {
 		if !cl.abandoned.IsZero() {
 			continue
 		}
-		cl.resp <- callResult{err: fmt.Errorf("%w: child %s (pid %d) %s while request %d was in flight; retry it on another child",
-			ErrChildLost, cn.c.name, cn.pid, death, id)}
+		cl.resp <- callResult{err: &ChildFailure{Child: cn.c.name, PID: cn.pid, Kind: FailExited,
+			Detail: fmt.Sprintf("%s while request %d was in flight", death, id)}}
 	}
 	if len(pending) > 0 {
 		cn.log.Warn("child gone with requests in flight", zap.Int("requests", len(pending)), zap.String("reason", death))
@@ -324,14 +331,22 @@ func (cn *conn) deathReason() string {
 	return cn.death
 }
 
-// roundTrip sends one request and waits for its answer. lateRelease reports
-// that the caller gave up while the child still holds the request: the slot
-// stays taken until the child answers or dies.
-func (cn *conn) roundTrip(ctx context.Context, task json.RawMessage) (out json.RawMessage, lateRelease bool, err error) {
+// limit is a request's own time bound on a child, from its block.
+type limit struct {
+	d   time.Duration
+	why string // the ext-prover.cfg key and what d was computed from
+}
+
+// roundTrip sends one request and waits for its answer, at most lim. A
+// child that overruns lim is hung: it is killed (and so restarted) and the
+// request fails with a FailTimeout ChildFailure. lateRelease reports that
+// the request is still held by the child: the slot stays taken until the
+// child answers or dies.
+func (cn *conn) roundTrip(ctx context.Context, task json.RawMessage, lim limit) (out json.RawMessage, lateRelease bool, err error) {
 	cn.mu.Lock()
 	if cn.death != "" {
 		cn.mu.Unlock()
-		return nil, false, fmt.Errorf("%w: child %s (pid %d) %s", ErrChildLost, cn.c.name, cn.pid, cn.death)
+		return nil, false, &ChildFailure{Child: cn.c.name, PID: cn.pid, Kind: FailExited, Detail: cn.death}
 	}
 	cn.nextID++
 	cl := &call{id: cn.nextID, resp: make(chan callResult, 1)}
@@ -350,12 +365,19 @@ func (cn *conn) roundTrip(ctx context.Context, task json.RawMessage) (out json.R
 		return nil, false, fmt.Errorf("request to child %s not sent: %w", cn.c.name, ctx.Err())
 	case <-cn.done:
 		cn.forget(cl.id)
-		return nil, false, fmt.Errorf("%w: child %s (pid %d) %s before the request was sent", ErrChildLost, cn.c.name, cn.pid, cn.deathReason())
+		return nil, false, &ChildFailure{Child: cn.c.name, PID: cn.pid, Kind: FailExited, Detail: cn.deathReason() + " before the request was sent"}
 	}
 	sent := time.Now()
+	timer := time.NewTimer(lim.d)
+	defer timer.Stop()
 	select {
 	case r := <-cl.resp:
 		return cn.result(cl.id, r)
+	case <-timer.C:
+		if f := cn.timedOut(cl, lim); f != nil {
+			return nil, true, f
+		}
+		return cn.result(cl.id, <-cl.resp) // answered just in time
 	case <-ctx.Done():
 		cn.mu.Lock()
 		if _, still := cn.pending[cl.id]; still {
@@ -367,6 +389,25 @@ func (cn *conn) roundTrip(ctx context.Context, task json.RawMessage) (out json.R
 		cn.mu.Unlock()
 		return cn.result(cl.id, <-cl.resp) // answered while we were giving up
 	}
+}
+
+// timedOut abandons a request that overran its limit and kills the child,
+// which holds the request and maybe a GPU for nothing; the supervisor
+// restarts it. It returns nil if the answer arrived meanwhile.
+func (cn *conn) timedOut(cl *call, lim limit) *ChildFailure {
+	cn.mu.Lock()
+	if _, still := cn.pending[cl.id]; !still {
+		cn.mu.Unlock()
+		return nil
+	}
+	cl.abandoned = time.Now()
+	detail := fmt.Sprintf("no answer to request %d after %s (%s); killed, it is restarted", cl.id, lim.d, lim.why)
+	if cn.junkN > 0 {
+		detail += fmt.Sprintf("; meanwhile it printed %d stdout line(s) that are not responses, the last began %q", cn.junkN, cn.junk)
+	}
+	cn.mu.Unlock()
+	cn.kill("hung: " + detail)
+	return &ChildFailure{Child: cn.c.name, PID: cn.pid, Kind: FailTimeout, Detail: detail}
 }
 
 func (cn *conn) result(id uint64, r callResult) (json.RawMessage, bool, error) {

@@ -50,20 +50,9 @@ func TestEndToEndRealChildren(t *testing.T) {
 	reps := createSectors(t, dir, miner, 20)
 
 	block := prover.ProcessorConfig{Bin: bin, Args: []string{"wdpost", "--parallel-reads", "4"}, Concurrent: 2, Weight: 1, ReadyTimeoutSecs: 10}
-	sup, err := prover.NewSupervisor(prover.Config{WdPost: []prover.ProcessorConfig{block, block}}, prover.Options{Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := sup.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := sup.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
+	sup := startSupervisor(t, ctx, []prover.ProcessorConfig{block, block}, prover.Options{Logger: zaptest.NewLogger(t)})
 
 	var seed prover.Bytes32
 	copy(seed[:], "vsm end-to-end test randomness!!")
@@ -145,6 +134,27 @@ func TestEndToEndRealChildren(t *testing.T) {
 	if err := engine.Verify(miner, proofType, seed, commitments(reps[5:6]), out.Proofs[0]); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startSupervisor starts children of blocks within ctx and closes them
+// when the test ends.
+func startSupervisor(t *testing.T, ctx context.Context, blocks []prover.ProcessorConfig, opts prover.Options) *prover.Supervisor {
+	t.Helper()
+	sup, err := prover.NewSupervisor(prover.Config{WdPost: blocks}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sup.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := sup.Close(cctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return sup
 }
 
 func commitments(reps []prover.Replica) []engine.SectorCommitment {

@@ -1,10 +1,12 @@
 package prover
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"testing"
 	"time"
@@ -33,6 +35,18 @@ type testOutput struct {
 	Name string `json:"name"`
 }
 
+// babble answers each request with its id and a string for output.
+func babble() int {
+	fmt.Println(ReadyLine)
+	sc := bufio.NewScanner(os.Stdin)
+	sc.Buffer(nil, MaxLineBytes)
+	for sc.Scan() {
+		req, _ := DecodeRequest(sc.Bytes())
+		fmt.Printf("{\"id\":%d,\"err_msg\":null,\"output\":\"GPU says hello\"}\n", req.ID)
+	}
+	return 0
+}
+
 func testChild(mode string) int {
 	switch mode {
 	case "badready":
@@ -45,6 +59,14 @@ func testChild(mode string) int {
 	case "exit":
 		fmt.Fprintln(os.Stderr, "cannot open GPU: no device")
 		return 1
+	case "silent":
+		// Ready, then hung: reads requests and never answers.
+		fmt.Println(ReadyLine)
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		return 0
+	case "babble":
+		// Answers every request, with output that answers no task.
+		return babble()
 	}
 	name := os.Getenv("VSM_TESTCHILD_NAME")
 	h := func(ctx context.Context, raw json.RawMessage) (any, error) {

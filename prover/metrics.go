@@ -28,7 +28,7 @@ func (s *Supervisor) Collectors() []prometheus.Collector {
 		restarts: d("restarts_total", "Times the child died or was killed and restarted."),
 		proven:   d("requests_ok_total", "Requests the child answered with an output."),
 		failed:   d("requests_failed_total", "Requests that failed (child error, timeout or lost child)."),
-		protoErr: d("protocol_errors_total", "Lines on the child's stdout that were not valid responses."),
+		protoErr: d("protocol_errors_total", "Lines on the child's stdout that were not valid responses, and answers whose output was not of the task's shape."),
 	}}
 }
 

@@ -1,6 +1,7 @@
 package prover
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,7 @@ const (
 	StateStarting ChildState = "starting" // spawned, waiting for the ready line
 	StateReady    ChildState = "ready"    // taking requests
 	StateBackoff  ChildState = "backoff"  // dead or failed to start; restarting after a pause
+	StateKilled   ChildState = "killed"   // killed (hung, broken pipe); restarted once the process is gone
 	StateStopped  ChildState = "stopped"  // supervisor closed
 )
 
@@ -150,14 +152,49 @@ func NewSupervisor(cfg Config, opts Options) (*Supervisor, error) {
 			}
 			bin = p
 		}
-		if pc.Concurrent < 1 || pc.Weight < 1 || pc.ReadyTimeoutSecs < 1 {
-			return nil, fmt.Errorf("[[WdPost]] block %d of %d: Concurrent, Weight and ReadyTimeoutSecs must be at least 1 (build the Config with LoadConfig/ParseConfig to get defaults)", i+1, len(cfg.WdPost))
+		pc.CheckTimeoutSecs = cmp.Or(pc.CheckTimeoutSecs, DefaultCheckTimeoutSecs)
+		pc.ProveTimeoutSecs = cmp.Or(pc.ProveTimeoutSecs, DefaultProveTimeoutSecs)
+		if pc.Concurrent < 1 || pc.Weight < 1 || pc.ReadyTimeoutSecs < 1 || pc.CheckTimeoutSecs < 1 || pc.ProveTimeoutSecs < 1 {
+			return nil, fmt.Errorf("[[WdPost]] block %d of %d: Concurrent, Weight, ReadyTimeoutSecs, CheckTimeoutSecs and ProveTimeoutSecs must be at least 1 (build the Config with LoadConfig/ParseConfig to get defaults)", i+1, len(cfg.WdPost))
 		}
 		s.children = append(s.children, &child{
 			idx: i, name: fmt.Sprintf("wdpost-%d", i), bin: bin, cfg: pc, state: StateStopped,
 		})
 	}
 	return s, nil
+}
+
+// work says what a request asks, which sets its time limit on a child.
+type work struct {
+	check   bool // vanilla reads only (check_only); else a proof
+	sectors int
+}
+
+// CheckTimeoutUnit is the number of sectors CheckTimeoutSecs is for: a
+// check of more sectors gets as many times the limit (a 32 GiB partition
+// of 2349 sectors, 10 times: 20 minutes by default, Lotus's
+// PartitionCheckTimeout), since reading is what takes the time.
+const CheckTimeoutUnit = 256
+
+func (c *child) limit(w work) limit {
+	if w.check {
+		units := max(1, (w.sectors+CheckTimeoutUnit-1)/CheckTimeoutUnit)
+		return limit{time.Duration(units*c.cfg.CheckTimeoutSecs) * time.Second,
+			fmt.Sprintf("CheckTimeoutSecs=%d per %d sectors, %d sectors", c.cfg.CheckTimeoutSecs, CheckTimeoutUnit, w.sectors)}
+	}
+	return limit{time.Duration(c.cfg.ProveTimeoutSecs) * time.Second, fmt.Sprintf("ProveTimeoutSecs=%d", c.cfg.ProveTimeoutSecs)}
+}
+
+// markKilled takes a child whose process is being killed out of dispatch
+// at once: a hung process may take long to die (a read stuck in the
+// kernel), and until it does it must not be sent more requests.
+func (s *Supervisor) markKilled(cn *conn, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := cn.c; c.conn == cn && c.state == StateReady {
+		c.state, c.lastErr = StateKilled, reason
+		s.notifyLocked()
+	}
 }
 
 // notifyLocked wakes every request waiting for a slot. s.mu must be held.
@@ -319,11 +356,11 @@ func (s *Supervisor) Close(ctx context.Context) error {
 // is picked in proportion to its Weight, and every child with a free slot
 // is picked eventually, which plain "random below total weight" choosers
 // get wrong at the edges. s.mu must be held.
-func (s *Supervisor) pickLocked() *child {
+func (s *Supervisor) pickLocked(avoid map[*child]bool) *child {
 	var best *child
 	total := 0
 	for _, c := range s.children {
-		if c.state != StateReady || c.busy >= c.cfg.Concurrent {
+		if c.state != StateReady || c.busy >= c.cfg.Concurrent || avoid[c] {
 			continue
 		}
 		c.current += c.cfg.Weight
@@ -338,15 +375,21 @@ func (s *Supervisor) pickLocked() *child {
 	return best
 }
 
-// acquire waits for a free slot.
-func (s *Supervisor) acquire(ctx context.Context) (*child, *conn, error) {
+// acquire waits for a free slot on a child not in avoid. With children to
+// avoid it gives up (errNoOtherChild) as soon as no other child is ready or
+// starting: waiting for a crash-looping one would only delay the answer.
+func (s *Supervisor) acquire(ctx context.Context, avoid map[*child]bool) (*child, *conn, error) {
 	for {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			return nil, nil, fmt.Errorf("%w: supervisor is closed", ErrChildLost)
 		}
-		if c := s.pickLocked(); c != nil {
+		if len(avoid) > 0 && !s.otherHealthyLocked(avoid) {
+			s.mu.Unlock()
+			return nil, nil, errNoOtherChild
+		}
+		if c := s.pickLocked(avoid); c != nil {
 			c.busy++
 			cn := c.conn
 			s.mu.Unlock()
@@ -361,6 +404,15 @@ func (s *Supervisor) acquire(ctx context.Context) (*child, *conn, error) {
 		case <-wait:
 		}
 	}
+}
+
+func (s *Supervisor) otherHealthyLocked(avoid map[*child]bool) bool {
+	for _, c := range s.children {
+		if !avoid[c] && (c.state == StateReady || c.state == StateStarting) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Supervisor) summaryLocked() string {
@@ -390,21 +442,28 @@ func (s *Supervisor) release(c *child, cn *conn) {
 // Options.RequestTimeout when ctx has no deadline). A child's err_msg comes
 // back as an error; a lost child as an error wrapping ErrChildLost.
 func (s *Supervisor) Call(ctx context.Context, task json.RawMessage) (json.RawMessage, error) {
-	out, _, err := s.call(ctx, task)
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	out, _, _, err := s.call(ctx, work{}, task, nil)
 	return out, err
 }
 
-func (s *Supervisor) call(ctx context.Context, task json.RawMessage) (json.RawMessage, *child, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.opts.RequestTimeout)
-		defer cancel()
+// bound gives a context without a deadline Options.RequestTimeout.
+func (s *Supervisor) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
 	}
-	c, cn, err := s.acquire(ctx)
+	return context.WithTimeout(ctx, s.opts.RequestTimeout)
+}
+
+// call sends task to one child not in avoid, within the child's limit for
+// w. It returns the child it chose (nil if none) and that process's pid.
+func (s *Supervisor) call(ctx context.Context, w work, task json.RawMessage, avoid map[*child]bool) (json.RawMessage, *child, int, error) {
+	c, cn, err := s.acquire(ctx, avoid)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
-	res, lateRelease, err := cn.roundTrip(ctx, task)
+	res, lateRelease, err := cn.roundTrip(ctx, task, c.limit(w))
 	if !lateRelease {
 		s.release(c, cn)
 	}
@@ -412,36 +471,99 @@ func (s *Supervisor) call(ctx context.Context, task json.RawMessage) (json.RawMe
 		s.mu.Lock()
 		c.failed++
 		s.mu.Unlock()
-		return nil, c, err
+		return nil, c, cn.pid, err
 	}
-	return res, c, nil
+	return res, c, cn.pid, nil
+}
+
+// Trace is how a request went: the child that answered and, before it, the
+// children that failed it.
+type Trace struct {
+	Child    string
+	Failures []ChildFailure
+	// Took is the answering child's time, from dispatch to answer.
+	Took time.Duration
+}
+
+// callRetry sends a task that is safe to repeat (proofs and checks only
+// read) until a child answers it with output that decode accepts. A child
+// that fails it (times out, answers garbage, dies) is not asked again while
+// another healthy child remains; at most maxAttempts children are tried.
+// An err_msg answer is the task's own failure and is not retried.
+func (s *Supervisor) callRetry(ctx context.Context, w work, task json.RawMessage, decode func(json.RawMessage) error) (*child, Trace, error) {
+	var tr Trace
+	avoid := map[*child]bool{}
+	for {
+		start := time.Now()
+		out, c, pid, err := s.call(ctx, w, task, avoid)
+		if err == nil {
+			derr := decode(out)
+			if derr == nil {
+				tr.Child, tr.Took = c.name, time.Since(start)
+				return c, tr, nil
+			}
+			s.mu.Lock()
+			c.protoErr++
+			c.failed++
+			s.mu.Unlock()
+			err = &ChildFailure{Child: c.name, PID: pid, Kind: FailMalformed,
+				Detail: fmt.Sprintf("%v; the output began %q", derr, truncate(string(out), 80))}
+		}
+		var f *ChildFailure
+		if !errors.As(err, &f) {
+			if len(tr.Failures) > 0 {
+				err = &RetryError{Failures: tr.Failures, Last: err}
+			}
+			return nil, tr, err
+		}
+		tr.Failures = append(tr.Failures, *f)
+		avoid[c] = true
+		if len(tr.Failures) >= maxAttempts {
+			return nil, tr, &RetryError{Failures: tr.Failures, Last: fmt.Errorf("gave up after %d children failed it", maxAttempts)}
+		}
+		s.log.Warn("child failed a request; retrying on another child", zap.String("child", f.Child),
+			zap.Int("pid", f.PID), zap.String("kind", string(f.Kind)), zap.String("detail", f.Detail))
+	}
 }
 
 // Prove sends a WindowPoSt task (one partition) and decodes the output.
-// Faulty sectors are part of the output, not an error.
+// Faulty sectors are part of the output, not an error. A child that fails
+// the task is not asked again; another child is (see callRetry).
 func (s *Supervisor) Prove(ctx context.Context, task WindowPoStTask) (WindowPoStOutput, error) {
+	out, _, err := s.ProveTraced(ctx, task)
+	return out, err
+}
+
+// ProveTraced is Prove that also says which child answered and which
+// failed before it.
+func (s *Supervisor) ProveTraced(ctx context.Context, task WindowPoStTask) (WindowPoStOutput, Trace, error) {
 	raw, err := json.Marshal(task)
 	if err != nil {
-		return WindowPoStOutput{}, fmt.Errorf("encode WindowPoSt task: %w", err)
+		return WindowPoStOutput{}, Trace{}, fmt.Errorf("encode WindowPoSt task: %w", err)
 	}
-	start := time.Now()
-	out, c, err := s.call(ctx, raw)
-	if err != nil {
-		return WindowPoStOutput{}, fmt.Errorf("prove partition of miner t0%d (%d sectors): %w", task.MinerID, len(task.Replicas), err)
-	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var res WindowPoStOutput
-	if err := json.Unmarshal(out, &res); err != nil {
-		return WindowPoStOutput{}, fmt.Errorf("prove partition of miner t0%d: child %s answered with output that is not a WindowPoSt output: %w", task.MinerID, c.name, err)
+	decode := func(out json.RawMessage) error {
+		res = WindowPoStOutput{}
+		if err := json.Unmarshal(out, &res); err != nil {
+			return fmt.Errorf("not a WindowPoSt output: %w", err)
+		}
+		if res.Proofs == nil && res.Faults == nil {
+			return errors.New("a WindowPoSt output without proofs or faults")
+		}
+		return nil
 	}
-	if res.Proofs == nil && res.Faults == nil {
-		return WindowPoStOutput{}, fmt.Errorf("prove partition of miner t0%d: child %s answered without proofs or faults", task.MinerID, c.name)
+	c, tr, err := s.callRetry(ctx, work{check: task.CheckOnly, sectors: len(task.Replicas)}, raw, decode)
+	if err != nil {
+		return WindowPoStOutput{}, tr, fmt.Errorf("prove partition of miner t0%d (%d sectors): %w", task.MinerID, len(task.Replicas), err)
 	}
 	s.mu.Lock()
 	c.proven++
 	if len(task.Replicas) > 0 && !task.CheckOnly {
 		// Exponential average, so the gossiped figure follows a GPU that
 		// slows down (thermal, a neighbour process) within a few proofs.
-		took := time.Since(start).Seconds()
+		took := tr.Took.Seconds()
 		s.partitionSeconds.WithLabelValues(c.name).Observe(took)
 		if c.spp == 0 {
 			c.spp = took
@@ -450,7 +572,7 @@ func (s *Supervisor) Prove(ctx context.Context, task WindowPoStTask) (WindowPoSt
 		}
 	}
 	s.mu.Unlock()
-	return res, nil
+	return res, tr, nil
 }
 
 // ProveWinning sends a WinningPoSt task (the challenged sector of a mining
@@ -460,7 +582,9 @@ func (s *Supervisor) ProveWinning(ctx context.Context, task WinningPoStTask) (Wi
 	if err != nil {
 		return WinningPoStOutput{}, fmt.Errorf("encode WinningPoSt task: %w", err)
 	}
-	out, c, err := s.call(ctx, raw)
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	out, c, _, err := s.call(ctx, work{}, raw, nil)
 	if err != nil {
 		return WinningPoStOutput{}, fmt.Errorf("winning post of miner t0%d: %w", task.MinerID, err)
 	}

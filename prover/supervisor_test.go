@@ -139,7 +139,7 @@ func TestSupervisorChildMisbehaves(t *testing.T) {
 		{"crash", testTask{Op: "crash"}, 5 * time.Second, "exited unexpectedly: exit status 3", true, true, 0},
 		{"hang", testTask{Op: "hang"}, 200 * time.Millisecond, "given up", false, true, 0},
 		{"garbage line then answer", testTask{Op: "garbage", Val: "x"}, 5 * time.Second, "", false, false, 1},
-		{"response without output", testTask{Op: "badresp", Val: "1"}, 5 * time.Second, "neither err_msg nor output", false, false, 1},
+		{"response without output", testTask{Op: "badresp", Val: "1"}, 5 * time.Second, "neither err_msg nor output", false, false, 2},
 		{"error answer", testTask{Op: "err", Val: "disk on fire"}, 5 * time.Second, "task failed: disk on fire", false, false, 0},
 	}
 	for _, tt := range tests {
@@ -338,5 +338,24 @@ func TestNewSupervisorErrors(t *testing.T) {
 	_, err := NewSupervisor(Config{WdPost: []ProcessorConfig{{Bin: "no-such-prover-binary-xyz", Concurrent: 1, Weight: 1, ReadyTimeoutSecs: 1}}}, Options{})
 	if err == nil || !strings.Contains(err.Error(), "block 1 of 1: key Bin") {
 		t.Errorf("missing Bin: %v", err)
+	}
+}
+
+func TestChildLimit(t *testing.T) {
+	c := &child{cfg: ProcessorConfig{CheckTimeoutSecs: DefaultCheckTimeoutSecs, ProveTimeoutSecs: DefaultProveTimeoutSecs}}
+	tests := []struct {
+		w    work
+		want time.Duration
+	}{
+		{work{check: true, sectors: 0}, 2 * time.Minute},
+		{work{check: true, sectors: 256}, 2 * time.Minute},
+		{work{check: true, sectors: 257}, 4 * time.Minute},
+		{work{check: true, sectors: 2349}, 20 * time.Minute}, // a 32 GiB partition: Lotus's PartitionCheckTimeout
+		{work{sectors: 2349 * 3}, 30 * time.Minute},
+	}
+	for _, tt := range tests {
+		if got := c.limit(tt.w); got.d != tt.want {
+			t.Errorf("limit(%+v) = %s (%s), want %s", tt.w, got.d, got.why, tt.want)
+		}
 	}
 }

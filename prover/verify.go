@@ -81,7 +81,9 @@ func (s *Supervisor) Verify(ctx context.Context, task VerifyPoStTask) (VerifyPoS
 	if err != nil {
 		return VerifyPoStOutput{}, fmt.Errorf("encode verify task: %w", err)
 	}
-	out, c, err := s.call(ctx, raw)
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	out, c, _, err := s.call(ctx, work{}, raw, nil)
 	if err != nil {
 		return VerifyPoStOutput{}, fmt.Errorf("verify %s of miner t0%d: %w", task.Verify, task.MinerID, err)
 	}

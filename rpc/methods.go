@@ -125,8 +125,29 @@ type Changed struct {
 type SectorCheckResult struct {
 	Sector uint64 `json:"sector"`
 	Good   bool   `json:"good"`
-	// Reason says why a faulty sector cannot be proven.
+	// Reason says why a faulty sector cannot be proven, or why an
+	// unchecked one was not checked.
 	Reason string `json:"reason,omitempty"`
+	// Unchecked: no prover child could answer for the sector (every one
+	// tried failed, see Failures); it is neither known good nor faulty.
+	Unchecked bool `json:"unchecked,omitempty"`
+	// Child is the prover child (ext-prover.cfg block wdpost-N, counting
+	// from 0) that answered for the sector.
+	Child string `json:"child,omitempty"`
+	// Failures are the children that failed the sector's request before
+	// Child answered (or before the check gave up), in order.
+	Failures []ChildFailure `json:"failures,omitempty"`
+}
+
+// ChildFailure is one prover child failing a request: Kind is "timeout"
+// (no answer within its CheckTimeoutSecs; killed and restarted), "malformed
+// answer" or "exited"; Detail says more (the limit, the answer's first
+// bytes, the exit status and last stderr lines).
+type ChildFailure struct {
+	Child  string `json:"child"`
+	PID    int    `json:"pid"`
+	Kind   string `json:"kind"`
+	Detail string `json:"detail"`
 }
 
 // ScheduleSlot is one row of VSM.ClusterSchedule: a deadline window of

@@ -61,11 +61,17 @@ const callTimeout = 2 * time.Minute
 
 // call runs one RPC with the command's context.
 func call(c *cli.Context, method string, result any, params ...any) error {
+	return callWithin(c, callTimeout, method, result, params...)
+}
+
+// callWithin is call for a command whose request may take longer than
+// callTimeout (it has its own --timeout).
+func callWithin(c *cli.Context, timeout time.Duration, method string, result any, params ...any) error {
 	cl, err := client(c)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.Context, callTimeout)
+	ctx, cancel := context.WithTimeout(c.Context, timeout)
 	defer cancel()
 	return cl.Call(ctx, method, result, params...)
 }

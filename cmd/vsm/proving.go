@@ -22,11 +22,15 @@ func provingCommand() *cli.Command {
 			Description: "Like 'lotus-miner proving check': the node resolves each sector's sealed file and cache\n" +
 				"directory from the store and its StoragePaths, and its ext-prover children read challenged\n" +
 				"leaves and Merkle paths. Prints each faulty sector with the reason, then a summary.\n" +
+				"A child that fails a batch (no answer within its CheckTimeoutSecs, a malformed answer,\n" +
+				"an exit) is named with how it failed, and the batch is retried on another child; a\n" +
+				"sector no child could check is listed as unchecked.\n" +
 				"Exit status 0 only when every sector is good. The node must run with --ext-prover.",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "miner", Usage: "miner actor: t01000, f01000 or 1000", Required: true},
 				&cli.StringFlag{Name: "sectors", Usage: "sector numbers to check, e.g. 1,2,5-9 (default: every sector the store knows for the miner)"},
 				&cli.BoolFlag{Name: "all", Usage: "list good sectors too"},
+				&cli.DurationFlag{Name: "timeout", Value: 30 * time.Minute, Usage: "give up on the whole check after this long (a large miner's check reads every sector)"},
 				jsonFlag,
 			},
 			Action: provingCheck,
@@ -93,39 +97,105 @@ func provingCheck(c *cli.Context) error {
 	if !c.Bool("json") {
 		fmt.Fprintf(c.App.ErrWriter, "checking %d sectors of t0%d through the node's prover children...\n", n, miner)
 	}
+	if c.Duration("timeout") <= 0 {
+		return cli.Exit(fmt.Sprintf("--timeout %s: must be positive, e.g. 30m", c.Duration("timeout")), 2)
+	}
 	start := time.Now()
 	var res []rpc.SectorCheckResult
-	if err := call(c, rpc.MethodProvingCheck, &res, params...); err != nil {
-		return fmt.Errorf("proving check of t0%d: %w", miner, err)
-	}
-	var rows [][]string
-	faulty := 0
-	for _, r := range res {
-		if !r.Good {
-			faulty++
-		}
-		if !r.Good || c.Bool("all") {
-			status, reason := "good", r.Reason
-			if !r.Good {
-				status = "faulty"
-			}
-			rows = append(rows, []string{sectorfile.SectorName(miner, r.Sector), strconv.FormatUint(r.Sector, 10), status, reason})
-		}
+	if err := callWithin(c, c.Duration("timeout"), rpc.MethodProvingCheck, &res, params...); err != nil {
+		return fmt.Errorf("proving check of t0%d (--timeout %s): %w", miner, c.Duration("timeout"), err)
 	}
 	if c.Bool("json") {
 		if err := printJSON(c.App.Writer, res); err != nil {
 			return err
 		}
-	} else {
-		if len(rows) > 0 {
-			if err := table(c.App.Writer, []string{"SECTOR", "NUMBER", "STATUS", "REASON"}, rows); err != nil {
-				return err
-			}
-		}
-		fmt.Fprintf(c.App.Writer, "checked %d sectors of t0%d in %s: %d good, %d faulty\n", len(res), miner, time.Since(start).Round(time.Millisecond), len(res)-faulty, faulty)
+	} else if err := printCheck(c, miner, res, time.Since(start)); err != nil {
+		return err
 	}
-	if faulty > 0 {
+	var faulty, unchecked int
+	for _, r := range res {
+		switch {
+		case r.Unchecked:
+			unchecked++
+		case !r.Good:
+			faulty++
+		}
+	}
+	switch {
+	case unchecked > 0:
+		return cli.Exit(fmt.Sprintf("%d of %d sectors of t0%d are faulty and %d could not be checked (see the children's failures above)", faulty, len(res), miner, unchecked), 1)
+	case faulty > 0:
 		return cli.Exit(fmt.Sprintf("%d of %d sectors of t0%d are faulty", faulty, len(res), miner), 1)
 	}
 	return nil
+}
+
+// printCheck prints the sectors worth a look (faulty, unchecked, checked
+// only after a child failed; every sector with --all), then the distinct
+// child failures in full, then the counts.
+func printCheck(c *cli.Context, miner uint64, res []rpc.SectorCheckResult, took time.Duration) error {
+	var rows [][]string
+	var good, faulty, unchecked int
+	var failures []string
+	seen := map[string]bool{}
+	for _, r := range res {
+		status := "good"
+		switch {
+		case r.Unchecked:
+			status = "unchecked"
+			unchecked++
+		case !r.Good:
+			status = "faulty"
+			faulty++
+		default:
+			good++
+		}
+		for _, f := range r.Failures {
+			line := fmt.Sprintf("%s (pid %d) %s: %s", f.Child, f.PID, f.Kind, f.Detail)
+			if !seen[line] {
+				seen[line] = true
+				failures = append(failures, line)
+			}
+		}
+		if status != "good" || len(r.Failures) > 0 || c.Bool("all") {
+			rows = append(rows, []string{sectorfile.SectorName(miner, r.Sector), strconv.FormatUint(r.Sector, 10), status, checkReason(r)})
+		}
+	}
+	w := c.App.Writer
+	if len(rows) > 0 {
+		if err := table(w, []string{"SECTOR", "NUMBER", "STATUS", "REASON"}, rows); err != nil {
+			return err
+		}
+	}
+	if len(failures) > 0 {
+		fmt.Fprintf(w, "prover children that failed during the check:\n")
+		for _, f := range failures {
+			fmt.Fprintf(w, "  %s\n", f)
+		}
+	}
+	fmt.Fprintf(w, "checked %d sectors of t0%d in %s: %d good, %d faulty", len(res), miner, took.Round(time.Millisecond), good, faulty)
+	if unchecked > 0 {
+		fmt.Fprintf(w, ", %d unchecked", unchecked)
+	}
+	fmt.Fprintln(w)
+	return nil
+}
+
+// checkReason is a sector's REASON column: which children failed it and
+// how, then who answered (the retry that succeeded), then the fault.
+func checkReason(r rpc.SectorCheckResult) string {
+	if r.Unchecked {
+		return r.Reason
+	}
+	var parts []string
+	for _, f := range r.Failures {
+		parts = append(parts, fmt.Sprintf("%s %s", f.Child, f.Kind))
+	}
+	if len(parts) > 0 {
+		parts = []string{strings.Join(parts, ", ") + "; retry on " + r.Child + " succeeded"}
+	}
+	if r.Reason != "" {
+		parts = append(parts, r.Reason)
+	}
+	return strings.Join(parts, "; ")
 }
