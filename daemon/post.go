@@ -17,6 +17,7 @@ import (
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/runner"
 	"github.com/vsm-project/vsm/rpc"
+	"github.com/vsm-project/vsm/scheduler"
 	"github.com/vsm-project/vsm/web"
 )
 
@@ -47,7 +48,7 @@ func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Ser
 		return nil, fmt.Errorf("chain api: %w", err)
 	}
 	conf := o.Config.PoSt
-	p.sched = cluster.NewScheduler(server, chain, cluster.SchedulerConfig{
+	p.sched = scheduler.NewScheduler(server, chain, scheduler.SchedulerConfig{
 		Schedule: schedule.Config{Confidence: schedule.Epoch(conf.Confidence)},
 		Logger:   log.Named("scheduler"),
 	})
@@ -103,7 +104,7 @@ func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Ser
 type post struct {
 	node   string
 	store  *fsm.FSM
-	sched  *cluster.Scheduler
+	sched  *scheduler.Scheduler
 	runner *runner.Runner
 }
 

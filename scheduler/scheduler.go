@@ -1,4 +1,7 @@
-package cluster
+// Package scheduler is the leader's deadline scheduling loop: it feeds the
+// pure planner (cluster/schedule) from the chain, the replicated state and
+// gossip, and writes the differences through raft.
+package scheduler
 
 import (
 	"cmp"
@@ -14,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/vsm-project/vsm/cluster"
 	"github.com/vsm-project/vsm/cluster/schedule"
 	"github.com/vsm-project/vsm/fsm"
 	"github.com/vsm-project/vsm/fullnode"
@@ -33,19 +37,10 @@ type SchedulerChain interface {
 type schedulerHost interface {
 	// leading reports whether this node is the leader and has established
 	// leadership (its FSM holds everything earlier leaders committed).
-	leading(ctx context.Context) bool
+	Leading(ctx context.Context) bool
 	FSM() *fsm.FSM
-	Members() []Member
+	Members() []cluster.Member
 	Apply(ctx context.Context, c fsm.Command) (int, error)
-}
-
-func (s *Server) leading(ctx context.Context) bool {
-	if !s.node.IsLeader() {
-		return false
-	}
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	return s.node.waitLeaderReady(wctx) == nil
 }
 
 // SchedulerConfig tunes the leader's scheduler loop. Zero fields take the
@@ -113,7 +108,7 @@ type minerWork struct {
 }
 
 // NewScheduler builds the loop for s; run it with Run.
-func NewScheduler(s *Server, chain SchedulerChain, cfg SchedulerConfig) *Scheduler {
+func NewScheduler(s *cluster.Server, chain SchedulerChain, cfg SchedulerConfig) *Scheduler {
 	return newScheduler(s, chain, cfg)
 }
 
@@ -132,7 +127,7 @@ func (s *Scheduler) Run(ctx context.Context, events <-chan struct{}) {
 	defer t.Stop()
 	wasLeader := false
 	for {
-		leader := s.host.leading(ctx)
+		leader := s.host.Leading(ctx)
 		if leader && !wasLeader {
 			s.log.Info("scheduler: this node leads; resuming from the replicated assignments", zap.Int("assignments", len(s.host.FSM().Assignments())))
 		}
@@ -311,7 +306,7 @@ func fetchMinerWork(ctx context.Context, chain SchedulerChain, id uint64) (sched
 // longer than grace, is not alive; a member that left is not listed at
 // all (its deadlines move as "owner-gone"). suspect remembers when each
 // member was first seen suspect and is updated in place.
-func nodesFromMembers(members []Member, now time.Time, suspect map[string]time.Time, grace time.Duration) []schedule.Node {
+func nodesFromMembers(members []cluster.Member, now time.Time, suspect map[string]time.Time, grace time.Duration) []schedule.Node {
 	nodes := make([]schedule.Node, 0, len(members))
 	seen := map[string]bool{}
 	for _, m := range members {
