@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,11 +49,18 @@ func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Ser
 		return nil, fmt.Errorf("chain api: %w", err)
 	}
 	conf := o.Config.PoSt
+	delay, err := debugWriteDelay()
+	if err != nil {
+		return nil, err
+	}
 	p.sched = scheduler.NewScheduler(server, chain, scheduler.SchedulerConfig{
-		Schedule: schedule.Config{Confidence: schedule.Epoch(conf.Confidence)},
-		Logger:   log.Named("scheduler"),
+		Schedule:        schedule.Config{Confidence: schedule.Epoch(conf.Confidence)},
+		Events:          server.Gossip().Subscribe(),
+		DebugWriteDelay: delay,
+		Logger:          log.Named("scheduler"),
 	})
-	go p.sched.Run(ctx, server.Gossip().Subscribe())
+	server.RegisterLeaderTask("scheduler", func(ctx context.Context, l *cluster.Leadership) { p.sched.Lead(ctx, l) })
+	go p.sched.Warm(ctx)
 
 	if chain.V0() {
 		log.Warn("the chain API is a v0 endpoint (/rpc/v0): StateWaitMsg and StateSearchMsg use v0's shorter forms; prefer /rpc/v1", zap.String("url", chain.Info().URL))
@@ -99,6 +107,22 @@ func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Ser
 		log.Info("deadline runner started", zap.String("node", o.Config.Node.ID), zap.String("chain", chain.Info().URL))
 	}
 	return p, nil
+}
+
+// debugWriteDelayEnv names the test-only pause between a scheduling round's
+// decision and its writes (see scheduler.SchedulerConfig.DebugWriteDelay).
+const debugWriteDelayEnv = "VSM_DEBUG_SCHEDULER_WRITE_DELAY"
+
+func debugWriteDelay() (time.Duration, error) {
+	v := os.Getenv(debugWriteDelayEnv)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s=%q: want a duration such as 5s (a test-only setting; unset it in production)", debugWriteDelayEnv, v)
+	}
+	return d, nil
 }
 
 type post struct {

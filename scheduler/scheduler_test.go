@@ -146,9 +146,9 @@ type fakeHost struct {
 	applies int
 }
 
-func (h *fakeHost) Leading(context.Context) bool { return true }
-func (h *fakeHost) FSM() *fsm.FSM                { return h.f }
-func (h *fakeHost) Members() []cluster.Member    { return h.members }
+func (h *fakeHost) FSM() *fsm.FSM             { return h.f }
+func (h *fakeHost) Members() []cluster.Member { return h.members }
+func (h *fakeHost) Term() uint64              { return 1 }
 func (h *fakeHost) Apply(_ context.Context, c fsm.Command) (int, error) {
 	h.applies++
 	r := h.f.ApplyCommand(c)
@@ -174,7 +174,7 @@ func TestSchedulerRounds(t *testing.T) {
 		{Meta: cluster.Meta{ID: "b", Poster: true, Capacity: capa}, State: "alive"},
 		{Meta: cluster.Meta{ID: "c", Poster: true}, State: "alive"}, // no children: gets nothing
 	}}
-	s := newScheduler(h, chain, SchedulerConfig{BatchSize: 40, Logger: zaptest.NewLogger(t)})
+	s := NewScheduler(h, chain, SchedulerConfig{BatchSize: 40, Logger: zaptest.NewLogger(t)})
 
 	owners := func() map[string]int {
 		n := map[string]int{}
@@ -186,7 +186,7 @@ func TestSchedulerRounds(t *testing.T) {
 
 	// Cold start: every deadline of the two enabled miners gets an owner,
 	// written in batches of 40.
-	res, err := s.Round(ctx)
+	res, err := s.Round(ctx, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestSchedulerRounds(t *testing.T) {
 	}
 
 	// Nothing changed: nothing is written and the chain cache is used.
-	if res, err := s.Round(ctx); err != nil || res.Written != 0 {
+	if res, err := s.Round(ctx, h); err != nil || res.Written != 0 {
 		t.Fatalf("steady round wrote %d (%v)", res.Written, err)
 	}
 	if chain.calls != 96 {
@@ -210,8 +210,8 @@ func TestSchedulerRounds(t *testing.T) {
 
 	// A new leader (a fresh loop over the same replicated state) resumes
 	// without moving anything.
-	s2 := newScheduler(h, chain, SchedulerConfig{Logger: zaptest.NewLogger(t)})
-	if res, err := s2.Round(ctx); err != nil || res.Written != 0 {
+	s2 := NewScheduler(h, chain, SchedulerConfig{Logger: zaptest.NewLogger(t)})
+	if res, err := s2.Round(ctx, h); err != nil || res.Written != 0 {
 		t.Fatalf("new leader wrote %d (%v), want 0", res.Written, err)
 	}
 
@@ -220,7 +220,7 @@ func TestSchedulerRounds(t *testing.T) {
 	before := f.Assignments()
 	h.members[1].State = "dead"
 	chain.head = 5010
-	res, err = s2.Round(ctx)
+	res, err = s2.Round(ctx, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestSchedulerRounds(t *testing.T) {
 	if r := f.ApplyCommand(fsm.PutMiner{Miner: fsm.Miner{ID: 1001, SectorSize: 2048, PoStProof: 10, PartitionSize: 2}}); r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	if res, err := s2.Round(ctx); err != nil || res.Written != 48 {
+	if res, err := s2.Round(ctx, h); err != nil || res.Written != 48 {
 		t.Fatalf("disabling t01001 wrote %d (%v), want 48 unassignments", res.Written, err)
 	}
 	if o := owners(); o["a"] != 48 || o[""] != 48 {
@@ -264,8 +264,8 @@ func TestSchedulerChainFailureWritesNothing(t *testing.T) {
 	f.ApplyCommand(fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PoStProof: 10, PartitionSize: 2, Enabled: true}})
 	h := &fakeHost{f: f, members: []cluster.Member{{Meta: cluster.Meta{ID: "a", Poster: true, Capacity: cluster.Capacity{GPUs: 1, ChildrenReady: 1}}, State: "alive"}}}
 	chain := &fakeChain{head: 10, periodStart: map[uint64]int64{}}
-	s := newScheduler(h, chain, SchedulerConfig{Logger: zaptest.NewLogger(t)})
-	if _, err := s.Round(context.Background()); err == nil || h.applies != 0 {
+	s := NewScheduler(h, chain, SchedulerConfig{Logger: zaptest.NewLogger(t)})
+	if _, err := s.Round(context.Background(), h); err == nil || h.applies != 0 {
 		t.Fatalf("round with an unreadable miner: err %v, %d applies", err, h.applies)
 	}
 }
