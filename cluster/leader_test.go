@@ -77,6 +77,13 @@ func eventually(t *testing.T, what string, ok func() bool) {
 	}
 }
 
+func transferTo(t *testing.T, from, to *Node) {
+	t.Helper()
+	if err := from.raft.LeadershipTransferToServer(raft.ServerID(to.ID()), raft.ServerAddress(to.RaftAddr())).Error(); err != nil {
+		t.Fatalf("transfer leadership %s -> %s: %v", from.ID(), to.ID(), err)
+	}
+}
+
 func assignAt(term uint64) fsm.SetAssignments {
 	return fsm.SetAssignments{Assignments: []fsm.Assignment{{DeadlineKey: fsm.DeadlineKey{Miner: 1000, Deadline: 1}, Node: "n1"}}, Term: term}
 }
@@ -103,9 +110,7 @@ func TestLeaderTasksFollowLeadership(t *testing.T) {
 	}
 
 	// Hand leadership to n2: n1's task is stopped, n2's starts in a later term.
-	if err := nodes[0].raft.LeadershipTransferToServer(raft.ServerID(nodes[1].ID()), raft.ServerAddress(nodes[1].RaftAddr())).Error(); err != nil {
-		t.Fatal(err)
-	}
+	transferTo(t, nodes[0], nodes[1])
 	eventually(t, "n1's task stopped and n2's started", func() bool {
 		_, r1, _ := logs[0].state()
 		s2, r2, _ := logs[1].state()
@@ -141,9 +146,7 @@ func TestLeaderTasksFollowLeadership(t *testing.T) {
 	}
 
 	// Regaining leadership starts a new task instance with a new handle.
-	if err := nodes[1].raft.LeadershipTransferToServer(raft.ServerID(nodes[0].ID()), raft.ServerAddress(nodes[0].RaftAddr())).Error(); err != nil {
-		t.Fatal(err)
-	}
+	transferTo(t, nodes[1], nodes[0])
 	eventually(t, "n1 runs the task again", func() bool {
 		s1, r1, _ := logs[0].state()
 		_, r2, _ := logs[1].state()
