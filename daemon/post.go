@@ -23,8 +23,8 @@ import (
 )
 
 // startPoSt wires WindowPoSt on this node: with a chain (Chain.API or
-// --chain-api) the leader's scheduler loop runs here (it acts only while
-// this node leads), and with --poster the deadline runner proves this
+// --chain-api) the scheduler is registered as a leader task (it runs only
+// while this node leads) and keeps its chain cache warm meanwhile, and with --poster the deadline runner proves this
 // node's deadlines on its --ext-prover children. It registers
 // VSM.ClusterSchedule and VSM.ProvingCompute either way; without a chain
 // they say what is missing.
