@@ -106,6 +106,7 @@ type Node struct {
 	// Until then its writes wait, so nothing is written before the id.
 	leaderReady atomic.Uint64 // the term it was established in; 0: not
 	ready       atomic.Bool   // ReadReady has succeeded once
+	leader      *leaderState  // see leader.go
 	done        chan struct{}
 }
 
@@ -126,7 +127,7 @@ func Open(cfg Config) (*Node, error) {
 	if adv.IP == nil || adv.IP.IsUnspecified() {
 		return nil, fmt.Errorf("raft advertise address %q: peers cannot dial an unspecified address; set raft advertise", cfg.RaftAdvertise)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, fatal: make(chan error, 1), done: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, fatal: make(chan error, 1), leader: newLeaderState(), done: make(chan struct{})}
 	n.fsm = newTrackedFSM(fsm.New(n.onFatal))
 	if err := n.open(adv); err != nil {
 		n.closeStores()
@@ -205,54 +206,6 @@ func (n *Node) open(adv *net.TCPAddr) (err error) {
 	return nil
 }
 
-// monitorLeadership establishes leadership when this node wins an
-// election: a barrier first (so the FSM holds everything earlier leaders
-// committed), then the cluster id. Writes wait for it (see ApplyRaw).
-func (n *Node) monitorLeadership() {
-	for {
-		select {
-		case <-n.done:
-			return
-		case leader := <-n.raft.LeaderCh():
-			n.leaderReady.Store(0)
-			if leader {
-				go n.establishLeadership()
-			}
-		}
-	}
-}
-
-func (n *Node) establishLeadership() {
-	for n.raft.State() == raft.Leader {
-		term := n.raft.CurrentTerm()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := waitFuture(ctx, n.raft.Barrier(0))
-		if err == nil {
-			_, err = n.ensureClusterID(ctx, true)
-		}
-		cancel()
-		if err == nil {
-			n.leaderReady.Store(term)
-			n.log.Info("leadership established", zap.String("node", n.cfg.NodeID))
-			// A restart from an accepted snapshot is complete once this
-			// node leads again (its term is on disk): drop the marker so a
-			// later loss is judged afresh.
-			clearAcceptMarker(n.cfg.Dir)
-			return
-		}
-		if errors.Is(err, ErrWrongCluster) {
-			n.onFatal(err)
-			return
-		}
-		n.log.Warn("establishing leadership", zap.Error(err))
-		select {
-		case <-n.done:
-			return
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
 // LeaderReady reports whether this node leads and has established its
 // leadership in the current term (a barrier done in this term, so its FSM
 // holds everything earlier leaders committed).
@@ -324,6 +277,7 @@ func (n *Node) raftConfig() *raft.Config {
 	rc.TrailingLogs = n.cfg.TrailingLogs
 	rc.CommitTimeout = n.cfg.CommitTimeout
 	rc.Logger = logging.HCLog(n.log.Named("raft"))
+	rc.NotifyCh = n.leader.notify
 	return rc
 }
 
@@ -687,6 +641,11 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 	}
 	close(n.done)
+	// Leader tasks stop before raft does, so none writes into a closed node.
+	select {
+	case <-n.leader.stopped:
+	case <-ctx.Done():
+	}
 	err := n.raft.Shutdown().Error()
 	n.closeStores()
 	if err != nil {

@@ -10,21 +10,20 @@ import (
 	"go.uber.org/zap"
 )
 
-// reconcileLoop runs on every member and acts only while it leads: it
-// makes the raft configuration follow gossip, as consul's leader does with
-// serf. New members join as non-voters and are promoted once caught up.
-func (s *Server) reconcileLoop(ctx context.Context) {
+// reconcileLoop is a leader task: it makes the raft configuration follow
+// gossip, as consul's leader does with serf. New members join as
+// non-voters and are promoted once caught up. Configuration changes are
+// raft calls on this node, which fail once it no longer leads.
+func (s *Server) reconcileLoop(ctx context.Context, _ *Leadership) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
+		s.reconcile(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-s.gossip.Events():
-		}
-		if s.node.IsLeader() {
-			s.reconcile(ctx)
 		}
 	}
 }

@@ -133,7 +133,7 @@ func OpenServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	go s.forwardFatal(ctx)
 	go s.retryJoin(ctx)
 	go s.refreshMeta(ctx)
-	go s.reconcileLoop(ctx)
+	s.RegisterLeaderTask("membership", s.reconcileLoop)
 	if cfg.BootstrapExpect > 0 {
 		go s.bootstrapExpect(ctx)
 	}

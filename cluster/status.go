@@ -88,7 +88,7 @@ var (
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descTerm, descCommit, descApplied, descLast, descPeers, descFSM} {
+	for _, d := range []*prometheus.Desc{descState, descTerm, descCommit, descApplied, descLast, descPeers, descFSM, descRefused, descFenced} {
 		ch <- d
 	}
 }
@@ -107,6 +107,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(s.AppliedIndex))
 	ch <- prometheus.MustNewConstMetric(descLast, prometheus.GaugeValue, float64(s.LastContactMS)/1000)
 	ch <- prometheus.MustNewConstMetric(descPeers, prometheus.GaugeValue, float64(s.NumPeers))
+	ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(c.n.leader.refused.Load()))
+	ch <- prometheus.MustNewConstMetric(descFenced, prometheus.CounterValue, float64(c.n.fsm.Fenced()))
 	fs := c.n.fsm.Stats()
 	for kind, v := range map[string]int{"miners": fs.Miners, "storage": fs.Storage, "sectors": fs.Sectors, "assignments": fs.Assignments} {
 		ch <- prometheus.MustNewConstMetric(descFSM, prometheus.GaugeValue, float64(v), kind)

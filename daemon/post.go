@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,12 +18,13 @@ import (
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/runner"
 	"github.com/vsm-project/vsm/rpc"
+	"github.com/vsm-project/vsm/scheduler"
 	"github.com/vsm-project/vsm/web"
 )
 
 // startPoSt wires WindowPoSt on this node: with a chain (Chain.API or
-// --chain-api) the leader's scheduler loop runs here (it acts only while
-// this node leads), and with --poster the deadline runner proves this
+// --chain-api) the scheduler is registered as a leader task (it runs only
+// while this node leads) and keeps its chain cache warm meanwhile, and with --poster the deadline runner proves this
 // node's deadlines on its --ext-prover children. It registers
 // VSM.ClusterSchedule and VSM.ProvingCompute either way; without a chain
 // they say what is missing.
@@ -47,11 +49,18 @@ func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Ser
 		return nil, fmt.Errorf("chain api: %w", err)
 	}
 	conf := o.Config.PoSt
-	p.sched = cluster.NewScheduler(server, chain, cluster.SchedulerConfig{
-		Schedule: schedule.Config{Confidence: schedule.Epoch(conf.Confidence)},
-		Logger:   log.Named("scheduler"),
+	delay, err := debugWriteDelay()
+	if err != nil {
+		return nil, err
+	}
+	p.sched = scheduler.NewScheduler(server, chain, scheduler.SchedulerConfig{
+		Schedule:        schedule.Config{Confidence: schedule.Epoch(conf.Confidence)},
+		Events:          server.Gossip().Subscribe(),
+		DebugWriteDelay: delay,
+		Logger:          log.Named("scheduler"),
 	})
-	go p.sched.Run(ctx, server.Gossip().Subscribe())
+	server.RegisterLeaderTask("scheduler", func(ctx context.Context, l *cluster.Leadership) { p.sched.Lead(ctx, l) })
+	go p.sched.Warm(ctx)
 
 	if chain.V0() {
 		log.Warn("the chain API is a v0 endpoint (/rpc/v0): StateWaitMsg and StateSearchMsg use v0's shorter forms; prefer /rpc/v1", zap.String("url", chain.Info().URL))
@@ -100,10 +109,26 @@ func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Ser
 	return p, nil
 }
 
+// debugWriteDelayEnv names the test-only pause between a scheduling round's
+// decision and its writes (see scheduler.SchedulerConfig.DebugWriteDelay).
+const debugWriteDelayEnv = "VSM_DEBUG_SCHEDULER_WRITE_DELAY"
+
+func debugWriteDelay() (time.Duration, error) {
+	v := os.Getenv(debugWriteDelayEnv)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s=%q: want a duration such as 5s (a test-only setting; unset it in production)", debugWriteDelayEnv, v)
+	}
+	return d, nil
+}
+
 type post struct {
 	node   string
 	store  *fsm.FSM
-	sched  *cluster.Scheduler
+	sched  *scheduler.Scheduler
 	runner *runner.Runner
 }
 

@@ -23,6 +23,10 @@ const (
 	TypeDeleteLocations CommandType = 7
 	TypeSetAssignments  CommandType = 8
 	TypeRecordDeadline  CommandType = 9
+	// TypeSetAssignmentsFenced is SetAssignments with the raft term it was
+	// decided in (see SetAssignments.Term). Entries written before it
+	// existed are TypeSetAssignments and still decode, unfenced.
+	TypeSetAssignmentsFenced CommandType = 10
 )
 
 // Command is one state change. Encode gives its log entry bytes.
@@ -60,7 +64,15 @@ type DeleteLocations struct{ IDs []SectorID }
 // SetAssignments sets the owner of deadlines. An empty Node unassigns.
 // Generation is ignored (the FSM assigns it); Since is stored with a new
 // owner and updates an unchanged owner's Since.
-type SetAssignments struct{ Assignments []Assignment }
+//
+// Term, when set, fences the command: it is the raft term of the leader
+// that decided it, and FSM.Apply refuses the command unless the log entry
+// carrying it has that same term (see FSM.Apply). Zero means unfenced:
+// entries from before fencing existed, and tests without raft.
+type SetAssignments struct {
+	Assignments []Assignment
+	Term        uint64
+}
 
 // RecordDeadline stores the outcome of one deadline.
 type RecordDeadline struct{ Record DeadlineRecord }
@@ -72,8 +84,13 @@ func (PutStorage) Type() CommandType      { return TypePutStorage }
 func (RemoveStorage) Type() CommandType   { return TypeRemoveStorage }
 func (PutLocations) Type() CommandType    { return TypePutLocations }
 func (DeleteLocations) Type() CommandType { return TypeDeleteLocations }
-func (SetAssignments) Type() CommandType  { return TypeSetAssignments }
-func (RecordDeadline) Type() CommandType  { return TypeRecordDeadline }
+func (c SetAssignments) Type() CommandType {
+	if c.Term != 0 {
+		return TypeSetAssignmentsFenced
+	}
+	return TypeSetAssignments
+}
+func (RecordDeadline) Type() CommandType { return TypeRecordDeadline }
 
 func (c SetClusterID) encodeBody(e *encoder) { e.string(c.ID) }
 func (c PutMiner) encodeBody(e *encoder)     { encodeMiner(e, c.Miner) }
@@ -105,6 +122,9 @@ func (c DeleteLocations) encodeBody(e *encoder) {
 	}
 }
 func (c SetAssignments) encodeBody(e *encoder) {
+	if c.Term != 0 {
+		e.uvarint(c.Term)
+	}
 	e.uvarint(uint64(len(c.Assignments)))
 	for _, a := range c.Assignments {
 		e.uvarint(a.Miner)
@@ -217,6 +237,11 @@ func Decode(b []byte) (Command, error) {
 		c = decodeDeleteLocations(d)
 	case TypeSetAssignments:
 		c = decodeSetAssignments(d)
+	case TypeSetAssignmentsFenced:
+		term := d.uvarint()
+		sa := decodeSetAssignments(d)
+		sa.Term = term
+		c = sa
 	case TypeRecordDeadline:
 		c = RecordDeadline{Record: decodeRecord(d)}
 	default:

@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 )
@@ -23,6 +24,9 @@ type FSM struct {
 	// fatal is called when the log holds a command this version cannot
 	// apply. Continuing would silently diverge from the other members.
 	fatal func(error)
+	// fenced counts commands refused because the term they were decided
+	// in is not the term of the entry that carries them.
+	fenced atomic.Uint64
 }
 
 // New returns an empty FSM. onFatal is called (then Apply panics if it
@@ -47,8 +51,44 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if c == nil { // unknown but marked optional
 		return Result{}
 	}
+	if err := f.fence(c, l); err != nil {
+		return Result{Err: err}
+	}
 	return f.ApplyCommand(c)
 }
+
+// ErrFenced marks a command decided by a leader in another term than the
+// entry carrying it: a deposed leader's late write.
+var ErrFenced = fmt.Errorf("%w: stale leader", ErrRejected)
+
+// fence refuses a fenced command whose decided term is not the term of its
+// log entry. Raft gives an entry the term of the leader that appended it,
+// and that never changes, so every member decides alike. Why equality is
+// the right test:
+//   - a deposed leader's write that reaches the log through the new leader
+//     (forwarded, or retried after "not leader") is appended in a later
+//     term than it was decided in: refused;
+//   - a deposed leader's own entry, appended in its term but never
+//     replicated to a majority, is overwritten by the new leader and never
+//     applied anywhere: raft itself drops it;
+//   - the same entry, if it did reach enough members to be kept, carries
+//     its original term and was decided by the legitimate leader of that
+//     term before any later leader's barrier, so it is applied and the new
+//     leader (which plans only after its barrier) sees it, like any write
+//     committed just before an election.
+func (f *FSM) fence(c Command, l *raft.Log) error {
+	sa, ok := c.(SetAssignments)
+	if !ok || sa.Term == 0 || sa.Term == l.Term {
+		return nil
+	}
+	f.fenced.Add(1)
+	return fmt.Errorf("%w: %d assignments decided in raft term %d arrived in an entry of term %d (index %d); the leader that decided them was deposed, so they are ignored",
+		ErrFenced, len(sa.Assignments), sa.Term, l.Term, l.Index)
+}
+
+// Fenced is how many commands this member refused as stale leader writes
+// since it started.
+func (f *FSM) Fenced() uint64 { return f.fenced.Load() }
 
 // ApplyCommand applies c without raft. Raft calls it through Apply; tests
 // and benchmarks call it directly.

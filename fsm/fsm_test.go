@@ -216,6 +216,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		PutLocations{Locations: []SectorLocation{location(1, 2, "a", "b"), {SectorID: SectorID{3, 4}, Sealed: "c", Cache: "d", Upgraded: true}}},
 		DeleteLocations{IDs: []SectorID{{1, 2}, {1 << 40, 1 << 50}}},
 		SetAssignments{Assignments: []Assignment{{DeadlineKey: DeadlineKey{1, 47}, Node: "node-1", Since: 123456}, {DeadlineKey: DeadlineKey{2, 0}, Since: -1}}},
+		SetAssignments{Assignments: []Assignment{{DeadlineKey: DeadlineKey{1, 47}, Node: "node-1", Since: 9}}, Term: 1 << 33},
 		RecordDeadline{Record: DeadlineRecord{DeadlineKey: DeadlineKey{1, 2}, PeriodStart: -5, Outcome: OutcomeFaulty, Node: "x", FaultySector: []uint64{3, 9}, DurationMS: 1234, Message: "m"}},
 	}
 	for _, c := range cmds {
@@ -226,6 +227,51 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(got, c) {
 			t.Fatalf("round trip\n got %+v\nwant %+v", got, c)
 		}
+	}
+}
+
+// An entry written before fencing existed (type 8, no term) must still
+// decode from raft logs on disk, as an unfenced command.
+func TestDecodeUnfencedAssignmentsFromOldLogs(t *testing.T) {
+	old := []byte{byte(TypeSetAssignments), 1, 0xe8, 0x07, 5, 2, 'n', '1', 0x14}
+	got, err := Decode(old)
+	want := SetAssignments{Assignments: []Assignment{{DeadlineKey: DeadlineKey{1000, 5}, Node: "n1", Since: 10}}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("old entry decoded to %+v, %v; want %+v", got, err, want)
+	}
+}
+
+func TestFencedAssignments(t *testing.T) {
+	assign := func(term uint64) SetAssignments {
+		return SetAssignments{Assignments: []Assignment{{DeadlineKey: DeadlineKey{1000, 3}, Node: "n1"}}, Term: term}
+	}
+	tests := []struct {
+		name      string
+		cmd       SetAssignments
+		entryTerm uint64
+		fenced    bool
+	}{
+		{name: "decided in the entry's term", cmd: assign(5), entryTerm: 5},
+		{name: "decided by a deposed leader, appended by the next", cmd: assign(5), entryTerm: 6, fenced: true},
+		{name: "decided in a term the entry is older than", cmd: assign(7), entryTerm: 6, fenced: true},
+		{name: "unfenced (written before fencing existed)", cmd: assign(0), entryTerm: 9},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := New(nil)
+			f.ApplyCommand(PutMiner{Miner: miner(1000)})
+			r := f.Apply(&raft.Log{Type: raft.LogCommand, Index: 3, Term: tt.entryTerm, Data: Encode(tt.cmd)}).(Result)
+			owners := len(f.Assignments())
+			if tt.fenced {
+				if !errors.Is(r.Err, ErrFenced) || !errors.Is(r.Err, ErrRejected) || owners != 0 || f.Fenced() != 1 {
+					t.Fatalf("stale write: err %v, %d assignments, fenced count %d; want ErrFenced, 0, 1", r.Err, owners, f.Fenced())
+				}
+				return
+			}
+			if r.Err != nil || owners != 1 || f.Fenced() != 0 {
+				t.Fatalf("current write: err %v, %d assignments, fenced count %d; want nil, 1, 0", r.Err, owners, f.Fenced())
+			}
+		})
 	}
 }
 

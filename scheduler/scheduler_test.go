@@ -1,4 +1,4 @@
-package cluster
+package scheduler
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/vsm-project/vsm/cluster"
 	"github.com/vsm-project/vsm/cluster/schedule"
 	"github.com/vsm-project/vsm/fsm"
 	"github.com/vsm-project/vsm/fullnode"
@@ -64,33 +65,33 @@ func TestDiffAssignments(t *testing.T) {
 
 func TestNodesFromMembers(t *testing.T) {
 	now := time.Unix(1000, 0)
-	cap2 := Capacity{GPUs: 2, Children: 2, ChildrenReady: 2, SecondsPerPartition: 1.5}
+	cap2 := cluster.Capacity{GPUs: 2, Children: 2, ChildrenReady: 2, SecondsPerPartition: 1.5}
 	tests := []struct {
 		name    string
-		member  Member
+		member  cluster.Member
 		suspect map[string]time.Time
 		want    []schedule.Node
 	}{
 		{name: "alive with children",
-			member: Member{Meta: Meta{ID: "a", Poster: true, Capacity: cap2}, State: "alive"},
+			member: cluster.Member{Meta: cluster.Meta{ID: "a", Poster: true, Capacity: cap2}, State: "alive"},
 			want:   []schedule.Node{{ID: "a", GPUs: 2, PartitionTime: 1500 * time.Millisecond, Alive: true}}},
 		{name: "not a poster means no capacity",
-			member: Member{Meta: Meta{ID: "a", Capacity: cap2}, State: "alive"},
+			member: cluster.Member{Meta: cluster.Meta{ID: "a", Capacity: cap2}, State: "alive"},
 			want:   []schedule.Node{{ID: "a", PartitionTime: 1500 * time.Millisecond, Alive: true}}},
 		{name: "no ready children means no capacity",
-			member: Member{Meta: Meta{ID: "a", Poster: true, Capacity: Capacity{GPUs: 2, Children: 2}}, State: "alive"},
+			member: cluster.Member{Meta: cluster.Meta{ID: "a", Poster: true, Capacity: cluster.Capacity{GPUs: 2, Children: 2}}, State: "alive"},
 			want:   []schedule.Node{{ID: "a", Alive: true}}},
-		{name: "dead", member: Member{Meta: Meta{ID: "a", Poster: true, Capacity: cap2}, State: "dead"},
+		{name: "dead", member: cluster.Member{Meta: cluster.Meta{ID: "a", Poster: true, Capacity: cap2}, State: "dead"},
 			want: []schedule.Node{{ID: "a", GPUs: 2, PartitionTime: 1500 * time.Millisecond}}},
-		{name: "draining", member: Member{Meta: Meta{ID: "a", Poster: true, Draining: true, Capacity: cap2}, State: "alive"},
+		{name: "draining", member: cluster.Member{Meta: cluster.Meta{ID: "a", Poster: true, Draining: true, Capacity: cap2}, State: "alive"},
 			want: []schedule.Node{{ID: "a", GPUs: 2, PartitionTime: 1500 * time.Millisecond, Alive: true, Draining: true}}},
-		{name: "suspect briefly is still alive", member: Member{Meta: Meta{ID: "a", Poster: true, Capacity: cap2}, State: "suspect"},
+		{name: "suspect briefly is still alive", member: cluster.Member{Meta: cluster.Meta{ID: "a", Poster: true, Capacity: cap2}, State: "suspect"},
 			suspect: map[string]time.Time{"a": now.Add(-time.Second)},
 			want:    []schedule.Node{{ID: "a", GPUs: 2, PartitionTime: 1500 * time.Millisecond, Alive: true}}},
-		{name: "suspect for long counts as dead", member: Member{Meta: Meta{ID: "a", Poster: true, Capacity: cap2}, State: "suspect"},
+		{name: "suspect for long counts as dead", member: cluster.Member{Meta: cluster.Meta{ID: "a", Poster: true, Capacity: cap2}, State: "suspect"},
 			suspect: map[string]time.Time{"a": now.Add(-3 * time.Second)},
 			want:    []schedule.Node{{ID: "a", GPUs: 2, PartitionTime: 1500 * time.Millisecond}}},
-		{name: "left is not a node", member: Member{Meta: Meta{ID: "a", Poster: true, Capacity: cap2}, State: "left"}, want: []schedule.Node{}},
+		{name: "left is not a node", member: cluster.Member{Meta: cluster.Meta{ID: "a", Poster: true, Capacity: cap2}, State: "left"}, want: []schedule.Node{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,7 +99,7 @@ func TestNodesFromMembers(t *testing.T) {
 			if sus == nil {
 				sus = map[string]time.Time{}
 			}
-			got := nodesFromMembers([]Member{tt.member}, now, sus, 2*time.Second)
+			got := nodesFromMembers([]cluster.Member{tt.member}, now, sus, 2*time.Second)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("nodes\n got %+v\nwant %+v", got, tt.want)
 			}
@@ -141,15 +142,18 @@ func (c *fakeChain) StateMinerPartitions(_ context.Context, maddr address.Addres
 // fakeHost is a leader over a plain FSM with a settable member list.
 type fakeHost struct {
 	f       *fsm.FSM
-	members []Member
+	members []cluster.Member
 	applies int
 }
 
-func (h *fakeHost) leading(context.Context) bool { return true }
-func (h *fakeHost) FSM() *fsm.FSM                { return h.f }
-func (h *fakeHost) Members() []Member            { return h.members }
+func (h *fakeHost) FSM() *fsm.FSM             { return h.f }
+func (h *fakeHost) Members() []cluster.Member { return h.members }
+func (h *fakeHost) Term() uint64              { return 1 }
 func (h *fakeHost) Apply(_ context.Context, c fsm.Command) (int, error) {
 	h.applies++
+	if sa, ok := c.(fsm.SetAssignments); ok && sa.Term != h.Term() {
+		return 0, fmt.Errorf("assignments written with term %d, not the writer's %d", sa.Term, h.Term())
+	}
 	r := h.f.ApplyCommand(c)
 	return r.Changed, r.Err
 }
@@ -167,13 +171,13 @@ func TestSchedulerRounds(t *testing.T) {
 		ones[i] = 1
 	}
 	chain := &fakeChain{head: 5000, periodStart: map[uint64]int64{1000: 17, 1001: 1300, 1002: 0}, parts: map[uint64][48]int{1000: ones, 1001: ones, 1002: ones}}
-	capa := Capacity{GPUs: 2, Children: 2, ChildrenReady: 2, SecondsPerPartition: 60}
-	h := &fakeHost{f: f, members: []Member{
-		{Meta: Meta{ID: "a", Poster: true, Capacity: capa}, State: "alive"},
-		{Meta: Meta{ID: "b", Poster: true, Capacity: capa}, State: "alive"},
-		{Meta: Meta{ID: "c", Poster: true}, State: "alive"}, // no children: gets nothing
+	capa := cluster.Capacity{GPUs: 2, Children: 2, ChildrenReady: 2, SecondsPerPartition: 60}
+	h := &fakeHost{f: f, members: []cluster.Member{
+		{Meta: cluster.Meta{ID: "a", Poster: true, Capacity: capa}, State: "alive"},
+		{Meta: cluster.Meta{ID: "b", Poster: true, Capacity: capa}, State: "alive"},
+		{Meta: cluster.Meta{ID: "c", Poster: true}, State: "alive"}, // no children: gets nothing
 	}}
-	s := newScheduler(h, chain, SchedulerConfig{BatchSize: 40, Logger: zaptest.NewLogger(t)})
+	s := NewScheduler(h, chain, SchedulerConfig{BatchSize: 40, Logger: zaptest.NewLogger(t)})
 
 	owners := func() map[string]int {
 		n := map[string]int{}
@@ -185,7 +189,7 @@ func TestSchedulerRounds(t *testing.T) {
 
 	// Cold start: every deadline of the two enabled miners gets an owner,
 	// written in batches of 40.
-	res, err := s.Round(ctx)
+	res, err := s.Round(ctx, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +204,7 @@ func TestSchedulerRounds(t *testing.T) {
 	}
 
 	// Nothing changed: nothing is written and the chain cache is used.
-	if res, err := s.Round(ctx); err != nil || res.Written != 0 {
+	if res, err := s.Round(ctx, h); err != nil || res.Written != 0 {
 		t.Fatalf("steady round wrote %d (%v)", res.Written, err)
 	}
 	if chain.calls != 96 {
@@ -209,8 +213,8 @@ func TestSchedulerRounds(t *testing.T) {
 
 	// A new leader (a fresh loop over the same replicated state) resumes
 	// without moving anything.
-	s2 := newScheduler(h, chain, SchedulerConfig{Logger: zaptest.NewLogger(t)})
-	if res, err := s2.Round(ctx); err != nil || res.Written != 0 {
+	s2 := NewScheduler(h, chain, SchedulerConfig{Logger: zaptest.NewLogger(t)})
+	if res, err := s2.Round(ctx, h); err != nil || res.Written != 0 {
 		t.Fatalf("new leader wrote %d (%v), want 0", res.Written, err)
 	}
 
@@ -219,7 +223,7 @@ func TestSchedulerRounds(t *testing.T) {
 	before := f.Assignments()
 	h.members[1].State = "dead"
 	chain.head = 5010
-	res, err = s2.Round(ctx)
+	res, err = s2.Round(ctx, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +254,7 @@ func TestSchedulerRounds(t *testing.T) {
 	if r := f.ApplyCommand(fsm.PutMiner{Miner: fsm.Miner{ID: 1001, SectorSize: 2048, PoStProof: 10, PartitionSize: 2}}); r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	if res, err := s2.Round(ctx); err != nil || res.Written != 48 {
+	if res, err := s2.Round(ctx, h); err != nil || res.Written != 48 {
 		t.Fatalf("disabling t01001 wrote %d (%v), want 48 unassignments", res.Written, err)
 	}
 	if o := owners(); o["a"] != 48 || o[""] != 48 {
@@ -261,10 +265,10 @@ func TestSchedulerRounds(t *testing.T) {
 func TestSchedulerChainFailureWritesNothing(t *testing.T) {
 	f := fsm.New(nil)
 	f.ApplyCommand(fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PoStProof: 10, PartitionSize: 2, Enabled: true}})
-	h := &fakeHost{f: f, members: []Member{{Meta: Meta{ID: "a", Poster: true, Capacity: Capacity{GPUs: 1, ChildrenReady: 1}}, State: "alive"}}}
+	h := &fakeHost{f: f, members: []cluster.Member{{Meta: cluster.Meta{ID: "a", Poster: true, Capacity: cluster.Capacity{GPUs: 1, ChildrenReady: 1}}, State: "alive"}}}
 	chain := &fakeChain{head: 10, periodStart: map[uint64]int64{}}
-	s := newScheduler(h, chain, SchedulerConfig{Logger: zaptest.NewLogger(t)})
-	if _, err := s.Round(context.Background()); err == nil || h.applies != 0 {
+	s := NewScheduler(h, chain, SchedulerConfig{Logger: zaptest.NewLogger(t)})
+	if _, err := s.Round(context.Background(), h); err == nil || h.applies != 0 {
 		t.Fatalf("round with an unreadable miner: err %v, %d applies", err, h.applies)
 	}
 }

@@ -1,4 +1,7 @@
-package cluster
+// Package scheduler is the leader's deadline scheduling loop: it feeds the
+// pure planner (cluster/schedule) from the chain, the replicated state and
+// gossip, and writes the differences through raft.
+package scheduler
 
 import (
 	"cmp"
@@ -14,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/vsm-project/vsm/cluster"
 	"github.com/vsm-project/vsm/cluster/schedule"
 	"github.com/vsm-project/vsm/fsm"
 	"github.com/vsm-project/vsm/fullnode"
@@ -28,24 +32,19 @@ type SchedulerChain interface {
 	StateMinerPartitions(ctx context.Context, maddr address.Address, dlIdx uint64, tsk fullnode.TipSetKey) ([]fullnode.Partition, error)
 }
 
-// schedulerHost is the part of a Server the loop uses, so tests can run
-// it against a plain FSM.
-type schedulerHost interface {
-	// leading reports whether this node is the leader and has established
-	// leadership (its FSM holds everything earlier leaders committed).
-	leading(ctx context.Context) bool
+// State is what the scheduler reads on any member: the replicated state
+// and the gossiped members. *cluster.Server implements it.
+type State interface {
 	FSM() *fsm.FSM
-	Members() []Member
-	Apply(ctx context.Context, c fsm.Command) (int, error)
+	Members() []cluster.Member
 }
 
-func (s *Server) leading(ctx context.Context) bool {
-	if !s.node.IsLeader() {
-		return false
-	}
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	return s.node.waitLeaderReady(wctx) == nil
+// Writer is how a round writes: the leadership handle of the term the
+// round was decided in (*cluster.Leadership). Its writes go through this
+// node's raft only, and each carries the term (see fsm.SetAssignments).
+type Writer interface {
+	Term() uint64
+	Apply(ctx context.Context, c fsm.Command) (int, error)
 }
 
 // SchedulerConfig tunes the leader's scheduler loop. Zero fields take the
@@ -65,7 +64,15 @@ type SchedulerConfig struct {
 	BatchSize int
 	// Schedule holds the scheduler's timing assumptions.
 	Schedule schedule.Config
-	Logger   *zap.Logger
+	// Events wakes the leader's loop at once (gossip membership changes);
+	// may be nil.
+	Events <-chan struct{}
+	// DebugWriteDelay holds every round that has changes to write for this
+	// long between deciding and writing, even past the end of the term
+	// (VSM_DEBUG_SCHEDULER_WRITE_DELAY). Tests use it to pause a leader in
+	// the middle of a round; never set it in production.
+	DebugWriteDelay time.Duration
+	Logger          *zap.Logger
 }
 
 func (c *SchedulerConfig) withDefaults() {
@@ -86,9 +93,9 @@ func (c *SchedulerConfig) withDefaults() {
 	}
 }
 
-// Scheduler is the leader's deadline scheduler loop. It runs on every
-// member with a chain configured and acts only while that member leads:
-// each round it plans with schedule.Compute from the replicated
+// Scheduler is the leader's deadline scheduler loop. Lead runs as a
+// leader task (cluster.LeaderTask) while this member leads: each round it
+// plans with schedule.Compute from the replicated
 // assignments, the enabled miners, their partition counts from the chain
 // and the members' gossiped capacity, and writes the differences through
 // raft. A new leader starts from the replicated assignments, so nothing
@@ -96,7 +103,7 @@ func (c *SchedulerConfig) withDefaults() {
 type Scheduler struct {
 	cfg   SchedulerConfig
 	chain SchedulerChain
-	host  schedulerHost
+	host  State
 	log   *zap.Logger
 
 	mu        sync.Mutex
@@ -112,47 +119,49 @@ type minerWork struct {
 	fetched time.Time
 }
 
-// NewScheduler builds the loop for s; run it with Run.
-func NewScheduler(s *Server, chain SchedulerChain, cfg SchedulerConfig) *Scheduler {
-	return newScheduler(s, chain, cfg)
-}
-
-func newScheduler(h schedulerHost, chain SchedulerChain, cfg SchedulerConfig) *Scheduler {
+// NewScheduler builds the loop over st; register Lead as a leader task
+// and run Warm on every member.
+func NewScheduler(st State, chain SchedulerChain, cfg SchedulerConfig) *Scheduler {
 	cfg.withDefaults()
 	return &Scheduler{
-		cfg: cfg, chain: chain, host: h, log: cfg.Logger,
+		cfg: cfg, chain: chain, host: st, log: cfg.Logger,
 		works: map[uint64]minerWork{}, suspect: map[string]time.Time{}, unplaced: map[schedule.Key]schedule.UnplacedReason{},
 	}
 }
 
-// Run plays rounds until ctx ends. events (gossip membership changes) may
-// be nil.
-func (s *Scheduler) Run(ctx context.Context, events <-chan struct{}) {
+// Lead plays rounds until ctx ends (the end of w's term). It is a leader
+// task: it starts after the new leader's barrier, so it resumes from the
+// replicated assignments.
+func (s *Scheduler) Lead(ctx context.Context, w Writer) {
+	s.log.Info("scheduler: this node leads; resuming from the replicated assignments", zap.Uint64("term", w.Term()), zap.Int("assignments", len(s.host.FSM().Assignments())))
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
-	wasLeader := false
 	for {
-		leader := s.host.leading(ctx)
-		if leader && !wasLeader {
-			s.log.Info("scheduler: this node leads; resuming from the replicated assignments", zap.Int("assignments", len(s.host.FSM().Assignments())))
-		}
-		wasLeader = leader
-		var err error
-		if leader {
-			_, err = s.Round(ctx)
-		} else {
-			// Followers keep the chain cache warm so that a new leader
-			// acts at once instead of first reading every deadline.
-			_, err = s.refreshWork(ctx, s.enabledMiners())
-		}
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("scheduler round", zap.Bool("leader", leader), zap.Error(err))
+		if _, err := s.Round(ctx, w); err != nil && ctx.Err() == nil {
+			s.log.Warn("scheduler round", zap.Error(err))
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-events:
+		case <-s.cfg.Events:
+		}
+	}
+}
+
+// Warm keeps the chain cache fresh on every member, so that a new leader
+// acts at once instead of first reading every deadline.
+func (s *Scheduler) Warm(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	for {
+		if _, err := s.refreshWork(ctx, s.enabledMiners()); err != nil && ctx.Err() == nil {
+			s.log.Debug("scheduler: warming the chain cache", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }
@@ -163,19 +172,20 @@ type RoundResult struct {
 	Written int // assignments written through raft
 }
 
-// Round plans once and writes the changes. It does not check leadership:
-// Run does; Apply forwards to the leader anyway.
-func (s *Scheduler) Round(ctx context.Context) (RoundResult, error) {
+// Round plans once and writes the changes through w, fenced with w's
+// term: if that term has ended, they are refused, not forwarded.
+func (s *Scheduler) Round(ctx context.Context, w Writer) (RoundResult, error) {
 	plan, current, err := s.plan(ctx)
 	if err != nil {
 		return RoundResult{}, err
 	}
 	changes := diffAssignments(current, plan.Assignments)
 	s.logPlan(plan, changes)
+	s.debugDelay(w, len(changes))
 	written := 0
 	for lo := 0; lo < len(changes); lo += s.cfg.BatchSize {
 		batch := changes[lo:min(lo+s.cfg.BatchSize, len(changes))]
-		if _, err := s.host.Apply(ctx, fsm.SetAssignments{Assignments: batch}); err != nil {
+		if _, err := w.Apply(ctx, fsm.SetAssignments{Assignments: batch, Term: w.Term()}); err != nil {
 			return RoundResult{Plan: plan, Written: written}, fmt.Errorf("write %d assignments through raft: %w", len(batch), err)
 		}
 		written += len(batch)
@@ -184,6 +194,17 @@ func (s *Scheduler) Round(ctx context.Context) (RoundResult, error) {
 	s.lastPlan, s.lastRound = plan, time.Now()
 	s.mu.Unlock()
 	return RoundResult{Plan: plan, Written: written}, nil
+}
+
+// debugDelay is DebugWriteDelay. It ignores the end of the term on
+// purpose: what a deposed leader's late write meets is what it is for.
+func (s *Scheduler) debugDelay(w Writer, changes int) {
+	if s.cfg.DebugWriteDelay <= 0 || changes == 0 {
+		return
+	}
+	s.log.Warn("scheduler: debug write delay: round decided, holding its writes", zap.Uint64("term", w.Term()), zap.Int("changes", changes), zap.Duration("delay", s.cfg.DebugWriteDelay))
+	time.Sleep(s.cfg.DebugWriteDelay)
+	s.log.Warn("scheduler: debug write delay over; writing the round", zap.Uint64("term", w.Term()), zap.Int("changes", changes))
 }
 
 // Preview computes the plan a round would make now, without writing it.
@@ -311,7 +332,7 @@ func fetchMinerWork(ctx context.Context, chain SchedulerChain, id uint64) (sched
 // longer than grace, is not alive; a member that left is not listed at
 // all (its deadlines move as "owner-gone"). suspect remembers when each
 // member was first seen suspect and is updated in place.
-func nodesFromMembers(members []Member, now time.Time, suspect map[string]time.Time, grace time.Duration) []schedule.Node {
+func nodesFromMembers(members []cluster.Member, now time.Time, suspect map[string]time.Time, grace time.Duration) []schedule.Node {
 	nodes := make([]schedule.Node, 0, len(members))
 	seen := map[string]bool{}
 	for _, m := range members {
