@@ -235,8 +235,14 @@ func capacity(sup *prover.Supervisor) cluster.Capacity {
 		return cluster.Capacity{}
 	}
 	c := sup.Capacity()
-	out := cluster.Capacity{GPUs: len(c.Children), Children: len(c.Children), Slots: c.TotalSlots, BusySlots: c.TotalSlots - c.FreeSlots, SecondsPerPartition: c.SecondsPerPartition}
+	out := cluster.Capacity{Slots: c.TotalSlots, BusySlots: c.TotalSlots - c.FreeSlots, SecondsPerPartition: c.SecondsPerPartition}
+	// [[WinPost]] children take no deadlines, so they are not capacity.
 	for _, ch := range c.Children {
+		if ch.Kind != prover.KindWdPost {
+			continue
+		}
+		out.GPUs++
+		out.Children++
 		if ch.State == prover.StateReady {
 			out.ChildrenReady++
 		}

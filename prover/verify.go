@@ -81,7 +81,7 @@ func (s *Supervisor) Verify(ctx context.Context, task VerifyPoStTask) (VerifyPoS
 	if err != nil {
 		return VerifyPoStOutput{}, fmt.Errorf("encode verify task: %w", err)
 	}
-	out, c, err := s.call(ctx, raw)
+	out, c, err := s.call(ctx, raw, KindWdPost)
 	if err != nil {
 		return VerifyPoStOutput{}, fmt.Errorf("verify %s of miner t0%d: %w", task.Verify, task.MinerID, err)
 	}
