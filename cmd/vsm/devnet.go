@@ -27,7 +27,7 @@ import (
 
 // devnetCommand runs and inspects the simulated chain (docs/devnet.md).
 func devnetCommand() *cli.Command {
-	dirFlag := &cli.StringFlag{Name: "dir", Usage: "devnet directory (state, token, api-info, sectors)", Value: "devnet"}
+	dirFlag := &cli.StringFlag{Name: "dir", Usage: "devnet directory (state, token, api-info, gateway-info, sectors)", Value: "devnet"}
 	return &cli.Command{
 		Name:  "devnet",
 		Usage: "a simulated Filecoin chain for running vsm on one machine (not a real chain)",
@@ -124,7 +124,12 @@ func devnetRun(c *cli.Context) error {
 		ln.Close()
 		return fmt.Errorf("writing api-info: %w", err)
 	}
-	fmt.Fprintf(c.App.Writer, "FULLNODE_API_INFO=%s\n", info)
+	gw := dn.GatewayInfo(ln.Addr())
+	if err := os.WriteFile(filepath.Join(dir, devnet.GatewayInfoFile), []byte(gw+"\n"), 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("writing gateway-info: %w", err)
+	}
+	fmt.Fprintf(c.App.Writer, "FULLNODE_API_INFO=%s\nGATEWAY_API=%s\n", info, gw)
 	log.Info("devnet serving", zap.String("listen", ln.Addr().String()), zap.String("dir", dir))
 
 	errCh := make(chan error, 2)
