@@ -333,6 +333,9 @@ func (d *Devnet) methods() map[string]method {
 			return &r, nil
 		}),
 		"Devnet.Miners": read(func(ctx context.Context, p params) (any, error) { return d.Miners(), nil }),
+		// Devnet.GatewayConnections: ListenProofEvent channels per miner
+		// address registered with the gateway stand-in.
+		"Devnet.GatewayConnections": read(func(ctx context.Context, p params) (any, error) { return d.hub.ConnectionCounts(), nil }),
 	}
 }
 

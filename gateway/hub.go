@@ -181,6 +181,18 @@ func (h *Hub) Connections(maddr address.Address) int {
 	return len(h.channels[maddr])
 }
 
+// ConnectionCounts is the number of channels registered per miner
+// address.
+func (h *Hub) ConnectionCounts() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]int, len(h.channels))
+	for a, list := range h.channels {
+		out[a.String()] = len(list)
+	}
+	return out
+}
+
 // Answer is what a request got back, and from whom.
 type Answer struct {
 	Response *ResponseEvent

@@ -92,8 +92,13 @@ func (c *connTracker) dropAll() {
 // listen runs a listener for miner 1000 until the test ends.
 func (f *hubFixture) listen(t *testing.T, h Handler, info APIInfo) {
 	t.Helper()
+	f.listenAs(t, "vsm-test", h, info)
+}
+
+func (f *hubFixture) listenAs(t *testing.T, agent string, h Handler, info APIInfo) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &listener{gw: info, miner: 1000, agent: "vsm-test", handler: h, log: zaptest.NewLogger(t),
+	l := &listener{gw: info, miner: 1000, agent: agent, handler: h, log: zaptest.NewLogger(t),
 		connected: func(ch string) { f.connected <- ch }}
 	done := make(chan struct{})
 	go func() {
@@ -223,5 +228,41 @@ func TestHubRefuses(t *testing.T) {
 	case ch := <-f.connected:
 		t.Fatalf("registered with a wrong token (channel %s)", ch)
 	case <-time.After(1500 * time.Millisecond):
+	}
+}
+
+// hangingHandler never answers until the test ends.
+type hangingHandler struct{ release chan struct{} }
+
+func (h hangingHandler) ComputeProof(ctx context.Context, _ uint64, _ ComputeProofRequest) ([]prooftypes.PoStProof, error) {
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+	}
+	return nil, errors.New("released")
+}
+
+// TestHubTriesTheNextChannel: a channel that does not answer within
+// AttemptTimeout costs one attempt; the next channel answers, every time,
+// whichever channel the rotation starts with.
+func TestHubTriesTheNextChannel(t *testing.T) {
+	f := newHubFixture(t)
+	f.hub.AttemptTimeout = 300 * time.Millisecond
+	hang := hangingHandler{release: make(chan struct{})}
+	t.Cleanup(func() { close(hang.release) })
+	f.listenAs(t, "stuck", hang, f.info)
+	f.waitConnected(t)
+	f.listenAs(t, "good", &fakeHandler{}, f.info)
+	f.waitConnected(t)
+	attempts := map[int]int{}
+	for i := range 4 {
+		_, ans, err := f.hub.ComputeProof(context.Background(), maddr, ComputeProofRequest{Height: abi.ChainEpoch(i)})
+		if err != nil || ans.Agent != "good" {
+			t.Fatalf("request %d: %v from %+v, want the good channel's answer", i, err, ans)
+		}
+		attempts[ans.Attempts]++
+	}
+	if attempts[1] == 0 || attempts[2] == 0 {
+		t.Errorf("attempts %v: want requests that started on each channel", attempts)
 	}
 }
