@@ -466,4 +466,3 @@ func (c *Client) ReceiptError(ctx context.Context, ml *MsgLookup) string {
 	}
 	return what
 }
-
