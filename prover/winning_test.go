@@ -22,16 +22,9 @@ func TestWinningPoStRealChild(t *testing.T) {
 	bin := buildVSM(t)
 	reps := createSectors(t, t.TempDir(), miner, 3)
 	block := prover.ProcessorConfig{Bin: bin, Args: []string{"wdpost"}, Concurrent: 2, Weight: 1, ReadyTimeoutSecs: 10}
-	sup, err := prover.NewSupervisor(prover.Config{WdPost: []prover.ProcessorConfig{block}}, prover.Options{Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sup := startSupervisor(t, prover.Config{WdPost: []prover.ProcessorConfig{block}}, prover.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := sup.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer sup.Close(context.Background()) //nolint:errcheck // test cleanup
 
 	seed := prover.Bytes32{1, 2, 3}
 	out, err := sup.ProveWinning(ctx, prover.WinningPoStTask{MinerID: miner, ProofType: "StackedDrgWinning2KiBV1", Replicas: reps[1:2], Seed: seed})
@@ -85,16 +78,9 @@ Bin = "` + bin + `"
 	if err != nil {
 		t.Fatal(err)
 	}
-	sup, err := prover.NewSupervisor(cfg, prover.Options{Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sup := startSupervisor(t, cfg, prover.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := sup.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer sup.Close(context.Background()) //nolint:errcheck // test cleanup
 	if got := sup.WinningChildren(); got != prover.KindWinPost {
 		t.Errorf("WinningChildren = %q, want WinPost", got)
 	}
@@ -118,17 +104,10 @@ Bin = "` + bin + `"
 	}
 
 	// A [[WinPost]] block running a WindowPoSt child is refused at start.
-	bad, err := prover.NewSupervisor(prover.Config{
+	bad := startSupervisor(t, prover.Config{
 		WdPost:  []prover.ProcessorConfig{{Bin: bin, Args: []string{"wdpost"}, Concurrent: 1, Weight: 1, ReadyTimeoutSecs: 10}},
 		WinPost: []prover.ProcessorConfig{{Bin: bin, Args: []string{"wdpost"}, Concurrent: 1, Weight: 1, ReadyTimeoutSecs: 10}},
-	}, prover.Options{Logger: zaptest.NewLogger(t), BackoffMin: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bad.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer bad.Close(context.Background()) //nolint:errcheck // test cleanup
+	}, prover.Options{BackoffMin: time.Hour})
 	found := false
 	for _, c := range bad.Capacity().Children {
 		if c.Name != "winpost-0" {
@@ -142,4 +121,22 @@ Bin = "` + bin + `"
 	if !found {
 		t.Error("no winpost-0 child in Capacity")
 	}
+}
+
+// startSupervisor starts the children of cfg and closes them when the test
+// ends.
+func startSupervisor(t *testing.T, cfg prover.Config, opts prover.Options) *prover.Supervisor {
+	t.Helper()
+	opts.Logger = zaptest.NewLogger(t)
+	sup, err := prover.NewSupervisor(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := sup.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sup.Close(context.Background()) })
+	return sup
 }
