@@ -72,6 +72,8 @@ bench:
 	@echo "== chain messages: build + CBOR-encode a SubmitWindowedPoSt of 3 full 32 GiB partitions; runner chain calls per deadline against the devnet"
 	$(GO) test -run XXX -bench 'SubmitWindowedPoSt32GiB' -benchmem ./prover/runner
 	$(GO) test -run XXX -bench 'RunnerChainCalls' -benchtime 1x -v ./prover/runner
+	@echo "== --miner: ComputeProof round trip through the gateway (hub -> websocket -> listener -> answer) vs the handler called directly, 200 requests"
+	$(GO) test -run XXX -bench ComputeProofRoundTrip -benchtime 3x ./gateway
 	@echo "== real engine (filecoin-ffi, CPU): sealing, one partition per engine first/warm, child RSS"
 	$(MAKE) --no-print-directory bench-ffi
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/filecoin-project/go-state-types/abi"
 	prooftypes "github.com/filecoin-project/go-state-types/proof"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/vsm-project/vsm/fullnode"
@@ -40,11 +41,12 @@ type hubFixture struct {
 	hub       *Hub
 	srv       *httptest.Server
 	conns     *connTracker
+	quiet     bool // no listener logs (benchmarks)
 	info      APIInfo
 	connected chan string
 }
 
-func newHubFixture(t *testing.T) *hubFixture {
+func newHubFixture(t testing.TB) *hubFixture {
 	t.Helper()
 	hub := NewHub("secret", zaptest.NewLogger(t))
 	hub.AttemptTimeout = 10 * time.Second
@@ -95,10 +97,14 @@ func (f *hubFixture) listen(t *testing.T, h Handler, info APIInfo) {
 	f.listenAs(t, "vsm-test", h, info)
 }
 
-func (f *hubFixture) listenAs(t *testing.T, agent string, h Handler, info APIInfo) {
+func (f *hubFixture) listenAs(t testing.TB, agent string, h Handler, info APIInfo) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &listener{gw: info, miner: 1000, agent: agent, handler: h, log: zaptest.NewLogger(t),
+	log := zaptest.NewLogger(t)
+	if f.quiet {
+		log = zap.NewNop()
+	}
+	l := &listener{gw: info, miner: 1000, agent: agent, handler: h, log: log,
 		connected: func(ch string) { f.connected <- ch }}
 	done := make(chan struct{})
 	go func() {
@@ -111,7 +117,7 @@ func (f *hubFixture) listenAs(t *testing.T, agent string, h Handler, info APIInf
 	})
 }
 
-func (f *hubFixture) waitConnected(t *testing.T) string {
+func (f *hubFixture) waitConnected(t testing.TB) string {
 	t.Helper()
 	select {
 	case ch := <-f.connected:
