@@ -32,6 +32,7 @@ type Hub struct {
 	// 5 minutes); AttemptTimeout bounds one channel's answer.
 	Timeout, AttemptTimeout time.Duration
 
+	wg       sync.WaitGroup // one per registration, until its connection ends
 	mu       sync.Mutex
 	channels map[address.Address][]*channel
 	pending  map[uuid.UUID]chan *ResponseEvent
@@ -134,11 +135,13 @@ func (a *hubAPI) ListenProofEvent(ctx context.Context, policy *ProofRegisterPoli
 	a.h.channels[maddr] = append(a.h.channels[maddr], ch)
 	a.h.mu.Unlock()
 	a.h.log.Info("prover registered", zap.Stringer("miner", maddr), zap.Stringer("channel", ch.id), zap.String("agent", ch.agent), zap.String("remote", ch.remote))
+	a.h.wg.Add(1)
 	go func() {
+		defer a.h.wg.Done()
 		<-ctx.Done()
+		a.h.log.Info("prover gone", zap.Stringer("miner", maddr), zap.Stringer("channel", ch.id), zap.String("agent", ch.agent))
 		a.h.remove(maddr, ch)
 		ch.close()
-		a.h.log.Info("prover gone", zap.Stringer("miner", maddr), zap.Stringer("channel", ch.id), zap.String("agent", ch.agent))
 	}()
 	return ch.out, nil
 }
@@ -173,6 +176,10 @@ func (h *Hub) remove(maddr address.Address, ch *channel) {
 		delete(h.channels, maddr)
 	}
 }
+
+// Wait returns once every registration has ended; close the server's
+// connections first.
+func (h *Hub) Wait() { h.wg.Wait() }
 
 // Connections is the number of channels registered for maddr.
 func (h *Hub) Connections(maddr address.Address) int {

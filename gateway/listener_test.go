@@ -56,7 +56,11 @@ func newHubFixture(t testing.TB) *hubFixture {
 	conns := &connTracker{Listener: srv.Listener}
 	srv.Listener = conns
 	srv.Start()
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		srv.Close()
+		conns.dropAll()
+		hub.Wait()
+	})
 	info, err := ParseAPIInfo("secret:" + srv.URL)
 	if err != nil {
 		t.Fatal(err)
