@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -159,4 +160,29 @@ func nodeOf(t *testing.T, nodes []*harness.Node, agent string) *harness.Node {
 	}
 	t.Fatalf("no member in prover %q", agent)
 	return nil
+}
+
+// TestMinerFlagRefusals: --miner without what it needs stops the daemon
+// with an error that says what to add.
+func TestMinerFlagRefusals(t *testing.T) {
+	n := harness.NewNode(t, "w1")
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no gateway", []string{"--miner", "--ext-prover"}, "--miner needs a sophon-gateway: set Gateway.API in config.toml or give --gateway-api"},
+		{"no children", []string{"--miner", "--gateway-api", "tok:/ip4/127.0.0.1/tcp/1"}, "--miner needs prover children: add --ext-prover"},
+		{"gateway without token", []string{"--miner", "--ext-prover", "--gateway-api", "/ip4/127.0.0.1/tcp/1"}, "want TOKEN:/ip4/HOST/tcp/PORT"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			args := append([]string{"--home", n.Home, "daemon", "run", "--bootstrap"}, tt.args...)
+			out, err := exec.CommandContext(ctx, n.Bin, args...).CombinedOutput()
+			if ctx.Err() != nil || err == nil || !strings.Contains(string(out), tt.want) {
+				t.Fatalf("daemon run %v: %v; want it to stop saying %q:\n%s", tt.args, err, tt.want, out)
+			}
+		})
+	}
 }
