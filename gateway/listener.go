@@ -109,17 +109,24 @@ func (l *listener) session(ctx context.Context) error {
 				zap.Stringer("id", resp.ID), zap.Error(err))
 		}
 	}
-	for ev := range events {
-		if ev == nil {
-			continue
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err() // closer() drops the connection, whatever the gateway does
+		case ev, ok := <-events:
+			if !ok {
+				return fmt.Errorf("the gateway closed the event channel of %s", maddr)
+			}
+			if ev == nil {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l.handle(ctx, ev, respond)
+			}()
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			l.handle(ctx, ev, respond)
-		}()
 	}
-	return fmt.Errorf("the gateway closed the event channel of %s", maddr)
 }
 
 // handle serves one event. Only ComputeProof is answered: InitConnect
