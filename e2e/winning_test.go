@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +139,10 @@ Sectors = 4
 	first := after[0]
 	t.Logf("rounds %d..%d proven per member %v; first round after the kill %d: %s, %d attempt(s), %dms; %s; test took %v",
 		from, to, byNode, first.Round, first.Prover, first.Attempts, first.TookMs, rep.WinningString(), time.Since(start).Round(time.Second))
+	out, err := exec.Command(bin, "devnet", "report", "--dir", dnDir, "--records", "5").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ROUND") || !regexp.MustCompile(`proven\s+vsm/dev \(node n\d\)`).Match(out) {
+		t.Errorf("vsm devnet report: %v, want the elected rounds with their provers:\n%s", err, out)
+	}
 	var answered int
 	for _, n := range pc.nodes {
 		if n != victim && strings.Contains(n.Log(), "winning post computed") {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -208,8 +209,25 @@ func devnetReport(c *cli.Context) error {
 			return err
 		}
 	}
+	if err := printWinRecords(c.App.Writer, r.WinRecords); err != nil {
+		return err
+	}
 	fmt.Fprintf(c.App.Writer, "height %d\n%s\n%s\n", r.Height, r.WinningString(), r.String())
 	return nil
+}
+
+// printWinRecords lists elected rounds, the round first so that a line
+// never starts like a deadline record's (t0...).
+func printWinRecords(w io.Writer, recs []devnet.WinRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROUND\tMINER\tSECTOR\tOUTCOME\tPROVER\tATTEMPTS\tMS\tREASON")
+	for _, rec := range recs {
+		fmt.Fprintf(tw, "%d\tt0%d\t%d\t%s\t%s\t%d\t%d\t%s\n", rec.Round, rec.Miner, rec.Sector, rec.Outcome, rec.Prover, rec.Attempts, rec.TookMs, rec.Reason)
+	}
+	return tw.Flush()
 }
 
 func devnetMiners(c *cli.Context) error {
