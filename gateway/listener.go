@@ -36,6 +36,10 @@ const (
 	stableAfter = time.Minute
 	// answerTimeout bounds one ResponseProofEvent call.
 	answerTimeout = 30 * time.Second
+	// proofTimeout is sophon-gateway's RequestTimeout: past it the
+	// gateway has dropped the request, so proving on holds a child for
+	// nothing.
+	proofTimeout = 5 * time.Minute
 )
 
 // listener keeps one miner registered on one gateway.
@@ -159,6 +163,8 @@ func (l *listener) computeProof(ctx context.Context, ev *RequestEvent, log *zap.
 		return &ResponseEvent{ID: ev.ID, Error: fmt.Sprintf("ComputeProof payload is not a ComputeProofRequest: %v", err)}
 	}
 	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, proofTimeout)
+	defer cancel()
 	proofs, err := l.handler.ComputeProof(ctx, l.miner, req)
 	if err != nil {
 		log.Error("winning post failed", zap.Int64("height", int64(req.Height)), zap.Error(err))
