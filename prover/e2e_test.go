@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
-
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/engine"
 	"github.com/vsm-project/vsm/prover/sectorfile"
@@ -50,20 +48,9 @@ func TestEndToEndRealChildren(t *testing.T) {
 	reps := createSectors(t, dir, miner, 20)
 
 	block := prover.ProcessorConfig{Bin: bin, Args: []string{"wdpost", "--parallel-reads", "4"}, Concurrent: 2, Weight: 1, ReadyTimeoutSecs: 10}
-	sup, err := prover.NewSupervisor(prover.Config{WdPost: []prover.ProcessorConfig{block, block}}, prover.Options{Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sup := startSupervisor(t, prover.Config{WdPost: []prover.ProcessorConfig{block, block}}, prover.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := sup.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := sup.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	}()
 
 	var seed prover.Bytes32
 	copy(seed[:], "vsm end-to-end test randomness!!")

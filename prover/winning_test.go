@@ -137,6 +137,12 @@ func startSupervisor(t *testing.T, cfg prover.Config, opts prover.Options) *prov
 	if err := sup.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sup.Close(context.Background()) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := sup.Close(ctx); err != nil {
+			t.Errorf("closing the children: %v", err)
+		}
+	})
 	return sup
 }
