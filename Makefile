@@ -80,6 +80,8 @@ bench:
 	@echo "== chain messages: build + CBOR-encode a SubmitWindowedPoSt of 3 full 32 GiB partitions; runner chain calls per deadline against the devnet"
 	@$(BENCH_GROUP) "submit message encoding" -- $(GO) test -run XXX -bench 'SubmitWindowedPoSt32GiB' -benchmem ./prover/runner
 	@$(BENCH_GROUP) "runner chain calls" -- $(GO) test -run XXX -bench 'RunnerChainCalls' -benchtime 1x -v ./prover/runner
+	@echo "== --miner: ComputeProof round trip through the gateway (hub -> websocket -> listener -> answer) vs the handler called directly, 200 requests"
+	@$(BENCH_GROUP) "gateway round trip" -- $(GO) test -run XXX -bench ComputeProofRoundTrip -benchtime 3x ./gateway
 	@echo "== real engine (filecoin-ffi, CPU): sealing, one partition per engine first/warm, child RSS"
 	@$(BENCH_GROUP) "ffi engine" -- $(MAKE) --no-print-directory bench-ffi
 	@$(BENCH_GROUP) --summary

@@ -19,6 +19,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/gateway"
 )
 
 // Duration is a time.Duration written as "1s" or "500ms" in TOML.
@@ -48,6 +49,7 @@ type Node struct {
 	StoragePaths map[string]string
 	Chain        ChainSection
 	PoSt         PoStSection
+	Gateway      GatewaySection
 }
 
 // NodeSection names the node and its addresses.
@@ -83,6 +85,14 @@ type GossipSection struct {
 type ChainSection struct {
 	// API is a FULLNODE_API_INFO string: TOKEN:/ip4/HOST/tcp/PORT/http.
 	API string
+}
+
+// GatewaySection lists the sophon-gateways a node started with --miner
+// registers its miners with, to compute their WinningPoSt.
+type GatewaySection struct {
+	// API entries are TOKEN:MULTIADDR, as damocles' Common.API.Gateway
+	// (see gateway.ParseAPIInfo).
+	API []string
 }
 
 // PoStSection tunes proving.
@@ -232,6 +242,9 @@ func (c Node) Validate() error {
 	}
 	if g := c.PoSt.GasOverEstimation; g != 0 && (g < 1 || g > 10) {
 		return fmt.Errorf("PoSt.GasOverEstimation = %g: want 0 (the node's own) or 1..10; below 1 runs messages out of gas", g)
+	}
+	if _, err := gateway.ParseGateways(c.Gateway.API); err != nil {
+		return fmt.Errorf("Gateway.API: %w", err)
 	}
 	for name, p := range c.StoragePaths {
 		if !filepath.IsAbs(p) {

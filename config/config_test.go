@@ -154,3 +154,29 @@ func TestPoStSendingKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestGatewayKeys(t *testing.T) {
+	tests := []struct {
+		body    string
+		want    int
+		wantErr string
+	}{
+		{``, 0, ""},
+		{`API = ["tok:/ip4/10.0.0.5/tcp/45132", "tok2:ws://gw:45132/rpc/v2"]`, 2, ""},
+		{`API = ["/ip4/10.0.0.5/tcp/45132"]`, 0, "Gateway.API: gateway 1 of 1"},
+		{`API = ["tok:/ip4/10.0.0.5/tcp/45132", "tok:/ip4/10.0.0.5/udp/1"]`, 0, "gateway 2 of 2"},
+		{`API = "tok:/ip4/10.0.0.5/tcp/45132"`, 0, "Gateway.API"},
+	}
+	for _, tt := range tests {
+		c, err := Parse([]byte("[Node]\nID = \"n1\"\n[Gateway]\n" + tt.body + "\n"))
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: error %v, want %q", tt.body, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || len(c.Gateway.API) != tt.want {
+			t.Errorf("%s: %v %+v, want %d gateways", tt.body, err, c.Gateway, tt.want)
+		}
+	}
+}

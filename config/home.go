@@ -282,6 +282,13 @@ Key = "{{.GossipKey}}"
 # "eyJhbGci...:/ip4/127.0.0.1/tcp/1234/http". Empty: no chain (metadata only).
 API = ""
 
+[Gateway]
+# sophon-gateways that "vsm daemon run --miner" registers every enabled miner
+# with, to compute the WinningPoSt sophon-miner asks for; each entry is
+# "TOKEN:/ip4/HOST/tcp/PORT" (damocles' Common.API.Gateway), e.g.
+# API = ["eyJhbGci...:/ip4/10.0.0.5/tcp/45132"]
+API = []
+
 [PoSt]
 # Epochs to wait past a deadline's challenge epoch before reading randomness.
 Confidence = {{.D.PoSt.Confidence}}

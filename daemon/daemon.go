@@ -48,8 +48,8 @@ type Options struct {
 	Log             *zap.Logger
 	// Ready, if set, is called once the API is serving.
 	Ready func(apiAddr string)
-	// Miner runs the mining module (WinningPoSt; needs ExtProver and a
-	// chain). See daemon/mining.go.
+	// Miner answers sophon-gateway's WinningPoSt requests (needs
+	// ExtProver and Config.Gateway.API). See daemon/winning.go.
 	Miner bool
 	// Flags holds what was given on the command line itself, as opposed to
 	// read from config.toml: a proxy whose config is the source's
@@ -168,7 +168,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := startMining(ctx, o, server, sup, reg); err != nil {
+	if err := startWinning(ctx, o, server, sup, reg); err != nil {
 		return err
 	}
 	srv.Handle("/", web.NewHandler(api, post.statusSchedule, log.Named("web")))
@@ -235,8 +235,14 @@ func capacity(sup *prover.Supervisor) cluster.Capacity {
 		return cluster.Capacity{}
 	}
 	c := sup.Capacity()
-	out := cluster.Capacity{GPUs: len(c.Children), Children: len(c.Children), Slots: c.TotalSlots, BusySlots: c.TotalSlots - c.FreeSlots, SecondsPerPartition: c.SecondsPerPartition}
+	out := cluster.Capacity{Slots: c.TotalSlots, BusySlots: c.TotalSlots - c.FreeSlots, SecondsPerPartition: c.SecondsPerPartition}
+	// [[WinPost]] children take no deadlines, so they are not capacity.
 	for _, ch := range c.Children {
+		if ch.Kind != prover.KindWdPost {
+			continue
+		}
+		out.GPUs++
+		out.Children++
 		if ch.State == prover.StateReady {
 			out.ChildrenReady++
 		}

@@ -164,8 +164,8 @@ type chain struct {
 	dirty    bool
 	// mining is the spec's [Mining] table (nil: no miner is ever elected).
 	mining *MiningSpec
-	// blocks holds the blocks submitted for rounds not yet judged.
-	blocks map[winKey]*submitted
+	// wins holds the gateway's outcomes of rounds not yet judged.
+	wins map[winKey]*submitted
 }
 
 func newChain(st persisted, spec *Spec, v Verifier, log *zap.Logger) (*chain, error) {
@@ -179,7 +179,7 @@ func newChain(st persisted, spec *Spec, v Verifier, log *zap.Logger) (*chain, er
 		verifier: v,
 		log:      log,
 		mining:   spec.Mining,
-		blocks:   map[winKey]*submitted{},
+		wins:     map[winKey]*submitted{},
 	}
 	if c.st.Messages == nil {
 		c.st.Messages = map[string]*msgRecord{}
@@ -405,7 +405,7 @@ func (c *chain) tipset(h ChainEpoch, genesisUnix int64, blockSecs float64) fulln
 
 // draw is Lotus's DrawRandomness (blake2b-256 of tag, blake2b-256 of the
 // base, epoch and entropy: fullnode.DrawRandomnessFromBase, which miners
-// use on the beacon entries of MinerGetBaseInfo).
+// use on the beacon entry of their round).
 func draw(base [32]byte, tag crypto.DomainSeparationTag, epoch ChainEpoch, entropy []byte) []byte {
 	r := fullnode.DrawRandomnessFromBase(base[:], tag, epoch, entropy)
 	return r[:]

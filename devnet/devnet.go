@@ -33,6 +33,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/gateway"
 	"github.com/vsm-project/vsm/prover/engine"
 	"github.com/vsm-project/vsm/prover/sectorfile"
 )
@@ -42,6 +43,8 @@ const (
 	StateFile   = "state.json"
 	TokenFile   = "token"
 	APIInfoFile = "api-info"
+	// GatewayInfoFile holds the gateway stand-in's Gateway.API entry.
+	GatewayInfoFile = "gateway-info"
 )
 
 // SectorCommitment is what the chain knows about a sector it challenges.
@@ -195,6 +198,7 @@ type Devnet struct {
 	chain *chain
 	token string
 	log   *zap.Logger
+	hub   *gateway.Hub
 }
 
 // New opens the devnet in cfg.Dir: it resumes from state.json if present
@@ -249,7 +253,7 @@ func New(ctx context.Context, cfg Config) (*Devnet, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Devnet{cfg: cfg, chain: c, token: token, log: log}
+	d := &Devnet{cfg: cfg, chain: c, token: token, log: log, hub: gateway.NewHub(token, log.Named("gateway"))}
 	if err := d.Save(); err != nil {
 		return nil, err
 	}
@@ -408,6 +412,16 @@ func (d *Devnet) Run(ctx context.Context, epoch time.Duration) error {
 	}
 	t := time.NewTicker(epoch)
 	defer t.Stop()
+	gwCtx, stopGateway := context.WithCancel(ctx)
+	gwDone := make(chan struct{})
+	go func() {
+		defer close(gwDone)
+		d.runGateway(gwCtx)
+	}()
+	defer func() {
+		stopGateway()
+		<-gwDone
+	}()
 	d.log.Info("devnet running", zap.Duration("epoch", epoch), zap.Int64("height", int64(d.Height())))
 	sinceSave := 0
 	for {
@@ -451,7 +465,7 @@ func (r Report) String() string {
 
 // WinningString is the WinningPoSt summary line of `vsm devnet report`.
 func (r Report) WinningString() string {
-	return fmt.Sprintf("winning posts elected %d: proven %d, invalid %d, missed %d", r.Winning.Elected, r.Winning.Proven, r.Winning.Invalid, r.Winning.Missed)
+	return fmt.Sprintf("winning posts elected %d (asked %d): proven %d, invalid %d, missed %d", r.Winning.Elected, r.Winning.Asked, r.Winning.Proven, r.Winning.Invalid, r.Winning.Missed)
 }
 
 // Report returns the totals and up to limit recent records (all if limit

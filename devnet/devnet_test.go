@@ -46,6 +46,7 @@ type harness struct {
 	maddr  address.Address
 	worker address.Address
 	ctx    context.Context
+	url    string // the API server, http://HOST:PORT
 }
 
 func newHarness(t *testing.T, spec *Spec, dir string) *harness {
@@ -58,7 +59,7 @@ func newHarness(t *testing.T, spec *Spec, dir string) *harness {
 	srv := httptest.NewServer(dn.Handler())
 	t.Cleanup(srv.Close)
 	client := fullnode.NewClient(fullnode.APIInfo{Token: dn.Token(), URL: srv.URL + "/rpc/v1"}, zaptest.NewLogger(t))
-	return &harness{t: t, dn: dn, client: client, maddr: fullnode.IDAddress(1000), worker: fullnode.IDAddress(100), ctx: ctx}
+	return &harness{t: t, dn: dn, client: client, maddr: fullnode.IDAddress(1000), worker: fullnode.IDAddress(100), ctx: ctx, url: srv.URL}
 }
 
 // stepTo advances the chain to height h.

@@ -26,6 +26,7 @@ import (
 
 	"github.com/filecoin-project/go-bitfield"
 	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/gateway"
 )
 
 // JSON-RPC error codes. Lotus answers application errors with code 1.
@@ -82,10 +83,12 @@ func (p params) decode(dst ...any) error {
 
 type invalidParams struct{ error }
 
-// Handler returns the JSON-RPC handler, answering at /rpc/v1 and /rpc/v0.
+// Handler returns the JSON-RPC handler, answering at /rpc/v1 and /rpc/v0,
+// and the gateway stand-in's proof event API at /rpc/v2.
 func (d *Devnet) Handler() http.Handler {
 	v1, v0 := d.methods(), d.methodsV0()
 	mux := http.NewServeMux()
+	mux.Handle(gateway.RPCPath, d.hub.Handler())
 	mux.HandleFunc("/rpc/v1", func(w http.ResponseWriter, r *http.Request) { d.serveRPC(w, r, v1) })
 	mux.HandleFunc("/rpc/v0", func(w http.ResponseWriter, r *http.Request) { d.serveRPC(w, r, v0) })
 	return mux
@@ -319,22 +322,6 @@ func (d *Devnet) methods() map[string]method {
 			}
 			return c.replayLocked(rec), nil
 		}),
-		"Filecoin.MinerGetBaseInfo": read(func(ctx context.Context, p params) (any, error) {
-			var addr address.Address
-			var round ChainEpoch
-			var tsk fullnode.TipSetKey
-			if err := p.decode(&addr, &round, &tsk); err != nil {
-				return nil, bad(err)
-			}
-			return c.baseInfo(ctx, addr, round, tsk)
-		}),
-		"Filecoin.SyncSubmitBlock": {sign: true, call: func(ctx context.Context, p params) (any, error) {
-			var blk fullnode.BlockMsg
-			if err := p.decode(&blk); err != nil {
-				return nil, bad(err)
-			}
-			return nil, c.submitBlock(ctx, &blk)
-		}},
 		"Devnet.Report": read(func(ctx context.Context, p params) (any, error) {
 			limit := 100
 			if len(p.raw) > 0 {
@@ -346,6 +333,9 @@ func (d *Devnet) methods() map[string]method {
 			return &r, nil
 		}),
 		"Devnet.Miners": read(func(ctx context.Context, p params) (any, error) { return d.Miners(), nil }),
+		// Devnet.GatewayConnections: ListenProofEvent channels per miner
+		// address registered with the gateway stand-in.
+		"Devnet.GatewayConnections": read(func(ctx context.Context, p params) (any, error) { return d.hub.ConnectionCounts(), nil }),
 	}
 }
 

@@ -33,7 +33,7 @@ type Spec struct {
 	Policy PolicySpec  `toml:"Policy" json:"Policy"`
 	Miners []MinerSpec `toml:"Miners" json:"Miners"`
 	// Mining enables the WinningPoSt election (absent: no miner is ever
-	// elected, and MinerGetBaseInfo says so).
+	// elected, so the gateway stand-in never sends ComputeProof).
 	Mining *MiningSpec `toml:"Mining" json:"Mining,omitempty"`
 	// Engine is the proof engine the devnet seals and verifies with:
 	// "builtin" (default; vsm's SHA-256 engine, nothing to build) or "ffi"

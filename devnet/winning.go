@@ -6,29 +6,31 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 
-	"github.com/filecoin-project/go-address"
 	commcid "github.com/filecoin-project/go-fil-commcid"
 	"github.com/filecoin-project/go-state-types/abi"
-	"github.com/filecoin-project/go-state-types/big"
 	"github.com/filecoin-project/go-state-types/crypto"
 	prooftypes "github.com/filecoin-project/go-state-types/proof"
 
 	"go.uber.org/zap"
 
 	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/gateway"
 )
 
 // Outcomes of a round in which a miner was elected.
 const (
-	WinProven  = "proven"  // a block with a valid WinningPoSt was accepted
-	WinInvalid = "invalid" // blocks came, but none with a valid WinningPoSt
-	WinMissed  = "missed"  // no block came before the head moved past the round
+	WinProven  = "proven"  // the gateway got a WinningPoSt that verified
+	WinInvalid = "invalid" // a prover answered, with an error or a proof that did not verify
+	WinMissed  = "missed"  // no answer before the head moved past the round
 )
 
-// WinTotals count elected rounds by outcome since genesis.
+// WinTotals count elected rounds by outcome since genesis, and the
+// ComputeProof requests the gateway sent.
 type WinTotals struct {
 	Elected int
+	Asked   int
 	Proven  int
 	Invalid int
 	Missed  int
@@ -42,8 +44,13 @@ type WinRecord struct {
 	Outcome  string
 	// Sector is the challenged sector of the WinningPoSt.
 	Sector uint64
-	// Reason says why the last block was refused (invalid only).
+	// Reason says why the round is not proven.
 	Reason string `json:",omitempty"`
+	// Prover is the User-Agent of the channel that answered, Attempts the
+	// channels asked and TookMs the time to the answer.
+	Prover   string `json:",omitempty"`
+	Attempts int    `json:",omitempty"`
+	TookMs   int64  `json:",omitempty"`
 }
 
 // maxWinRecords bounds the WinningPoSt records kept in state.json.
@@ -54,9 +61,14 @@ type winKey struct {
 	round ChainEpoch
 }
 
+// submitted is the gateway's outcome of one round's request.
 type submitted struct {
-	proven bool
-	reason string
+	proven   bool
+	answered bool // a prover answered (proven, or invalid)
+	reason   string
+	prover   string
+	attempts int
+	took     time.Duration
 }
 
 // committedBytes is the miner's raw committed power: the election weighs
@@ -86,8 +98,8 @@ func (m *minerState) activeSectors() []uint64 {
 // share of committed power, as Filecoin's WinCount is with quality-adjusted
 // power. It depends only on the seed, the spec and the round.
 func (c *chain) electionLocked(m *minerState, round ChainEpoch) (int64, [32]byte) {
-	// No election before Mining.FirstEpoch, where blocks are refused and
-	// rounds not judged: MinerGetBaseInfo must not call a miner eligible.
+	// No election before Mining.FirstEpoch: rounds before it are neither
+	// asked for nor judged.
 	if c.mining == nil || round < 1 || round < ChainEpoch(c.mining.FirstEpoch) {
 		return 0, [32]byte{}
 	}
@@ -144,178 +156,73 @@ func (c *chain) challengeLocked(ctx context.Context, m *minerState, round ChainE
 	return active[idx[0]], rnd, nil
 }
 
-// baseInfo answers Filecoin.MinerGetBaseInfo for mining round on top of
-// the tipset tsk. The devnet has no null rounds, so round must be the
-// base's height plus one.
-func (c *chain) baseInfo(ctx context.Context, addr address.Address, round ChainEpoch, tsk fullnode.TipSetKey) (*fullnode.MiningBaseInfo, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	base, err := c.resolveTSK(tsk)
-	if err != nil {
-		return nil, err
-	}
-	m, err := c.minerLocked(addr)
-	if err != nil {
-		return nil, err
-	}
-	if round != base+1 {
-		return nil, fmt.Errorf("round %d cannot be mined on the tipset at height %d: the devnet has no null rounds, so the round must be %d", round, base, base+1)
-	}
-	active := m.activeSectors()
-	if len(active) == 0 {
-		return nil, nil // as Lotus: no proving sectors, no base info
-	}
-	sector, _, err := c.challengeLocked(ctx, m, round, active)
-	if err != nil {
-		return nil, err
-	}
-	var network uint64
-	for _, mm := range c.miners {
-		network += uint64(len(mm.activeSectors())) * uint64(mm.SectorSize)
-	}
-	winCount, _ := c.electionLocked(m, round)
-	prev, cur := c.beaconBase(round-1), c.beaconBase(round)
-	commR := m.commR[sector]
-	sealed, err := commcid.ReplicaCommitmentV1ToCID(commR[:])
-	if err != nil {
-		return nil, err
-	}
-	return &fullnode.MiningBaseInfo{
-		MinerPower:   big.NewInt(int64(uint64(len(active)) * uint64(m.SectorSize))),
-		NetworkPower: big.NewInt(int64(network)),
-		Sectors: []prooftypes.ExtendedSectorInfo{{
-			SealProof: m.SealProof, SectorNumber: abi.SectorNumber(sector), SealedCID: sealed,
-		}},
-		WorkerKey:         fullnode.IDAddress(m.Worker), // the devnet has no key addresses
-		SectorSize:        m.SectorSize,
-		PrevBeaconEntry:   fullnode.BeaconEntry{Round: uint64(round - 1), Data: prev[:]},
-		BeaconEntries:     []fullnode.BeaconEntry{{Round: uint64(round), Data: cur[:]}},
-		EligibleForMining: winCount > 0,
-	}, nil
+// winningAsk is one elected round's ComputeProof request, as sophon-miner
+// would hand it to the gateway, and what verifies its answer.
+type winningAsk struct {
+	key    winKey
+	req    gateway.ComputeProofRequest
+	verify WinningPoStVerifyInfo // without the proof
 }
 
-// errBlock is a block the devnet refuses.
-type errBlock struct{ msg string }
-
-func (e *errBlock) Error() string { return "block refused: " + e.msg }
-
-func refuse(format string, args ...any) error { return &errBlock{fmt.Sprintf(format, args...)} }
-
-// submitBlock answers Filecoin.SyncSubmitBlock: it checks the subset of
-// the block the devnet understands (see docs/devnet.md) and verifies the
-// WinningPoSt over the challenged sector. Verification runs without the
-// lock.
-func (c *chain) submitBlock(ctx context.Context, blk *fullnode.BlockMsg) error {
-	if blk == nil || blk.Header == nil {
-		return refuse("no block header")
+// winningAsksLocked lists the ComputeProof requests of round: one for each
+// miner elected in it that has active sectors. The randomness goes out
+// unmasked, as Lotus-style miners send it.
+func (c *chain) winningAsksLocked(ctx context.Context, round ChainEpoch) ([]winningAsk, error) {
+	var asks []winningAsk
+	for _, m := range c.sortedMiners() {
+		if winCount, _ := c.electionLocked(m, round); winCount == 0 {
+			continue
+		}
+		active := m.activeSectors()
+		if len(active) == 0 {
+			continue
+		}
+		sector, rnd, err := c.challengeLocked(ctx, m, round, active)
+		if err != nil {
+			return nil, err
+		}
+		winType, err := fullnode.WinningPoStProofFor(m.PoStProof)
+		if err != nil {
+			return nil, err
+		}
+		commR := m.commR[sector]
+		sealed, err := commcid.ReplicaCommitmentV1ToCID(commR[:])
+		if err != nil {
+			return nil, err
+		}
+		asks = append(asks, winningAsk{
+			key: winKey{m.ID, round},
+			req: gateway.ComputeProofRequest{
+				SectorInfos: []prooftypes.ExtendedSectorInfo{{SealProof: m.SealProof, SectorNumber: abi.SectorNumber(sector), SealedCID: sealed}},
+				Rand:        rnd[:], Height: round, NWVersion: devnetNetworkVersion,
+			},
+			verify: WinningPoStVerifyInfo{Miner: m.ID, ProofType: winType, Randomness: rnd,
+				Sectors: []SectorCommitment{{Number: sector, CommR: commR}}},
+		})
 	}
-	h := blk.Header
-	if len(blk.BlsMessages) > 0 || len(blk.SecpkMessages) > 0 {
-		return refuse("devnet blocks carry no messages (got %d BLS, %d secp)", len(blk.BlsMessages), len(blk.SecpkMessages))
-	}
-	c.mu.Lock()
-	m, err := c.minerLocked(h.Miner)
-	if err != nil {
-		c.mu.Unlock()
-		return refuse("%v", err)
-	}
-	round, head := h.Height, c.st.Height
-	if err := c.roundOpenLocked(round, head); err != nil {
-		c.mu.Unlock()
-		return err
-	}
-	if want := c.blockCID(round - 1); len(h.Parents) != 1 || !h.Parents[0].Equals(want) {
-		c.mu.Unlock()
-		return refuse("parents %v are not the tipset at height %d (%s)", h.Parents, round-1, want)
-	}
-	winCount, _ := c.electionLocked(m, round)
-	if winCount == 0 {
-		c.mu.Unlock()
-		return refuse("t0%d is not elected in round %d (MinerGetBaseInfo says EligibleForMining=false)", m.ID, round)
-	}
-	if h.ElectionProof != nil && h.ElectionProof.WinCount != winCount {
-		c.mu.Unlock()
-		return refuse("election proof win count %d, the devnet's election gives %d", h.ElectionProof.WinCount, winCount)
-	}
-	key := winKey{m.ID, round}
-	if s := c.blocks[key]; s != nil && s.proven {
-		c.mu.Unlock()
-		return refuse("t0%d already has a block for round %d", m.ID, round)
-	}
-	winType, err := fullnode.WinningPoStProofFor(m.PoStProof)
-	if err != nil {
-		c.mu.Unlock()
-		return refuse("%v", err)
-	}
-	if len(h.WinPoStProof) != 1 || h.WinPoStProof[0].PoStProof != winType {
-		c.mu.Unlock()
-		return refuse("want exactly one WinPoStProof of type %d, got %d proofs", winType, len(h.WinPoStProof))
-	}
-	active := m.activeSectors()
-	if len(active) == 0 {
-		c.mu.Unlock()
-		return refuse("t0%d has no active sectors", m.ID)
-	}
-	sector, rnd, err := c.challengeLocked(ctx, m, round, active)
-	if err != nil {
-		c.mu.Unlock()
-		return err
-	}
-	info := WinningPoStVerifyInfo{
-		Miner: m.ID, ProofType: winType, Randomness: rnd,
-		Sectors: []SectorCommitment{{Number: sector, CommR: m.commR[sector]}},
-		Proof:   h.WinPoStProof[0].ProofBytes,
-	}
-	c.mu.Unlock()
-
-	verr := c.verifier.VerifyWinningPoSt(ctx, info)
-	if verr != nil && ctx.Err() != nil {
-		return ctx.Err()
-	}
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.roundOpenLocked(round, c.st.Height); err != nil {
-		return fmt.Errorf("%w (the head moved while the proof was being verified)", err)
-	}
-	if s := c.blocks[key]; s != nil && s.proven {
-		return refuse("t0%d already has a block for round %d", m.ID, round)
-	}
-	if verr != nil {
-		c.blocks[key] = &submitted{reason: verr.Error()}
-		c.log.Warn("block with an invalid winning post", zap.Uint64("miner", m.ID), zap.Int64("round", int64(round)),
-			zap.Uint64("sector", sector), zap.Error(verr))
-		return refuse("invalid WinningPoSt for t0%d round %d (challenged sector %d): %v", m.ID, round, sector, verr)
-	}
-	c.blocks[key] = &submitted{proven: true}
-	c.log.Info("block accepted", zap.Uint64("miner", m.ID), zap.Int64("round", int64(round)),
-		zap.Int64("win_count", winCount), zap.Uint64("sector", sector), zap.Int64("head", int64(c.st.Height)))
-	return nil
+	return asks, nil
 }
 
-// roundOpenLocked: a block for round is accepted while the head is at
-// round-1 (its base) or round; the round is judged when the head moves on.
-func (c *chain) roundOpenLocked(round, head ChainEpoch) error {
-	switch {
-	case c.mining == nil:
-		return refuse("mining is not enabled on this devnet (add a [Mining] table to the spec)")
-	case round < ChainEpoch(c.mining.FirstEpoch) || round < 1:
-		return refuse("round %d is before Mining.FirstEpoch %d", round, c.mining.FirstEpoch)
-	case round > head+1:
-		return refuse("round %d is in the future: the head is %d", round, head)
-	case round < head:
-		return refuse("round %d is over: the head is %d (a block is accepted while the head is round-1 or round)", round, head)
+// recordWinning keeps the outcome of a round's request until the round is
+// judged; an outcome that comes after is late and only logged.
+func (c *chain) recordWinning(key winKey, s *submitted) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.st.Height > key.round {
+		c.log.Warn("winning post outcome after its round was judged", zap.Uint64("miner", key.miner), zap.Int64("round", int64(key.round)),
+			zap.Bool("proven", s.proven), zap.String("reason", s.reason), zap.Int64("head", int64(c.st.Height)))
+		return
 	}
-	return nil
+	c.wins[key] = s
 }
 
 // judgeRoundLocked records the outcome of every election of round, once
 // the head moves past it.
 func (c *chain) judgeRoundLocked(round ChainEpoch) {
 	defer func() {
-		for k := range c.blocks {
+		for k := range c.wins {
 			if k.round <= round {
-				delete(c.blocks, k)
+				delete(c.wins, k)
 			}
 		}
 	}()
@@ -327,25 +234,30 @@ func (c *chain) judgeRoundLocked(round ChainEpoch) {
 		if winCount == 0 {
 			continue
 		}
-		rec := WinRecord{Miner: m.ID, Round: round, WinCount: winCount, Outcome: WinMissed}
+		rec := WinRecord{Miner: m.ID, Round: round, WinCount: winCount, Outcome: WinMissed, Reason: "no ComputeProof answer before the head moved past the round"}
 		if active := m.activeSectors(); len(active) > 0 {
 			if s, _, err := c.challengeLocked(context.Background(), m, round, active); err == nil {
 				rec.Sector = s
 			}
 		}
 		c.st.WinTotals.Elected++
-		switch s := c.blocks[winKey{m.ID, round}]; {
+		s := c.wins[winKey{m.ID, round}]
+		if s != nil {
+			rec.Prover, rec.Attempts, rec.TookMs = s.prover, s.attempts, s.took.Milliseconds()
+			rec.Reason = s.reason
+		}
+		switch {
 		case s != nil && s.proven:
-			rec.Outcome = WinProven
+			rec.Outcome, rec.Reason = WinProven, ""
 			c.st.WinTotals.Proven++
-		case s != nil:
-			rec.Outcome, rec.Reason = WinInvalid, s.reason
+		case s != nil && s.answered:
+			rec.Outcome = WinInvalid
 			c.st.WinTotals.Invalid++
 		default:
 			c.st.WinTotals.Missed++
 		}
 		if rec.Outcome != WinProven {
-			c.log.Warn("elected round without a valid block", zap.Uint64("miner", m.ID), zap.Int64("round", int64(round)),
+			c.log.Warn("elected round without a valid WinningPoSt", zap.Uint64("miner", m.ID), zap.Int64("round", int64(round)),
 				zap.String("outcome", rec.Outcome), zap.String("reason", rec.Reason))
 		}
 		c.st.WinRecords = append(c.st.WinRecords, rec)

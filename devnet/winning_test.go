@@ -2,19 +2,21 @@ package devnet
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
+	"net"
 	"strings"
 	"testing"
-
-	"github.com/filecoin-project/go-address"
-	commcid "github.com/filecoin-project/go-fil-commcid"
-	prooftypes "github.com/filecoin-project/go-state-types/proof"
+	"time"
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/vsm-project/vsm/fsm"
 	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/gateway"
+	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/engine"
-	"github.com/vsm-project/vsm/prover/sectorfile"
 )
 
 // miningSpec: t01000 with 6 sectors and t01001 with 2, elected about
@@ -101,134 +103,170 @@ func TestPoissonWinCount(t *testing.T) {
 	}
 }
 
-// mineRound mines round head+1 for maddr like the mining module does:
-// base info, the challenged sector's files, a real built-in engine proof,
-// SyncSubmitBlock. sector overrides the sector proven (to test a wrong one).
-func (h *harness) mineRound(maddr address.Address, sector *uint64) (bool, error) {
-	h.t.Helper()
-	ctx := h.ctx
-	head, err := h.client.ChainHead(ctx)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	round := head.Height + 1
-	bi, err := h.client.MinerGetBaseInfo(ctx, maddr, round, head.Key())
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if bi == nil || !bi.EligibleForMining {
-		return false, nil
-	}
-	num := uint64(bi.Sectors[0].SectorNumber)
-	if sector != nil {
-		num = *sector
-	}
-	chainCommR, err := commcid.CIDToReplicaCommitmentV1(bi.Sectors[0].SealedCID)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	commR := [32]byte(chainCommR)
-	id, err := fullnode.ActorID(maddr)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	var dir string
-	for _, m := range h.dn.Miners() {
-		if m.ID == id {
-			dir = m.SectorDir
-		}
-	}
-	paths := sectorfile.LayoutPaths(dir, id, num, false)
-	if sector != nil {
-		pa, err := sectorfile.ReadPAux(paths.Cache)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		commR = sectorfile.CommR(pa.CommC, pa.CommRLast)
-	}
-	rnd := fullnode.WinningPoStRandomness(bi, maddr, round)
-	res, err := engine.Prover{}.Prove(ctx, id, "StackedDrgWinning2KiBV1", rnd,
-		[]engine.Sector{{ID: num, CommR: commR, SealedPath: paths.Sealed, CacheDir: paths.Cache}})
-	if err != nil || len(res.Faults) > 0 {
-		h.t.Fatalf("prove sector %d: %v %v", num, err, res.Faults)
-	}
-	return true, h.client.SyncSubmitBlock(ctx, &fullnode.BlockMsg{Header: &fullnode.BlockHeader{
-		Miner: maddr, Height: round, Parents: head.Cids,
-		WinPoStProof: []prooftypes.PoStProof{{PoStProof: 0, ProofBytes: res.Proof}},
-	}})
+// devnetStore is what a vsm node's replica would hold for the devnet's
+// miners: every sector at its file, CommR from the chain.
+type devnetStore struct {
+	dn *Devnet
 }
 
-// TestMiningAgainstDevnet mines with real sectors and the real engine:
-// every elected round of t01000 gets a valid block (proven), t01001's
-// first elected round gets a proof of the wrong sector (invalid) and the
-// rest nothing (missed).
-func TestMiningAgainstDevnet(t *testing.T) {
-	h := newHarness(t, miningSpec(1.5), t.TempDir())
-	m0, m1 := fullnode.IDAddress(1000), fullnode.IDAddress(1001)
-	h.stepTo(1)
-	var proven, wrongSent, m1Elected int
-	for range 60 {
-		ok, err := h.mineRound(m0, nil)
-		if err != nil {
-			t.Fatalf("round %d: %v", h.dn.Height()+1, err)
-		}
-		if ok {
-			proven++
-		}
-		bi, err := h.client.MinerGetBaseInfo(h.ctx, m1, h.dn.Height()+1, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bi.EligibleForMining {
-			m1Elected++
-			if wrongSent == 0 {
-				wrong := uint64(0)
-				if bi.Sectors[0].SectorNumber == 0 {
-					wrong = 1
-				}
-				_, err := h.mineRound(m1, &wrong)
-				if err == nil || !strings.Contains(err.Error(), "invalid WinningPoSt") {
-					t.Fatalf("proof of the wrong sector: err = %v", err)
-				}
-				wrongSent++
-			}
-		} else {
-			// Not elected: a block is refused and not counted.
-			err := h.client.SyncSubmitBlock(h.ctx, &fullnode.BlockMsg{Header: &fullnode.BlockHeader{Miner: m1, Height: h.dn.Height() + 1,
-				Parents: fullnode.TipSetKey{h.dn.chain.blockCID(h.dn.Height())}, WinPoStProof: []prooftypes.PoStProof{{PoStProof: 0, ProofBytes: []byte("x")}}}})
-			if err == nil || !strings.Contains(err.Error(), "not elected") {
-				t.Fatalf("block of a miner not elected: err = %v", err)
-			}
-		}
-		h.dn.Step(1)
+func (s devnetStore) Miners() []fsm.MinerSummary {
+	var out []fsm.MinerSummary
+	for _, m := range s.dn.Miners() {
+		out = append(out, fsm.MinerSummary{Miner: fsm.Miner{ID: m.ID, Enabled: true}})
 	}
-	h.dn.Step(1) // judge the last round
-	r := h.dn.Report(-1)
-	t.Logf("%s (t01000 proven %d, t01001 elected %d)", r.WinningString(), proven, m1Elected)
-	if proven == 0 || wrongSent == 0 {
-		t.Fatalf("too few elections to test: t01000 %d, t01001 %d", proven, m1Elected)
-	}
-	if r.Winning.Proven != proven || r.Winning.Invalid != 1 || r.Winning.Missed != m1Elected-1 || r.Winning.Elected != proven+m1Elected {
-		t.Fatalf("report %+v, want proven %d, invalid 1, missed %d", r.Winning, proven, m1Elected-1)
-	}
-	for _, rec := range r.WinRecords {
-		if rec.Outcome == WinInvalid && (rec.Miner != 1001 || !strings.Contains(rec.Reason, "not given")) {
-			t.Errorf("invalid record %+v", rec)
-		}
-	}
+	return out
+}
 
-	// A block for a round that is over is refused.
-	head, _ := h.client.ChainHead(h.ctx)
-	err := h.client.SyncSubmitBlock(h.ctx, &fullnode.BlockMsg{Header: &fullnode.BlockHeader{Miner: m0, Height: head.Height - 1, Parents: head.Cids}})
-	if err == nil || !strings.Contains(err.Error(), "is over") {
-		t.Fatalf("late block: err = %v", err)
+func (s devnetStore) Location(id fsm.SectorID) (fsm.SectorLocation, bool) {
+	s.dn.chain.mu.Lock()
+	defer s.dn.chain.mu.Unlock()
+	m := s.dn.chain.miners[id.Miner]
+	if m == nil {
+		return fsm.SectorLocation{}, false
 	}
-	// The totals survive a restart.
+	commR, ok := m.commR[id.Number]
+	return fsm.SectorLocation{SectorID: id, Sealed: "m" + fmt.Sprint(id.Miner), Cache: "m" + fmt.Sprint(id.Miner), CommR: commR}, ok
+}
+
+func (s devnetStore) Storage(name string) (fsm.StorageInstance, bool) {
+	for _, m := range s.dn.Miners() {
+		if name == "m"+fmt.Sprint(m.ID) {
+			return fsm.StorageInstance{Name: name, Path: m.SectorDir}, true
+		}
+	}
+	return fsm.StorageInstance{}, false
+}
+
+// engineProver proves with the built-in engine in process; t01001's
+// requests fail, as a prover that cannot read its sector would.
+type engineProver struct{}
+
+func (engineProver) ProveWinning(ctx context.Context, task prover.WinningPoStTask) (prover.WinningPoStOutput, error) {
+	if task.MinerID == 1001 {
+		return prover.WinningPoStOutput{}, errors.New("sector file unreadable")
+	}
+	var secs []engine.Sector
+	for _, r := range task.Replicas {
+		secs = append(secs, engine.Sector{ID: r.SectorID, CommR: r.CommR, SealedPath: r.SealedFile, CacheDir: r.CacheDir})
+	}
+	res, err := engine.Prover{}.Prove(ctx, task.MinerID, task.ProofType, task.Seed, secs)
+	if err != nil || len(res.Faults) > 0 {
+		return prover.WinningPoStOutput{}, fmt.Errorf("prove: %v %v", err, res.Faults)
+	}
+	return prover.WinningPoStOutput{Proofs: [][]byte{res.Proof}}, nil
+}
+
+// TestGatewayStandIn runs the devnet's gateway against vsm's gateway
+// client over real websockets: every elected round of t01000 is asked and
+// its proof verified (proven); t01001's prover answers with an error
+// (invalid); once the client stops, elected rounds are missed.
+func TestGatewayStandIn(t *testing.T) {
+	h := newHarness(t, miningSpec(1.5), t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gwDone := make(chan struct{})
+	go func() {
+		defer close(gwDone)
+		h.dn.runGateway(ctx)
+	}()
+	addr, err := net.ResolveTCPAddr("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := gateway.ParseAPIInfo(h.dn.GatewayInfo(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := gateway.New(gateway.Config{Gateways: []gateway.APIInfo{info}, Prover: engineProver{}, Store: devnetStore{h.dn},
+		Agent: "vsm-devnet-test", Poll: 50 * time.Millisecond, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, stopClient := context.WithCancel(ctx)
+	clientDone := make(chan struct{})
+	go func() {
+		defer close(clientDone)
+		mgr.Run(mctx)
+	}()
+	for _, id := range []uint64{1000, 1001} {
+		waitFor(t, func() bool { return h.dn.Hub().Connections(fullnode.IDAddress(id)) == 1 })
+	}
+	// step steps one epoch and waits for the outcome of every election of
+	// the next round.
+	step := func() {
+		h.dn.Step(1)
+		round := h.dn.Height() + 1
+		elected := 0
+		h.dn.chain.mu.Lock()
+		for _, m := range h.dn.chain.miners {
+			if w, _ := h.dn.chain.electionLocked(m, round); w > 0 {
+				elected++
+			}
+		}
+		h.dn.chain.mu.Unlock()
+		waitFor(t, func() bool {
+			h.dn.chain.mu.Lock()
+			defer h.dn.chain.mu.Unlock()
+			n := 0
+			for k := range h.dn.chain.wins {
+				if k.round == round {
+					n++
+				}
+			}
+			return n == elected
+		})
+	}
+	for range 40 {
+		step()
+	}
+	stopClient()
+	<-clientDone
+	waitFor(t, func() bool { return h.dn.Hub().Connections(fullnode.IDAddress(1000)) == 0 })
+	for range 10 {
+		step()
+	}
+	cancel()
+	<-gwDone
+	h.dn.Step(2) // judge the last rounds
+	r := h.dn.Report(-1)
+	t.Logf("%s", r.WinningString())
+	perMiner := map[string]int{}
+	for _, rec := range r.WinRecords {
+		perMiner[fmt.Sprintf("t0%d %s", rec.Miner, rec.Outcome)]++
+		switch {
+		case rec.Outcome == WinProven && (rec.Miner != 1000 || rec.Prover != "vsm-devnet-test" || rec.Attempts != 1):
+			t.Errorf("proven record %+v: want t01000 proven by vsm-devnet-test at the first attempt", rec)
+		case rec.Outcome == WinInvalid && (rec.Miner != 1001 || !strings.Contains(rec.Reason, "sector file unreadable")):
+			t.Errorf("invalid record %+v: want t01001's prover error", rec)
+		case rec.Outcome == WinMissed && !strings.Contains(rec.Reason, "no connections for this miner"):
+			t.Errorf("missed record %+v: want 'no connections' once the client stopped", rec)
+		}
+	}
+	if perMiner["t01000 proven"] == 0 || perMiner["t01001 invalid"] == 0 || r.Winning.Missed == 0 {
+		t.Fatalf("outcomes %v: want t01000 proven, t01001 invalid and missed rounds after the client stopped", perMiner)
+	}
+	// Every answered round was asked; the last rounds, judged after the
+	// gateway stopped, were not.
+	if r.Winning.Asked < r.Winning.Proven+r.Winning.Invalid || r.Winning.Asked > r.Winning.Elected ||
+		r.Winning.Proven+r.Winning.Invalid+r.Winning.Missed != r.Winning.Elected {
+		t.Errorf("totals %+v do not add up", r.Winning)
+	}
+	saved := r.Winning
 	if err := h.dn.Save(); err != nil {
 		t.Fatal(err)
 	}
-	saved, err := ReadReport(h.dn.cfg.Dir, -1)
-	if err != nil || saved.Winning != r.Winning {
-		t.Fatalf("saved report %+v, %v", saved.Winning, err)
+	if got, err := ReadReport(h.dn.cfg.Dir, -1); err != nil || got.Winning != saved {
+		t.Fatalf("saved report %+v, %v; want %+v", got.Winning, err, saved)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

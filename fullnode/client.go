@@ -466,34 +466,3 @@ func (c *Client) ReceiptError(ctx context.Context, ml *MsgLookup) string {
 	}
 	return what
 }
-
-// MinerGetBaseInfo returns what mining round epoch on top of the tipset tsk
-// needs: power, the challenged sectors of the WinningPoSt, the beacon
-// entries and eligibility. nil (and no error) means the miner cannot mine
-// at all (no power at the lookback), as Lotus answers.
-func (c *Client) MinerGetBaseInfo(ctx context.Context, maddr address.Address, epoch abi.ChainEpoch, tsk TipSetKey) (*MiningBaseInfo, error) {
-	var bi *MiningBaseInfo
-	if err := c.Call(ctx, "Filecoin.MinerGetBaseInfo", &bi, maddr, epoch, tsk); err != nil {
-		return nil, err
-	}
-	return bi, nil
-}
-
-// SyncSubmitBlock hands a mined block to the node, which validates it
-// (the WinningPoSt included) and propagates it. The devnet accepts a subset
-// of a block; see docs/devnet.md.
-func (c *Client) SyncSubmitBlock(ctx context.Context, blk *BlockMsg) error {
-	if blk == nil || blk.Header == nil {
-		return fmt.Errorf("Filecoin.SyncSubmitBlock: no block header")
-	}
-	if blk.BlsMessages == nil {
-		blk.BlsMessages = []cid.Cid{}
-	}
-	if blk.SecpkMessages == nil {
-		blk.SecpkMessages = []cid.Cid{}
-	}
-	if err := c.Call(ctx, "Filecoin.SyncSubmitBlock", nil, blk); err != nil {
-		return fmt.Errorf("submit block of %s at height %d: %w", blk.Header.Miner, blk.Header.Height, err)
-	}
-	return nil
-}

@@ -152,18 +152,6 @@ func TestClientAgainstDevnet(t *testing.T) {
 				t.Fatalf("seed not normalised: %x", seed)
 			}
 		}, ""},
-		{"base info", func() (any, error) { return c.MinerGetBaseInfo(ctx, maddr, 24, nil) }, func(t *testing.T, v any) {
-			// One challenged sector; no [Mining] in the spec, so never eligible.
-			bi := v.(*fullnode.MiningBaseInfo)
-			if len(bi.Sectors) != 1 || bi.Sectors[0].SectorNumber > 4 || bi.MinerPower.String() != "10240" || bi.NetworkPower.String() != "10240" ||
-				bi.EligibleForMining || len(bi.BeaconEntries) != 1 || bi.BeaconEntries[0].Round != 24 || bi.PrevBeaconEntry.Round != 23 {
-				t.Fatalf("base info %+v", bi)
-			}
-		}, ""},
-		{"base info for a round that is not head+1", func() (any, error) { return c.MinerGetBaseInfo(ctx, maddr, 23, nil) }, nil, "no null rounds"},
-		{"block without mining", func() (any, error) {
-			return nil, c.SyncSubmitBlock(ctx, &fullnode.BlockMsg{Header: &fullnode.BlockHeader{Miner: maddr, Height: 24, Parents: head.Cids}})
-		}, nil, "mining is not enabled"},
 		{"unknown method", func() (any, error) { return nil, c.Call(ctx, "Filecoin.NoSuchThing", nil) }, nil, "not found"},
 		{"wrong param count", func() (any, error) {
 			return nil, c.Call(ctx, "Filecoin.StateGetRandomnessFromBeacon", nil, 4, 10, []byte{})

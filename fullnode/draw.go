@@ -13,7 +13,7 @@ import (
 // DrawRandomnessFromBase is Lotus's chain/rand DrawRandomnessFromBase:
 // blake2b-256(BE64(tag) || blake2b-256(base) || BE64(round) || entropy). It
 // is how a miner derives its WinningPoSt randomness from the beacon entry
-// of MinerGetBaseInfo, and how the devnet draws every randomness.
+// of its round, and how the devnet draws every randomness.
 func DrawRandomnessFromBase(base []byte, tag crypto.DomainSeparationTag, round abi.ChainEpoch, entropy []byte) [32]byte {
 	h, _ := blake2b.New256(nil) // no key: never fails
 	var buf [8]byte
@@ -37,17 +37,4 @@ func AddressEntropy(a address.Address) []byte {
 		return nil // only the undefined address fails; it draws with no entropy
 	}
 	return buf.Bytes()
-}
-
-// WinningPoStRandomness is the WinningPoSt challenge randomness of a
-// round, drawn as Lotus's miner does from MinerGetBaseInfo: from the last
-// beacon entry of the base info (or the previous one when the round has
-// none), with the WinningPoStChallengeSeed tag and the CBOR miner address
-// as entropy. It is not normalized; provers clear the top two bits.
-func WinningPoStRandomness(bi *MiningBaseInfo, maddr address.Address, round abi.ChainEpoch) [32]byte {
-	rbase := bi.PrevBeaconEntry
-	if n := len(bi.BeaconEntries); n > 0 {
-		rbase = bi.BeaconEntries[n-1]
-	}
-	return DrawRandomnessFromBase(rbase.Data, crypto.DomainSeparationTag_WinningPoStChallengeSeed, round, AddressEntropy(maddr))
 }

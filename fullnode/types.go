@@ -14,7 +14,6 @@ import (
 	"github.com/filecoin-project/go-state-types/big"
 	"github.com/filecoin-project/go-state-types/builtin/v16/miner"
 	"github.com/filecoin-project/go-state-types/exitcode"
-	"github.com/filecoin-project/go-state-types/proof"
 	"github.com/ipfs/go-cid"
 )
 
@@ -62,40 +61,13 @@ func (k TipSetKey) Equal(o TipSetKey) bool {
 	return true
 }
 
-// BlockHeader holds the block fields vsm reads and, for a mined block, the
-// ones it fills (Ticket, ElectionProof, BeaconEntries, WinPoStProof); the
-// rest of a Lotus block header (state roots, messages root, BLS aggregate,
-// signature, parent weight and base fee) is ignored on decode and left out
-// on encode.
+// BlockHeader holds the block fields vsm reads; the rest of a Lotus block
+// header is ignored on decode.
 type BlockHeader struct {
-	Miner         address.Address
-	Ticket        *Ticket           `json:",omitempty"`
-	ElectionProof *ElectionProof    `json:",omitempty"`
-	BeaconEntries []BeaconEntry     `json:",omitempty"`
-	WinPoStProof  []proof.PoStProof `json:",omitempty"`
-	Parents       []cid.Cid
-	Height        abi.ChainEpoch
-	Timestamp     uint64
-}
-
-// Ticket is a block's ticket (a VRF output over the previous ticket).
-type Ticket struct {
-	VRFProof []byte
-}
-
-// ElectionProof is a block's proof that its miner was elected leader:
-// WinCount is how many times it won the round.
-type ElectionProof struct {
-	WinCount int64
-	VRFProof []byte
-}
-
-// BlockMsg is what Filecoin.SyncSubmitBlock takes: a header and the CIDs of
-// its messages.
-type BlockMsg struct {
-	Header        *BlockHeader
-	BlsMessages   []cid.Cid
-	SecpkMessages []cid.Cid
+	Miner     address.Address
+	Parents   []cid.Cid
+	Height    abi.ChainEpoch
+	Timestamp uint64
 }
 
 // TipSet is ChainHead's answer.
@@ -301,24 +273,6 @@ type MsgLookup struct {
 	ReturnDec json.RawMessage
 	TipSet    TipSetKey
 	Height    abi.ChainEpoch
-}
-
-// BeaconEntry is a drand round.
-type BeaconEntry struct {
-	Round uint64
-	Data  []byte
-}
-
-// MiningBaseInfo is MinerGetBaseInfo's answer, used for WinningPoSt.
-type MiningBaseInfo struct {
-	MinerPower        abi.StoragePower
-	NetworkPower      abi.StoragePower
-	Sectors           []proof.ExtendedSectorInfo
-	WorkerKey         address.Address
-	SectorSize        abi.SectorSize
-	PrevBeaconEntry   BeaconEntry
-	BeaconEntries     []BeaconEntry
-	EligibleForMining bool
 }
 
 // IDAddress is go-address's NewIDAddress for an actor id the caller knows

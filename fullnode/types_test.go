@@ -118,10 +118,6 @@ func TestDrawRandomness(t *testing.T) {
 	if h := hex.EncodeToString(got[:]); h != "62a9fdcb0714c77603738653ff8f0f4f164f2e364ce7a500be1c5ee3a6a54740" {
 		t.Fatalf("draw = %s", h)
 	}
-	bi := &MiningBaseInfo{PrevBeaconEntry: BeaconEntry{Data: []byte("prev")}, BeaconEntries: []BeaconEntry{{Data: base}}}
-	if WinningPoStRandomness(bi, IDAddress(1000), 12345) != DrawRandomnessFromBase(base, crypto.DomainSeparationTag_WinningPoStChallengeSeed, 12345, AddressEntropy(IDAddress(1000))) {
-		t.Fatal("WinningPoStRandomness does not draw from the last beacon entry")
-	}
 }
 
 // TestParamsCBOR: go-state-types' cbor-gen encodes the params exactly as

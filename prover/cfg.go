@@ -32,9 +32,24 @@ const (
 	DefaultProveTimeoutSecs = 1800
 )
 
-// DefaultArgs are the child arguments used when a block has no Args: the
-// running vsm binary serving the WindowPoSt protocol.
-var defaultArgs = []string{"wdpost"}
+// Block kinds of ext-prover.cfg: [[WdPost]] children prove WindowPoSt
+// (and WinningPoSt when there is no [[WinPost]] block), [[WinPost]]
+// children prove only WinningPoSt. The original keeps them apart so that a
+// long WindowPoSt never holds the slot a 30-second-critical winning proof
+// needs.
+const (
+	KindWdPost  = "WdPost"
+	KindWinPost = "WinPost"
+)
+
+// defaultArgs are the child arguments used when a block has no Args: the
+// running vsm binary serving the protocol with the kind's ready line.
+func defaultArgs(kind string) []string {
+	if kind == KindWinPost {
+		return []string{"winpost"}
+	}
+	return []string{"wdpost"}
+}
 
 // DefaultConfigText is the commented ext-prover.cfg that `vsm daemon init`
 // writes. Every key is commented out, so the file parses to one child with
@@ -106,13 +121,29 @@ const DefaultConfigText = `# ext-prover.cfg: the WindowPoSt child processes this
 #[WdPost.Envs]
 #CUDA_VISIBLE_DEVICES = "1"
 #TMPDIR = "/var/tmp/vsm-gpu1"
+
+# [[WinPost]] blocks (same keys as [[WdPost]]; Args default ["winpost"], ready
+# line "winning_post processor ready") start children that prove only the
+# WinningPoSt asked for by sophon-gateway ("vsm daemon run --miner"). Without
+# any, WinningPoSt goes to the [[WdPost]] children, where it may wait behind a
+# long WindowPoSt: give it a GPU of its own when the node mines.
+#
+#[[WinPost]]
+#Bin = "/usr/local/bin/vsm-ffi-prover"
+#Args = ["winpost"]
+#[WinPost.Envs]
+#CUDA_VISIBLE_DEVICES = "2"
+#TMPDIR = "/var/tmp/vsm-gpu2"
 `
 
 // Config is a parsed ext-prover.cfg.
 type Config struct {
-	// WdPost holds one entry per child process, in file order. LoadConfig
-	// always returns at least one entry.
+	// WdPost holds one entry per WindowPoSt child process, in file order.
+	// LoadConfig always returns at least one entry.
 	WdPost []ProcessorConfig
+	// WinPost holds one entry per WinningPoSt-only child process; it may
+	// be empty.
+	WinPost []ProcessorConfig
 }
 
 // ProcessorConfig describes one child process ([[WdPost]] block), with
@@ -165,27 +196,35 @@ func ParseConfig(data []byte) (Config, error) {
 	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {
 		return Config{}, fmt.Errorf("parse TOML: %w", err)
 	}
-	var blocks []map[string]any
-	for k, v := range doc {
-		if k != "WdPost" {
-			return Config{}, fmt.Errorf("unknown top-level key %q (only [[WdPost]] blocks are allowed)", k)
+	blocks := map[string][]map[string]any{}
+	for _, k := range slices.Sorted(maps.Keys(doc)) {
+		v := doc[k]
+		if k != KindWdPost && k != KindWinPost {
+			return Config{}, fmt.Errorf("unknown top-level key %q (only [[WdPost]] and [[WinPost]] blocks are allowed)", k)
 		}
 		list, ok := v.([]map[string]any)
 		if !ok {
-			return Config{}, fmt.Errorf("WdPost must be written as [[WdPost]] blocks (an array of tables), got %s", tomlType(v))
+			return Config{}, fmt.Errorf("%s must be written as [[%s]] blocks (an array of tables), got %s", k, k, tomlType(v))
 		}
-		blocks = list
+		blocks[k] = list
 	}
-	if len(blocks) == 0 {
-		blocks = []map[string]any{{}}
+	if len(blocks[KindWdPost]) == 0 {
+		blocks[KindWdPost] = []map[string]any{{}}
 	}
-	cfg := Config{WdPost: make([]ProcessorConfig, 0, len(blocks))}
-	for i, b := range blocks {
-		pc, err := resolveBlock(i, len(blocks), b)
-		if err != nil {
-			return Config{}, err
+	var cfg Config
+	for _, kind := range []string{KindWdPost, KindWinPost} {
+		list := blocks[kind]
+		for i, b := range list {
+			pc, err := resolveBlock(kind, i, len(list), b)
+			if err != nil {
+				return Config{}, err
+			}
+			if kind == KindWdPost {
+				cfg.WdPost = append(cfg.WdPost, pc)
+			} else {
+				cfg.WinPost = append(cfg.WinPost, pc)
+			}
 		}
-		cfg.WdPost = append(cfg.WdPost, pc)
 	}
 	return cfg, nil
 }
@@ -211,9 +250,9 @@ func tomlType(v any) string {
 	}
 }
 
-func resolveBlock(idx, total int, b map[string]any) (ProcessorConfig, error) {
+func resolveBlock(kind string, idx, total int, b map[string]any) (ProcessorConfig, error) {
 	pc := ProcessorConfig{
-		Args:             append([]string(nil), defaultArgs...),
+		Args:             defaultArgs(kind),
 		Concurrent:       DefaultConcurrent,
 		Weight:           DefaultWeight,
 		ReadyTimeoutSecs: DefaultReadyTimeoutSecs,
@@ -222,7 +261,7 @@ func resolveBlock(idx, total int, b map[string]any) (ProcessorConfig, error) {
 		Envs:             map[string]string{},
 	}
 	blockErr := func(key, format string, args ...any) error {
-		return fmt.Errorf("[[WdPost]] block %d of %d: key %s: %s", idx+1, total, key, fmt.Sprintf(format, args...))
+		return fmt.Errorf("[[%s]] block %d of %d: key %s: %s", kind, idx+1, total, key, fmt.Sprintf(format, args...))
 	}
 	intKey := func(key string, v any, dst *int, max int64) error {
 		n, ok := v.(int64)
@@ -284,7 +323,7 @@ func resolveBlock(idx, total int, b map[string]any) (ProcessorConfig, error) {
 		case "Envs":
 			m, ok := v.(map[string]any)
 			if !ok {
-				err = blockErr(key, "must be a table ([WdPost.Envs]) of string values, got %s", tomlType(v))
+				err = blockErr(key, "must be a table ([%s.Envs]) of string values, got %s", kind, tomlType(v))
 				break
 			}
 			for _, name := range slices.Sorted(maps.Keys(m)) {

@@ -109,3 +109,40 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestParseConfigWinPost(t *testing.T) {
+	tests := []struct {
+		name        string
+		text        string
+		wdpost, win int
+		winArgs     []string
+		wantErr     string
+	}{
+		{"winpost beside default wdpost", "[[WinPost]]\n", 1, 1, []string{"winpost"}, ""},
+		{"both", "[[WdPost]]\n[[WdPost]]\n[[WinPost]]\nArgs = ['winning']\n", 2, 1, []string{"winning"}, ""},
+		{"none", "", 1, 0, nil, ""},
+		{"winpost bad key", "[[WinPost]]\nGPU = 1\n", 0, 0, nil, "[[WinPost]] block 1 of 1: key GPU: unknown key"},
+		{"winpost single table", "[WinPost]\n", 0, 0, nil, "must be written as [[WinPost]] blocks"},
+		{"winpost env not table", "[[WinPost]]\nEnvs = 1\n", 0, 0, nil, "must be a table ([WinPost.Envs])"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := ParseConfig([]byte(tt.text))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cfg.WdPost) != tt.wdpost || len(cfg.WinPost) != tt.win {
+				t.Fatalf("got %d WdPost and %d WinPost blocks, want %d and %d", len(cfg.WdPost), len(cfg.WinPost), tt.wdpost, tt.win)
+			}
+			if tt.win > 0 && !reflect.DeepEqual(cfg.WinPost[0].Args, tt.winArgs) {
+				t.Errorf("WinPost Args %q, want %q", cfg.WinPost[0].Args, tt.winArgs)
+			}
+		})
+	}
+}

@@ -29,6 +29,9 @@ type ServeOptions struct {
 	// MaxConcurrent bounds the tasks run at once; 0 means no bound (the
 	// parent already limits each child to its Concurrent setting).
 	MaxConcurrent int
+	// ReadyLine is the handshake printed first: ReadyLine (default) for a
+	// [[WdPost]] child, WinningReadyLine for a [[WinPost]] one.
+	ReadyLine string
 }
 
 // Serve is the child side of the protocol (what `vsm wdpost` runs): it
@@ -43,7 +46,11 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, h Handler, opts Ser
 	if log == nil {
 		log = zap.NewNop()
 	}
-	log = log.With(zap.String("processor", "window_post"), zap.Int("pid", os.Getpid()), zap.Int("ppid", os.Getppid()))
+	ready := opts.ReadyLine
+	if ready == "" {
+		ready = ReadyLine
+	}
+	log = log.With(zap.String("processor", processorName(ready)), zap.Int("pid", os.Getpid()), zap.Int("ppid", os.Getppid()))
 
 	w := bufio.NewWriter(out)
 	var wmu sync.Mutex
@@ -66,7 +73,7 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, h Handler, opts Ser
 		writeErr = w.Flush()
 	}
 
-	if _, err := io.WriteString(w, ReadyLine+"\n"); err != nil {
+	if _, err := io.WriteString(w, ready+"\n"); err != nil {
 		return fmt.Errorf("write ready line: %w", err)
 	}
 	if err := w.Flush(); err != nil {

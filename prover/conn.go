@@ -94,7 +94,8 @@ func (s *Supervisor) startConn(ctx context.Context, c *child) (*conn, error) {
 		stdin: stdin, writeCh: make(chan []byte), closing: make(chan struct{}),
 		stderr: make(chan struct{}), done: make(chan struct{}), pending: map[uint64]*call{},
 	}
-	cn.log = s.log.With(zap.String("processor", "window_post"), zap.String("child", c.name),
+	ready := readyLine(c.kind)
+	cn.log = s.log.With(zap.String("processor", processorName(ready)), zap.String("child", c.name),
 		zap.Int("pid", cn.pid), zap.Int("ppid", os.Getpid()))
 	go cn.forwardStderr(stderr)
 
@@ -120,13 +121,13 @@ func (s *Supervisor) startConn(ctx context.Context, c *child) (*conn, error) {
 	}
 	select {
 	case line := <-first:
-		if got := strings.TrimRight(string(line), "\r"); got != ReadyLine {
-			return fail("first line was %q, want the ready line %q; is Bin a vc-processors WindowPoSt prover and Args right?", truncate(got, 100), ReadyLine)
+		if got := strings.TrimRight(string(line), "\r"); got != ready {
+			return fail("first line was %q, want the ready line %q; is Bin a vc-processors %s prover and Args right?", truncate(got, 100), ready, processorName(ready))
 		}
 	case err := <-firstErr:
 		return fail("exited or closed stdout before printing the ready line: %v", err)
 	case <-timer.C:
-		return fail("did not print the ready line %q within ReadyTimeoutSecs=%d", ReadyLine, c.cfg.ReadyTimeoutSecs)
+		return fail("did not print the ready line %q within ReadyTimeoutSecs=%d", ready, c.cfg.ReadyTimeoutSecs)
 	case <-ctx.Done():
 		return fail("start interrupted: %v", ctx.Err())
 	}

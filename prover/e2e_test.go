@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
-
 	"github.com/vsm-project/vsm/prover"
 	"github.com/vsm-project/vsm/prover/engine"
 	"github.com/vsm-project/vsm/prover/sectorfile"
@@ -50,9 +48,9 @@ func TestEndToEndRealChildren(t *testing.T) {
 	reps := createSectors(t, dir, miner, 20)
 
 	block := prover.ProcessorConfig{Bin: bin, Args: []string{"wdpost", "--parallel-reads", "4"}, Concurrent: 2, Weight: 1, ReadyTimeoutSecs: 10}
+	sup := startSupervisor(t, prover.Config{WdPost: []prover.ProcessorConfig{block, block}}, prover.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sup := startSupervisor(t, ctx, []prover.ProcessorConfig{block, block}, prover.Options{Logger: zaptest.NewLogger(t)})
 
 	var seed prover.Bytes32
 	copy(seed[:], "vsm end-to-end test randomness!!")
@@ -134,27 +132,6 @@ func TestEndToEndRealChildren(t *testing.T) {
 	if err := engine.Verify(miner, proofType, seed, commitments(reps[5:6]), out.Proofs[0]); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// startSupervisor starts children of blocks within ctx and closes them
-// when the test ends.
-func startSupervisor(t *testing.T, ctx context.Context, blocks []prover.ProcessorConfig, opts prover.Options) *prover.Supervisor {
-	t.Helper()
-	sup, err := prover.NewSupervisor(prover.Config{WdPost: blocks}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sup.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := sup.Close(cctx); err != nil {
-			t.Error(err)
-		}
-	})
-	return sup
 }
 
 func commitments(reps []prover.Replica) []engine.SectorCommitment {

@@ -7,11 +7,30 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // ReadyLine is the first line a child prints on stdout once it can take
 // requests (the damocles vc-processors handshake for the WindowPoSt stage).
 const ReadyLine = "window_post processor ready"
+
+// WinningReadyLine is the ready line of a [[WinPost]] child (the
+// vc-processors WinningPoSt stage).
+const WinningReadyLine = "winning_post processor ready"
+
+// readyLine is the handshake a child of kind must print.
+func readyLine(kind string) string {
+	if kind == KindWinPost {
+		return WinningReadyLine
+	}
+	return ReadyLine
+}
+
+// processorName is the stage name logs carry, the ready line's first word.
+func processorName(ready string) string {
+	name, _, _ := strings.Cut(ready, " ")
+	return name
+}
 
 // MaxLineBytes bounds one protocol line. A partition of 2349 sectors is
 // about 1 MiB of request; proofs of the built-in engine for one are about

@@ -50,7 +50,7 @@ func TestCheckSurvivesBadChildren(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			sup := startSupervisor(t, ctx, tt.blocks, prover.Options{Logger: zaptest.NewLogger(t), BackoffMin: 50 * time.Millisecond})
+			sup := startSupervisor(t, prover.Config{WdPost: tt.blocks}, prover.Options{Logger: zaptest.NewLogger(t), BackoffMin: 50 * time.Millisecond})
 			badPID := sup.Capacity().Children[0].PID
 
 			start := time.Now()

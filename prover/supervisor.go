@@ -88,12 +88,16 @@ func (o *Options) applyDefaults() error {
 	return nil
 }
 
-// Supervisor runs one child process per [[WdPost]] block and dispatches
-// requests to them. It is safe for concurrent use.
+// Supervisor runs one child process per [[WdPost]] and [[WinPost]] block
+// and dispatches requests to them: WindowPoSt to the WdPost children,
+// WinningPoSt to the WinPost children (to the WdPost ones when there are
+// none). It is safe for concurrent use.
 type Supervisor struct {
 	opts     Options
 	log      *zap.Logger
 	children []*child
+	// winningKind is the kind of child WinningPoSt tasks go to.
+	winningKind string
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced when a slot frees or a state changes
@@ -105,10 +109,12 @@ type Supervisor struct {
 	partitionSeconds *prometheus.HistogramVec
 }
 
-// child is the long-lived record of one [[WdPost]] block; conn is its
-// current process. Fields below mu are guarded by Supervisor.mu.
+// child is the long-lived record of one [[WdPost]] or [[WinPost]] block;
+// conn is its current process. Fields below mu are guarded by
+// Supervisor.mu.
 type child struct {
 	idx  int
+	kind string // KindWdPost or KindWinPost
 	name string
 	bin  string
 	cfg  ProcessorConfig
@@ -141,32 +147,30 @@ func NewSupervisor(cfg Config, opts Options) (*Supervisor, error) {
 			Help:    "Time from dispatch to answer of each proven partition (vanilla reads and proof), by child.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 16),
 		}, []string{"child"})}
-	for i, pc := range cfg.WdPost {
-		bin := pc.Bin
-		if bin == "" {
-			bin = opts.SelfExe
-		} else if !strings.ContainsRune(bin, filepath.Separator) {
-			p, err := exec.LookPath(bin)
+	for _, kind := range []string{KindWdPost, KindWinPost} {
+		blocks := cfg.WdPost
+		if kind == KindWinPost {
+			blocks = cfg.WinPost
+		}
+		for i, pc := range blocks {
+			c, err := newChild(kind, i, len(blocks), pc, opts.SelfExe)
 			if err != nil {
-				return nil, fmt.Errorf("[[WdPost]] block %d of %d: key Bin: %q not found in PATH; give an absolute path or leave Bin out to run vsm itself", i+1, len(cfg.WdPost), bin)
+				return nil, err
 			}
-			bin = p
+			s.children = append(s.children, c)
 		}
-		pc.CheckTimeoutSecs = cmp.Or(pc.CheckTimeoutSecs, DefaultCheckTimeoutSecs)
-		pc.ProveTimeoutSecs = cmp.Or(pc.ProveTimeoutSecs, DefaultProveTimeoutSecs)
-		if pc.Concurrent < 1 || pc.Weight < 1 || pc.ReadyTimeoutSecs < 1 || pc.CheckTimeoutSecs < 1 || pc.ProveTimeoutSecs < 1 {
-			return nil, fmt.Errorf("[[WdPost]] block %d of %d: Concurrent, Weight, ReadyTimeoutSecs, CheckTimeoutSecs and ProveTimeoutSecs must be at least 1 (build the Config with LoadConfig/ParseConfig to get defaults)", i+1, len(cfg.WdPost))
-		}
-		s.children = append(s.children, &child{
-			idx: i, name: fmt.Sprintf("wdpost-%d", i), bin: bin, cfg: pc, state: StateStopped,
-		})
+	}
+	s.winningKind = KindWdPost
+	if len(cfg.WinPost) > 0 {
+		s.winningKind = KindWinPost
 	}
 	return s, nil
 }
 
 // work says what a request asks, which sets its time limit on a child.
 type work struct {
-	check   bool // vanilla reads only (check_only); else a proof
+	kind    string // the children that take it: KindWdPost or KindWinPost
+	check   bool   // vanilla reads only (check_only); else a proof
 	sectors int
 }
 
@@ -196,6 +200,31 @@ func (s *Supervisor) markKilled(cn *conn, reason string) {
 		s.notifyLocked()
 	}
 }
+
+// newChild resolves block i of total of kind.
+func newChild(kind string, i, total int, pc ProcessorConfig, selfExe string) (*child, error) {
+	bin := pc.Bin
+	if bin == "" {
+		bin = selfExe
+	} else if !strings.ContainsRune(bin, filepath.Separator) {
+		p, err := exec.LookPath(bin)
+		if err != nil {
+			return nil, fmt.Errorf("[[%s]] block %d of %d: key Bin: %q not found in PATH; give an absolute path or leave Bin out to run vsm itself", kind, i+1, total, bin)
+		}
+		bin = p
+	}
+	pc.CheckTimeoutSecs = cmp.Or(pc.CheckTimeoutSecs, DefaultCheckTimeoutSecs)
+	pc.ProveTimeoutSecs = cmp.Or(pc.ProveTimeoutSecs, DefaultProveTimeoutSecs)
+	if pc.Concurrent < 1 || pc.Weight < 1 || pc.ReadyTimeoutSecs < 1 || pc.CheckTimeoutSecs < 1 || pc.ProveTimeoutSecs < 1 {
+		return nil, fmt.Errorf("[[%s]] block %d of %d: Concurrent, Weight, ReadyTimeoutSecs, CheckTimeoutSecs and ProveTimeoutSecs must be at least 1 (build the Config with LoadConfig/ParseConfig to get defaults)", kind, i+1, total)
+	}
+	return &child{idx: i, kind: kind, name: fmt.Sprintf("%s-%d", strings.ToLower(kind), i), bin: bin, cfg: pc, state: StateStopped}, nil
+}
+
+// WinningChildren says which children prove WinningPoSt: "WinPost" when
+// ext-prover.cfg has [[WinPost]] blocks, else "WdPost" (shared with
+// WindowPoSt).
+func (s *Supervisor) WinningChildren() string { return s.winningKind }
 
 // notifyLocked wakes every request waiting for a slot. s.mu must be held.
 func (s *Supervisor) notifyLocked() {
@@ -356,11 +385,11 @@ func (s *Supervisor) Close(ctx context.Context) error {
 // is picked in proportion to its Weight, and every child with a free slot
 // is picked eventually, which plain "random below total weight" choosers
 // get wrong at the edges. s.mu must be held.
-func (s *Supervisor) pickLocked(avoid map[*child]bool) *child {
+func (s *Supervisor) pickLocked(kind string, avoid map[*child]bool) *child {
 	var best *child
 	total := 0
 	for _, c := range s.children {
-		if c.state != StateReady || c.busy >= c.cfg.Concurrent || avoid[c] {
+		if c.kind != kind || c.state != StateReady || c.busy >= c.cfg.Concurrent || avoid[c] {
 			continue
 		}
 		c.current += c.cfg.Weight
@@ -375,28 +404,29 @@ func (s *Supervisor) pickLocked(avoid map[*child]bool) *child {
 	return best
 }
 
-// acquire waits for a free slot on a child not in avoid. With children to
-// avoid it gives up (errNoOtherChild) as soon as no other child is ready or
-// starting: waiting for a crash-looping one would only delay the answer.
-func (s *Supervisor) acquire(ctx context.Context, avoid map[*child]bool) (*child, *conn, error) {
+// acquire waits for a free slot on a child of kind not in avoid. With
+// children to avoid it gives up (errNoOtherChild) as soon as no other child
+// of kind is ready or starting: waiting for a crash-looping one would only
+// delay the answer.
+func (s *Supervisor) acquire(ctx context.Context, kind string, avoid map[*child]bool) (*child, *conn, error) {
 	for {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			return nil, nil, fmt.Errorf("%w: supervisor is closed", ErrChildLost)
 		}
-		if len(avoid) > 0 && !s.otherHealthyLocked(avoid) {
+		if len(avoid) > 0 && !s.otherHealthyLocked(kind, avoid) {
 			s.mu.Unlock()
 			return nil, nil, errNoOtherChild
 		}
-		if c := s.pickLocked(avoid); c != nil {
+		if c := s.pickLocked(kind, avoid); c != nil {
 			c.busy++
 			cn := c.conn
 			s.mu.Unlock()
 			return c, cn, nil
 		}
 		wait := s.changed
-		summary := s.summaryLocked()
+		summary := s.summaryLocked(kind)
 		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
@@ -406,22 +436,26 @@ func (s *Supervisor) acquire(ctx context.Context, avoid map[*child]bool) (*child
 	}
 }
 
-func (s *Supervisor) otherHealthyLocked(avoid map[*child]bool) bool {
+func (s *Supervisor) otherHealthyLocked(kind string, avoid map[*child]bool) bool {
 	for _, c := range s.children {
-		if !avoid[c] && (c.state == StateReady || c.state == StateStarting) {
+		if c.kind == kind && !avoid[c] && (c.state == StateReady || c.state == StateStarting) {
 			return true
 		}
 	}
 	return false
 }
 
-func (s *Supervisor) summaryLocked() string {
-	parts := make([]string, len(s.children))
-	for i, c := range s.children {
-		parts[i] = fmt.Sprintf("%s %s %d/%d busy", c.name, c.state, c.busy, c.cfg.Concurrent)
-		if c.state != StateReady && c.lastErr != "" {
-			parts[i] += " (" + truncate(c.lastErr, 120) + ")"
+func (s *Supervisor) summaryLocked(kind string) string {
+	var parts []string
+	for _, c := range s.children {
+		if c.kind != kind {
+			continue
 		}
+		part := fmt.Sprintf("%s %s %d/%d busy", c.name, c.state, c.busy, c.cfg.Concurrent)
+		if c.state != StateReady && c.lastErr != "" {
+			part += " (" + truncate(c.lastErr, 120) + ")"
+		}
+		parts = append(parts, part)
 	}
 	return strings.Join(parts, "; ")
 }
@@ -444,7 +478,7 @@ func (s *Supervisor) release(c *child, cn *conn) {
 func (s *Supervisor) Call(ctx context.Context, task json.RawMessage) (json.RawMessage, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	out, _, _, err := s.call(ctx, work{}, task, nil)
+	out, _, _, err := s.call(ctx, work{kind: KindWdPost}, task, nil)
 	return out, err
 }
 
@@ -459,7 +493,7 @@ func (s *Supervisor) bound(ctx context.Context) (context.Context, context.Cancel
 // call sends task to one child not in avoid, within the child's limit for
 // w. It returns the child it chose (nil if none) and that process's pid.
 func (s *Supervisor) call(ctx context.Context, w work, task json.RawMessage, avoid map[*child]bool) (json.RawMessage, *child, int, error) {
-	c, cn, err := s.acquire(ctx, avoid)
+	c, cn, err := s.acquire(ctx, w.kind, avoid)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -554,7 +588,7 @@ func (s *Supervisor) ProveTraced(ctx context.Context, task WindowPoStTask) (Wind
 		}
 		return nil
 	}
-	c, tr, err := s.callRetry(ctx, work{check: task.CheckOnly, sectors: len(task.Replicas)}, raw, decode)
+	c, tr, err := s.callRetry(ctx, work{kind: KindWdPost, check: task.CheckOnly, sectors: len(task.Replicas)}, raw, decode)
 	if err != nil {
 		return WindowPoStOutput{}, tr, fmt.Errorf("prove partition of miner t0%d (%d sectors): %w", task.MinerID, len(task.Replicas), err)
 	}
@@ -575,8 +609,9 @@ func (s *Supervisor) ProveTraced(ctx context.Context, task WindowPoStTask) (Wind
 	return res, tr, nil
 }
 
-// ProveWinning sends a WinningPoSt task (the challenged sector of a mining
-// round) and decodes the output, which must hold exactly one proof.
+// ProveWinning sends a WinningPoSt task (the challenged sectors of a
+// mining round) to a [[WinPost]] child (a [[WdPost]] one when there is
+// none) and decodes the output, which must hold exactly one proof.
 func (s *Supervisor) ProveWinning(ctx context.Context, task WinningPoStTask) (WinningPoStOutput, error) {
 	raw, err := json.Marshal(task)
 	if err != nil {
@@ -584,7 +619,7 @@ func (s *Supervisor) ProveWinning(ctx context.Context, task WinningPoStTask) (Wi
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	out, c, _, err := s.call(ctx, work{}, raw, nil)
+	out, c, _, err := s.call(ctx, work{kind: s.winningKind}, raw, nil)
 	if err != nil {
 		return WinningPoStOutput{}, fmt.Errorf("winning post of miner t0%d: %w", task.MinerID, err)
 	}
@@ -603,7 +638,9 @@ func (s *Supervisor) ProveWinning(ctx context.Context, task WinningPoStTask) (Wi
 
 // ChildCapacity is one child's part of Capacity.
 type ChildCapacity struct {
-	Name       string     `json:"name"`
+	Name string `json:"name"`
+	// Kind is the child's block: WdPost or WinPost.
+	Kind       string     `json:"kind"`
 	Bin        string     `json:"bin"`
 	PID        int        `json:"pid,omitempty"`
 	State      ChildState `json:"state"`
@@ -621,10 +658,11 @@ type ChildCapacity struct {
 }
 
 // Capacity is a snapshot of the node's proving capacity, for the gossip
-// layer and the status page.
+// layer and the status page. The slot figures count WdPost children only:
+// they are what the leader assigns WindowPoSt deadlines by.
 type Capacity struct {
 	Children   []ChildCapacity `json:"children"`
-	TotalSlots int             `json:"total_slots"` // slots of ready children
+	TotalSlots int             `json:"total_slots"` // slots of ready WdPost children
 	FreeSlots  int             `json:"free_slots"`
 	// SecondsPerPartition averages the children that have a measurement.
 	SecondsPerPartition float64 `json:"seconds_per_partition"`
@@ -639,10 +677,13 @@ func (s *Supervisor) Capacity() Capacity {
 	var n int
 	for _, c := range s.children {
 		capa.Children = append(capa.Children, ChildCapacity{
-			Name: c.name, Bin: c.bin, PID: c.pid, State: c.state, Concurrent: c.cfg.Concurrent, Busy: c.busy,
+			Name: c.name, Kind: c.kind, Bin: c.bin, PID: c.pid, State: c.state, Concurrent: c.cfg.Concurrent, Busy: c.busy,
 			Weight: c.cfg.Weight, Restarts: c.restarts, LastError: c.lastErr, SecondsPerPartition: c.spp,
 			Proven: c.proven, Failed: c.failed, ProtocolErrors: c.protoErr,
 		})
+		if c.kind != KindWdPost {
+			continue
+		}
 		if c.state == StateReady {
 			capa.TotalSlots += c.cfg.Concurrent
 			capa.FreeSlots += max(0, c.cfg.Concurrent-c.busy)

@@ -83,7 +83,7 @@ func (s *Supervisor) Verify(ctx context.Context, task VerifyPoStTask) (VerifyPoS
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	out, c, _, err := s.call(ctx, work{}, raw, nil)
+	out, c, _, err := s.call(ctx, work{kind: KindWdPost}, raw, nil)
 	if err != nil {
 		return VerifyPoStOutput{}, fmt.Errorf("verify %s of miner t0%d: %w", task.Verify, task.MinerID, err)
 	}

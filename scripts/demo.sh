@@ -2,9 +2,12 @@
 # make demo: a devnet (simulated chain, fast epochs) and a 3-node vsm
 # cluster on this machine. Each node runs two ext-prover children
 # (`vsm wdpost`, the built-in engine: real sector reads, NOT valid on
-# mainnet) and proves the deadlines the cluster's leader assigns to it.
-# The devnet judges every deadline; this script prints its totals and the
-# raft leader every few seconds. Ctrl-C stops every process it started.
+# mainnet) and proves the deadlines the cluster's leader assigns to it, and
+# a WinningPoSt child (`vsm winpost`) for the rounds the devnet's election
+# picks: every node runs --miner, registered with the devnet's gateway
+# stand-in, which asks one of them per round. The devnet judges every
+# deadline and round; this script prints its totals and the raft leader
+# every few seconds. Ctrl-C stops every process it started.
 #
 # Everything lives in ./.demo, wiped at each start. Knobs (environment):
 #   VSM_DEMO_PORT   first of the 9 node ports (default 1789: node 1 uses
@@ -153,6 +156,7 @@ mkdir -p "$DN/sectors"
   echo "Seed = \"vsm-demo\""
   echo "FirstDueEpoch = $FIRST_DUE"
   if [ "$ENGINE" = ffi ]; then echo "Engine = \"ffi\""; fi
+  printf '[Mining]\nExpectedLeadersPerEpoch = 0.5\nFirstEpoch = %d\n' $FIRST_DUE
   for ((i = 0; i < MINERS; i++)); do
     printf '[[Miners]]\nID = %d\nSectorSize = "2KiB"\nSectors = %d\nProvingPeriodOffset = %d\n' \
       $((1000 + i)) $SECTORS $((STAGGER * i))
@@ -178,7 +182,9 @@ for _ in $(seq 1200); do  # up to 2 min: real sealing of every sector with ffi
   sleep 0.1
 done
 CHAIN=$(cat "$DN/api-info")
+GATEWAY=$(cat "$DN/gateway-info")
 echo "   FULLNODE_API_INFO=$CHAIN"
+echo "   gateway stand-in for --miner: $GATEWAY"
 if [ "$ENGINE" = ffi ]; then
   "$VSM" devnet locations --dir "$DN" --storage sectors >"$DEMO/locations.jsonl"
 fi
@@ -188,6 +194,7 @@ fi
 extprover() {
   if [ "$ENGINE" = ffi ]; then
     echo "# two children, as for two GPUs; filecoin-ffi on the CPU with local parameters"
+    echo "# (no [[WinPost]] block: WinningPoSt shares them, to spare a third ffi process)"
     for _ in 1 2; do
       cat <<CFG
 [[WdPost]]
@@ -215,6 +222,12 @@ Bin = "$VSM"
 Args = ["wdpost"]
 Concurrent = 2
 ReadyTimeoutSecs = 20
+
+# WinningPoSt for the devnet's gateway (--miner), apart from WindowPoSt
+[[WinPost]]
+Bin = "$VSM"
+Args = ["winpost"]
+ReadyTimeoutSecs = 20
 CFG
 }
 API=() GOSSIP=()
@@ -223,7 +236,7 @@ for i in 0 1 2; do
   GOSSIP+=("127.0.0.1:$(port $i 2)")
 done
 JOIN=$(IFS=,; echo "${GOSSIP[*]}")
-echo "== 3 nodes: bootstrap-expect 3, each with 2 ext-prover children, --poster"
+echo "== 3 nodes: bootstrap-expect 3, each with ext-prover children, --poster --miner"
 for i in 0 1 2; do
   id=n$((i + 1))
   secrets=()
@@ -233,7 +246,7 @@ for i in 0 1 2; do
   [ $i -eq 0 ] && "$VSM" --home "$DEMO/n1" cluster secrets export "$DEMO/secrets.json" >/dev/null
   extprover >"$DEMO/$id/ext-prover.cfg"
   start $id "$VSM" --home "$DEMO/$id" daemon run --bootstrap-expect 3 --join "$JOIN" \
-    --ext-prover --poster --chain-api "$CHAIN"
+    --ext-prover --poster --chain-api "$CHAIN" --miner --gateway-api "$GATEWAY"
   echo "   $id  api ${API[$i]}  raft 127.0.0.1:$(port $i 1)  gossip ${GOSSIP[$i]}  log .demo/$id.log"
 done
 n1() { "$VSM" --home "$DEMO/n1" "$@"; }
@@ -267,7 +280,7 @@ else
 fi
 cat <<MSG
 
-vsm is running: 3 nodes, 6 prover children, $MINERS miners on a devnet at $EPOCH per epoch.
+vsm is running: 3 nodes with prover children, $MINERS miners on a devnet at $EPOCH per epoch.
   $PAGE
   metrics       http://${API[0]}/metrics   (also :$(port 1 0) and :$(port 2 0))
   schedule      ./bin/vsm --home .demo/n1 cluster schedule
@@ -276,6 +289,8 @@ vsm is running: 3 nodes, 6 prover children, $MINERS miners on a devnet at $EPOCH
   logs          .demo/n1.log .demo/n2.log .demo/n3.log .demo/devnet.log
 A deadline window is open 60 epochs; every miner has a partition in each of its 48
 deadlines, and the devnet verifies each proof and counts the windows as they close.
+From epoch $FIRST_DUE the devnet also elects miners (about one election every two epochs) and
+asks a node for each round's WinningPoSt through its gateway stand-in.
 Press Ctrl-C to stop.
 
 MSG
@@ -284,8 +299,9 @@ while true; do
   rep=$("$VSM" devnet report --dir "$DN" --records 1 2>/dev/null || true)
   h=$(sed -nE 's/^height ([0-9]+)$/\1/p' <<<"$rep")
   tot=$(tail -n 1 <<<"$rep")
+  win=$(sed -nE 's/^winning posts elected ([0-9]+) \(asked [0-9]+\): proven ([0-9]+), invalid ([0-9]+), missed ([0-9]+)$/winning \2\/\1 proven/p' <<<"$rep")
   last=$(awk 'NR==2 && $1 ~ /^t0/ {print "last closed " $1 " deadline " $3 " " $6}' <<<"$rep")
   ldr=$(leader || true)
-  printf '%s  epoch %-5s  %s  leader %s  %s\n' "$(date +%H:%M:%S)" "${h:-?}" "${tot:-devnet not answering}" "${ldr:-?}" "$last"
+  printf '%s  epoch %-5s  %s  %s  leader %s  %s\n' "$(date +%H:%M:%S)" "${h:-?}" "${tot:-devnet not answering}" "${win:-}" "${ldr:-?}" "$last"
   sleep 3
 done

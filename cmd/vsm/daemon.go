@@ -48,7 +48,8 @@ func daemonCommand() *cli.Command {
 					&cli.StringFlag{Name: "proxy", Usage: "run as a proxy node of the node at HOST:PORT: a raft non-voter of its cluster that follows every change in real time and serves it read-only (with --poster it is given deadlines too); --proxy=\"\" means the node whose home holds the config files (--conf-dir)"},
 					&cli.BoolFlag{Name: "proxy-sector-indexer-off", Usage: "with --proxy: use the sector locations in this node's own home instead of the source's"},
 					&cli.BoolFlag{Name: "poster", Usage: "prove the deadlines the cluster assigns to this node (needs --ext-prover and a chain)"},
-					&cli.BoolFlag{Name: "miner", Usage: "mine: prove and submit the WinningPoSt of each enabled miner of the store whenever the chain elects it (needs --ext-prover and a chain)"},
+					&cli.BoolFlag{Name: "miner", Usage: "compute WinningPoSt for sophon-miner: register every enabled miner of the store with each sophon-gateway (Gateway.API or --gateway-api) and answer its ComputeProof requests on the children (needs --ext-prover)"},
+					&cli.StringSliceFlag{Name: "gateway-api", Usage: "sophon-gateway TOKEN:/ip4/HOST/tcp/PORT for --miner (repeat or separate with commas; overrides Gateway.API)"},
 					&cli.StringFlag{Name: "chain-api", Usage: "full node FULLNODE_API_INFO string TOKEN:/ip4/HOST/tcp/PORT/http (overrides Chain.API)", EnvVars: []string{"FULLNODE_API_INFO"}},
 					&cli.IntFlag{Name: "bootstrap-expect", Usage: "bootstrap a new cluster once this many voters have met through gossip (give the same N on each)"},
 					&cli.StringSliceFlag{Name: "join", Usage: "gossip addresses HOST:PORT of members to join (retried until one answers)"},
@@ -113,6 +114,9 @@ func daemonRun(c *cli.Context) error {
 	override(&cfg.Node.RaftAddr, c.String("raft-addr"))
 	override(&cfg.Gossip.Addr, c.String("gossip-addr"))
 	override(&cfg.Node.ID, c.String("node-id"))
+	if gws := splitList(c.StringSlice("gateway-api")); len(gws) > 0 {
+		cfg.Gateway.API = gws
+	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("config after flags: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,7 +28,7 @@ import (
 
 // devnetCommand runs and inspects the simulated chain (docs/devnet.md).
 func devnetCommand() *cli.Command {
-	dirFlag := &cli.StringFlag{Name: "dir", Usage: "devnet directory (state, token, api-info, sectors)", Value: "devnet"}
+	dirFlag := &cli.StringFlag{Name: "dir", Usage: "devnet directory (state, token, api-info, gateway-info, sectors)", Value: "devnet"}
 	return &cli.Command{
 		Name:  "devnet",
 		Usage: "a simulated Filecoin chain for running vsm on one machine (not a real chain)",
@@ -124,7 +125,12 @@ func devnetRun(c *cli.Context) error {
 		ln.Close()
 		return fmt.Errorf("writing api-info: %w", err)
 	}
-	fmt.Fprintf(c.App.Writer, "FULLNODE_API_INFO=%s\n", info)
+	gw := dn.GatewayInfo(ln.Addr())
+	if err := os.WriteFile(filepath.Join(dir, devnet.GatewayInfoFile), []byte(gw+"\n"), 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("writing gateway-info: %w", err)
+	}
+	fmt.Fprintf(c.App.Writer, "FULLNODE_API_INFO=%s\nGATEWAY_API=%s\n", info, gw)
 	log.Info("devnet serving", zap.String("listen", ln.Addr().String()), zap.String("dir", dir))
 
 	errCh := make(chan error, 2)
@@ -203,8 +209,25 @@ func devnetReport(c *cli.Context) error {
 			return err
 		}
 	}
+	if err := printWinRecords(c.App.Writer, r.WinRecords); err != nil {
+		return err
+	}
 	fmt.Fprintf(c.App.Writer, "height %d\n%s\n%s\n", r.Height, r.WinningString(), r.String())
 	return nil
+}
+
+// printWinRecords lists elected rounds, the round first so that a line
+// never starts like a deadline record's (t0...).
+func printWinRecords(w io.Writer, recs []devnet.WinRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROUND\tMINER\tSECTOR\tOUTCOME\tPROVER\tATTEMPTS\tMS\tREASON")
+	for _, rec := range recs {
+		fmt.Fprintf(tw, "%d\tt0%d\t%d\t%s\t%s\t%d\t%d\t%s\n", rec.Round, rec.Miner, rec.Sector, rec.Outcome, rec.Prover, rec.Attempts, rec.TookMs, rec.Reason)
+	}
+	return tw.Flush()
 }
 
 func devnetMiners(c *cli.Context) error {

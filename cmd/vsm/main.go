@@ -44,6 +44,7 @@ func newApp() *cli.App {
 			authCommand(),
 			clusterCommand(),
 			wdpostCommand(),
+			winpostCommand(),
 			utilCommand(),
 			devnetCommand(),
 			provingCommand(),

@@ -11,14 +11,26 @@ import (
 	"github.com/vsm-project/vsm/prover/engine"
 )
 
-// wdpostCommand is the ext-prover child: the daemon starts it (one per
-// [[WdPost]] block) and talks to it over stdin/stdout, so nothing but
-// protocol lines may go to stdout; logs go to stderr.
+// wdpostCommand is the ext-prover child of a [[WdPost]] block: the daemon
+// starts it and talks to it over stdin/stdout, so nothing but protocol
+// lines may go to stdout; logs go to stderr.
 func wdpostCommand() *cli.Command {
+	return childCommand("wdpost", prover.ReadyLine,
+		"serve WindowPoSt and WinningPoSt requests on stdin/stdout with the built-in engine (started by the daemon as a [[WdPost]] ext-prover child)")
+}
+
+// winpostCommand is the same child for a [[WinPost]] block: only its
+// ready line differs, as the original's winning_post processor's does.
+func winpostCommand() *cli.Command {
+	return childCommand("winpost", prover.WinningReadyLine,
+		"serve WinningPoSt requests on stdin/stdout with the built-in engine (started by the daemon as a [[WinPost]] ext-prover child)")
+}
+
+func childCommand(name, ready, usage string) *cli.Command {
 	return &cli.Command{
-		Name:  "wdpost",
-		Usage: "serve WindowPoSt and WinningPoSt requests on stdin/stdout with the built-in engine (started by the daemon as an ext-prover child)",
-		Description: "Speaks the damocles vc-processors protocol (docs/ext-prover.md): prints \"" + prover.ReadyLine + "\",\n" +
+		Name:  name,
+		Usage: usage,
+		Description: "Speaks the damocles vc-processors protocol (docs/ext-prover.md): prints \"" + ready + "\",\n" +
 			"then answers newline-delimited JSON requests. The built-in engine's proofs are NOT valid on Filecoin mainnet.",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "parallel-reads", Value: engine.DefaultParallel, Usage: "sectors read at once per request (bounded parallel I/O)"},
@@ -36,7 +48,7 @@ func wdpostCommand() *cli.Command {
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM)
 			defer stop()
 			h := prover.PoStHandler(engine.Prover{Parallel: c.Int("parallel-reads")}, log)
-			return prover.Serve(ctx, os.Stdin, os.Stdout, h, prover.ServeOptions{Logger: log, MaxConcurrent: c.Int("concurrent")})
+			return prover.Serve(ctx, os.Stdin, os.Stdout, h, prover.ServeOptions{Logger: log, MaxConcurrent: c.Int("concurrent"), ReadyLine: ready})
 		},
 	}
 }

@@ -44,14 +44,18 @@ func main() {
 		Commands: []*cli.Command{
 			{
 				Name:  "wdpost",
-				Usage: "serve WindowPoSt, WinningPoSt and verification requests on stdin/stdout",
+				Usage: "serve WindowPoSt, WinningPoSt and verification requests on stdin/stdout (a [[WdPost]] child)",
 				Description: "Prints 'window_post processor ready' once the PoSt parameters are found in\n" +
 					"FIL_PROOFS_PARAMETER_CACHE (default " + defaultParamDir + "), then answers\n" +
 					"newline-delimited JSON requests. Parameters stay loaded between requests.",
-				Flags: []cli.Flag{
-					&cli.IntFlag{Name: "parallel-reads", Value: 8, Usage: "sectors whose challenged leaves are read at once (the vanilla proofs)"},
-				},
-				Action: serveAction,
+				Flags:  serveFlags(),
+				Action: serveAction(prover.ReadyLine),
+			},
+			{
+				Name:   "winpost",
+				Usage:  "the same, as a [[WinPost]] child: prints 'winning_post processor ready'",
+				Flags:  serveFlags(),
+				Action: serveAction(prover.WinningReadyLine),
 			},
 			sectorCommand(),
 		},
@@ -62,7 +66,17 @@ func main() {
 	}
 }
 
-func serveAction(c *cli.Context) error {
+func serveFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "parallel-reads", Value: 8, Usage: "sectors whose challenged leaves are read at once (the vanilla proofs)"},
+	}
+}
+
+func serveAction(ready string) cli.ActionFunc {
+	return func(c *cli.Context) error { return serve(c, ready) }
+}
+
+func serve(c *cli.Context, ready string) error {
 	log, err := logging.New(c.String("log-level"))
 	if err != nil {
 		return err
@@ -79,5 +93,5 @@ func serveAction(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM)
 	defer stop()
-	return prover.Serve(ctx, os.Stdin, os.Stdout, handler(log, c.Int("parallel-reads")), prover.ServeOptions{Logger: log})
+	return prover.Serve(ctx, os.Stdin, os.Stdout, handler(log, c.Int("parallel-reads")), prover.ServeOptions{Logger: log, ReadyLine: ready})
 }
