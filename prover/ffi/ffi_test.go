@@ -292,7 +292,10 @@ func TestRealChildProcesses(t *testing.T) {
 	reps := replicas(sealSectors(t, t.TempDir(), 2<<10, 1, 6))
 	block := prover.ProcessorConfig{Bin: bin, Args: []string{"wdpost"}, Concurrent: 1, Weight: 1, ReadyTimeoutSecs: 30,
 		Envs: map[string]string{"FIL_PROOFS_PARAMETER_CACHE": os.Getenv("FIL_PROOFS_PARAMETER_CACHE")}}
-	sup, err := prover.NewSupervisor(prover.Config{WdPost: []prover.ProcessorConfig{block, block}}, prover.Options{Logger: zaptest.NewLogger(t)})
+	win := block
+	win.Args = []string{"winpost"}
+	sup, err := prover.NewSupervisor(prover.Config{WdPost: []prover.ProcessorConfig{block, block}, WinPost: []prover.ProcessorConfig{win}},
+		prover.Options{Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,6 +319,28 @@ func TestRealChildProcesses(t *testing.T) {
 		if err != nil || !v.Valid {
 			t.Fatalf("round %d: verify: %+v %v", round, v, err)
 		}
+	}
+
+	// The [[WinPost]] child (vsm-ffi-prover winpost) proves the sector the
+	// chain's challenge picks, as --miner asks it for sophon-gateway.
+	if got := sup.WinningChildren(); got != prover.KindWinPost {
+		t.Fatalf("WinningPoSt goes to the %s children, want the WinPost one", got)
+	}
+	const winType = "StackedDrgWinning2KiBV1"
+	pp, _ := sectorfile.PoStProofByName(winType)
+	idx, err := ffi.GenerateWinningPoStSectorChallenge(abi.RegisteredPoStProof(pp.ChainID), miner, seed[:], uint64(len(reps)))
+	if err != nil || len(idx) != 1 {
+		t.Fatalf("winning challenge: %v %v", idx, err)
+	}
+	chosen := []prover.Replica{reps[idx[0]]}
+	win2, err := sup.ProveWinning(ctx, prover.WinningPoStTask{MinerID: miner, ProofType: winType, Replicas: chosen, Seed: seed})
+	if err != nil {
+		t.Fatalf("winning post on the [[WinPost]] child: %v", err)
+	}
+	v, err := sup.Verify(ctx, prover.VerifyPoStTask{Verify: prover.VerifyWinningPoSt, MinerID: miner, ProofType: winType,
+		Randomness: seed, Sectors: verifySectors(chosen), Proof: win2.Proofs[0]})
+	if err != nil || !v.Valid {
+		t.Fatalf("winning proof from the [[WinPost]] child: verify %+v %v", v, err)
 	}
 
 	// Without parameters the child exits before its ready line, saying why.
