@@ -124,11 +124,6 @@ func (c *countingChain) SubmitWindowedPoSt(ctx context.Context, maddr, from addr
 	return c.Chain.SubmitWindowedPoSt(ctx, maddr, from, p, spec)
 }
 
-func (c *countingChain) DeclareFaults(ctx context.Context, maddr, from address.Address, p *miner.DeclareFaultsParams, spec *fullnode.MessageSendSpec) (cid.Cid, error) {
-	defer c.track("MpoolPushMessage(DeclareFaults)")()
-	return c.Chain.DeclareFaults(ctx, maddr, from, p, spec)
-}
-
 func (c *countingChain) DeclareFaultsRecovered(ctx context.Context, maddr, from address.Address, p *miner.DeclareFaultsRecoveredParams, spec *fullnode.MessageSendSpec) (cid.Cid, error) {
 	defer c.track("MpoolPushMessage(DeclareFaultsRecovered)")()
 	return c.Chain.DeclareFaultsRecovered(ctx, maddr, from, p, spec)

@@ -5,8 +5,9 @@
 // call on the proving path), proves the partitions on the local ext-prover
 // children, submits the proofs once the window opens and records the
 // outcome through the cluster. Shortly before each deadline's fault cutoff
-// it checks its sectors' readability and declares the unreadable ones
-// faulty. It retries inside the window and gives up only when the window
+// it checks the sectors the chain holds faulty and declares the readable
+// ones recovered; it declares no fault ahead (as Lotus): a sector that
+// cannot be read when proving is skipped in the proof. It retries inside the window and gives up only when the window
 // closes, saying so. It knows nothing of raft: it reads assignments
 // through Store and records through Config.Record.
 package runner
@@ -52,7 +53,6 @@ type Chain interface {
 	WindowPoStRandomness(ctx context.Context, maddr address.Address, di *dline.Info, tsk fullnode.TipSetKey) ([32]byte, error)
 	StateGetRandomnessFromTickets(ctx context.Context, tag crypto.DomainSeparationTag, epoch abi.ChainEpoch, entropy []byte, tsk fullnode.TipSetKey) ([]byte, error)
 	SubmitWindowedPoSt(ctx context.Context, maddr, from address.Address, p *miner.SubmitWindowedPoStParams, spec *fullnode.MessageSendSpec) (cid.Cid, error)
-	DeclareFaults(ctx context.Context, maddr, from address.Address, p *miner.DeclareFaultsParams, spec *fullnode.MessageSendSpec) (cid.Cid, error)
 	DeclareFaultsRecovered(ctx context.Context, maddr, from address.Address, p *miner.DeclareFaultsRecoveredParams, spec *fullnode.MessageSendSpec) (cid.Cid, error)
 	StateWaitMsg(ctx context.Context, msg cid.Cid, confidence uint64, limit abi.ChainEpoch, allowReplaced bool) (*fullnode.MsgLookup, error)
 	// ReceiptError describes a non-zero exit code with the actor's message.
@@ -944,38 +944,36 @@ func (r *Runner) waitEpoch(ctx context.Context, e abi.ChainEpoch) error {
 }
 
 // readable checks sectors through the children (reads of fresh random
-// challenges) and splits them into unreadable (with the reason logged)
-// and readable ones. A sector without a location is unreadable.
-func (r *Runner) readable(ctx context.Context, log *zap.Logger, miner uint64, mi minerInfo, seed [32]byte, sectors bitfield.BitField) (bad, good []uint64, err error) {
+// challenges) and returns the readable ones; each unreadable one, and each
+// one without a location, is logged with the reason.
+func (r *Runner) readable(ctx context.Context, log *zap.Logger, miner uint64, mi minerInfo, seed [32]byte, sectors bitfield.BitField) (good []uint64, err error) {
 	loc := prover.Locator{Store: r.cfg.Store, Local: r.cfg.Local}
 	var replicas []prover.Replica
 	_ = sectors.ForEach(func(n uint64) error {
 		rep, why := loc.Sector(miner, n, mi.post)
 		if why != "" {
-			log.Warn("fault check: sector cannot be located", zap.String("sector", sectorfile.SectorName(miner, n)), zap.String("reason", why))
-			bad = append(bad, n)
+			log.Warn("sector check: sector cannot be located", zap.String("sector", sectorfile.SectorName(miner, n)), zap.String("reason", why))
 			return nil
 		}
 		replicas = append(replicas, rep)
 		return nil
 	})
 	if len(replicas) == 0 {
-		return bad, nil, nil
+		return nil, nil
 	}
 	out, err := r.cfg.Prover.Prove(ctx, prover.WindowPoStTask{MinerID: miner, ProofType: mi.post.Name, Replicas: replicas, Seed: prover.Bytes32(seed), CheckOnly: true})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	unreadable := map[uint64]bool{}
 	for _, f := range out.Faults {
-		log.Warn("fault check: sector unreadable", zap.String("sector", sectorfile.SectorName(miner, f)), zap.String("reason", out.FaultReasons[fmt.Sprint(f)]))
+		log.Warn("sector check: sector unreadable", zap.String("sector", sectorfile.SectorName(miner, f)), zap.String("reason", out.FaultReasons[fmt.Sprint(f)]))
 		unreadable[f] = true
-		bad = append(bad, f)
 	}
 	for _, rep := range replicas {
 		if !unreadable[rep.SectorID] {
 			good = append(good, rep.SectorID)
 		}
 	}
-	return bad, good, nil
+	return good, nil
 }
