@@ -204,7 +204,7 @@ func PoStHandler(p engine.Prover, log *zap.Logger) Handler {
 			if err != nil {
 				return nil, err
 			}
-			return verifyBuiltin(task)
+			return VerifyBuiltin(task)
 		}
 		var peek struct {
 			ProofType string `json:"proof_type"`

@@ -97,10 +97,11 @@ func (s *Supervisor) Verify(ctx context.Context, task VerifyPoStTask) (VerifyPoS
 	return res, nil
 }
 
-// verifyBuiltin checks a built-in engine proof. A proof that does not
-// verify is a verdict (Valid false, engine.Verify's reason); a task whose
-// kind does not match its proof type cannot be checked and is an error.
-func verifyBuiltin(task VerifyPoStTask) (VerifyPoStOutput, error) {
+// VerifyBuiltin checks a built-in engine proof, as `vsm wdpost` answers a
+// VerifyPoStTask. A proof that does not verify is a verdict (Valid false,
+// engine.Verify's reason); a task whose kind does not match its proof type
+// cannot be checked and is an error.
+func VerifyBuiltin(task VerifyPoStTask) (VerifyPoStOutput, error) {
 	pp, err := sectorfile.PoStProofByName(task.ProofType)
 	if err != nil {
 		return VerifyPoStOutput{}, err
