@@ -266,7 +266,7 @@ func TestMessagesSatisfyActorRules(t *testing.T) {
 		st.useSeed(seed)
 
 		batches := r.planDeadline(nparts, proven, st.submitted, mi)
-		if err := r.proveBatches(context.Background(), 1000, mi, seed, parts, batches, st); err != nil {
+		if err := r.proveBatches(context.Background(), 1000, 0, mi, seed, parts, batches, st); err != nil {
 			t.Fatalf("iteration %d: %v", iter, err)
 		}
 		for _, task := range fp.tasks {
@@ -349,7 +349,7 @@ func TestProveBatchFaultRetries(t *testing.T) {
 	store := mapStore{1: true, 2: true, 3: true, 4: true}
 	fp := &fakeProver{bad: map[uint64]bool{2: true, 3: true}}
 	r := &Runner{cfg: Config{Store: store, Prover: fp}, log: zap.NewNop()}
-	bp, err := r.proveBatch(context.Background(), 1000, mi, [32]byte{}, parts, []uint64{0, 1})
+	bp, err := r.proveBatch(context.Background(), 1000, mi, [32]byte{}, parts, []uint64{0, 1}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +365,7 @@ func TestProveBatchFaultRetries(t *testing.T) {
 	}
 	big := []fullnode.Partition{{AllSectors: bf(t, live), LiveSectors: bf(t, live)}}
 	r.cfg.Prover = &dripProver{}
-	if _, err := r.proveBatch(context.Background(), 1000, mi, [32]byte{}, big, []uint64{0}); err == nil {
+	if _, err := r.proveBatch(context.Background(), 1000, mi, [32]byte{}, big, []uint64{0}, ""); err == nil {
 		t.Fatal("a child reporting new faults forever was not given up on")
 	}
 }
@@ -384,7 +384,7 @@ func TestProveBatchKeepsProofWithFaults(t *testing.T) {
 	store := mapStore{1: true, 2: true, 3: true, 4: true}
 	fp := &fakeProver{bad: map[uint64]bool{2: true, 3: true}, proveGood: true}
 	r := &Runner{cfg: Config{Store: store, Prover: fp}, log: zap.NewNop()}
-	bp, err := r.proveBatch(context.Background(), 1000, mi, [32]byte{}, parts, []uint64{0, 1})
+	bp, err := r.proveBatch(context.Background(), 1000, mi, [32]byte{}, parts, []uint64{0, 1}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +402,7 @@ func TestProveBatchKeepsProofWithFaults(t *testing.T) {
 	// A fault outside the task makes the proof suspect: proven again.
 	fp2 := &outsiderProver{fakeProver: fakeProver{bad: map[uint64]bool{2: true}, proveGood: true}}
 	r.cfg.Prover = fp2
-	bp, err = r.proveBatch(context.Background(), 1000, mi, [32]byte{}, parts, []uint64{0, 1})
+	bp, err = r.proveBatch(context.Background(), 1000, mi, [32]byte{}, parts, []uint64{0, 1}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
