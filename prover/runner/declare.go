@@ -83,7 +83,9 @@ func (r *Runner) checkWindow(ctx context.Context, a fsm.Assignment, mi minerInfo
 			}
 		}
 		if err == nil {
-			// What landed is not sent again; a failed check is made again.
+			// A failed declaration is sent again whole: sectors already
+			// recovering are ignored by the actor. A failed check is made
+			// again.
 			if err = r.declare(ctx, log, maddr, mi, di, recoveries); err == nil {
 				return
 			}
