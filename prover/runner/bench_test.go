@@ -281,7 +281,11 @@ func BenchmarkVerifyProof(b *testing.B) {
 			b.Fatalf("batch of %d sectors, %v", len(bp.sectors), err)
 		}
 		for b.Loop() {
-			if why, err := r.verifyBatch(ctx, miner, mi, seed, bp); err != nil || why != "" {
+			commRs, err := r.sealedCommRs(ctx, miner, parts, []uint64{0, 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if why, err := r.verifyBatch(ctx, miner, mi, seed, bp, commRs); err != nil || why != "" {
 				b.Fatal(why, err)
 			}
 		}

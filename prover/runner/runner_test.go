@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/filecoin-project/go-bitfield"
 	"github.com/filecoin-project/go-state-types/builtin/v16/miner"
 	"github.com/ipfs/go-cid"
 	dto "github.com/prometheus/client_model/go"
@@ -416,16 +417,42 @@ func TestRunnerRecordsUnsentPartitionFaulty(t *testing.T) {
 // With first > 0 only the first proofs made with each randomness (each
 // deadline occurrence) are corrupted; with 0, every one.
 type badProofProver struct {
-	engineProver
-	first  int
-	proofs atomic.Int32
+	countingProver
+	first int
 
 	mu      sync.Mutex
-	perSeed map[prover.Bytes32]int
 	corrupt map[string]bool // the corrupted proofs
 }
 
 func (p *badProofProver) Prove(ctx context.Context, task prover.WindowPoStTask) (prover.WindowPoStOutput, error) {
+	out, err := p.countingProver.Prove(ctx, task)
+	if err != nil || task.CheckOnly || len(out.Proofs) != 1 {
+		return out, err
+	}
+	if p.first > 0 && p.madeWith(task.Seed) > p.first {
+		return out, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.corrupt == nil {
+		p.corrupt = map[string]bool{}
+	}
+	out.Proofs[0] = bytes.Clone(out.Proofs[0])
+	out.Proofs[0][len(out.Proofs[0])-1] ^= 0xff
+	p.corrupt[string(out.Proofs[0])] = true
+	return out, nil
+}
+
+// countingProver is engineProver counting the WindowPoSt proofs it makes,
+// in all and per randomness (per deadline occurrence).
+type countingProver struct {
+	engineProver
+	proofs  atomic.Int32
+	mu      sync.Mutex
+	perSeed map[prover.Bytes32]int
+}
+
+func (p *countingProver) Prove(ctx context.Context, task prover.WindowPoStTask) (prover.WindowPoStOutput, error) {
 	out, err := p.engineProver.Prove(ctx, task)
 	if err != nil || task.CheckOnly || len(out.Proofs) != 1 {
 		return out, err
@@ -434,23 +461,76 @@ func (p *badProofProver) Prove(ctx context.Context, task prover.WindowPoStTask) 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.perSeed == nil {
-		p.perSeed, p.corrupt = map[prover.Bytes32]int{}, map[string]bool{}
+		p.perSeed = map[prover.Bytes32]int{}
 	}
 	p.perSeed[task.Seed]++
-	if p.first > 0 && p.perSeed[task.Seed] > p.first {
-		return out, nil
-	}
-	out.Proofs[0] = bytes.Clone(out.Proofs[0])
-	out.Proofs[0][len(out.Proofs[0])-1] ^= 0xff
-	p.corrupt[string(out.Proofs[0])] = true
 	return out, nil
 }
 
 // madeWith is how many proofs were made with seed.
-func (p *badProofProver) madeWith(seed [32]byte) int {
+func (p *countingProver) madeWith(seed [32]byte) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.perSeed[prover.Bytes32(seed)]
+}
+
+// seedOf is the challenge randomness of deadline d in the period starting
+// at ps, as the runner reads it.
+func (fx *runnerFixture) seedOf(t *testing.T, r *Runner, d uint8, ps int64) [32]byte {
+	t.Helper()
+	mi, err := r.minerInfo(context.Background(), 1000, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	di := Window(mi.periodStart, uint64(d), abi.ChainEpoch(ps), mi.policy)
+	seed, err := fx.chain.WindowPoStRandomness(context.Background(), fullnode.IDAddress(1000), &di, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seed
+}
+
+// sectorsChain fails StateMinerSectors while failures is above zero.
+type sectorsChain struct {
+	Chain
+	failures atomic.Int32
+}
+
+func (c *sectorsChain) StateMinerSectors(ctx context.Context, maddr address.Address, filter *bitfield.BitField, tsk fullnode.TipSetKey) ([]*fullnode.SectorOnChainInfo, error) {
+	if c.failures.Add(-1) >= 0 {
+		return nil, errors.New("state of the miner actor unreadable (test)")
+	}
+	return c.Chain.StateMinerSectors(ctx, maddr, filter, tsk)
+}
+
+// TestRunnerReadsSealedCIDsBeforeProving: the sector infos a proof is
+// verified against are read before it is made, so a chain read that fails
+// is retried without wasting a proof.
+func TestRunnerReadsSealedCIDsBeforeProving(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fx := newRunnerFixture(t, ctx, true)
+	prov := &countingProver{}
+	var sc *sectorsChain
+	r := fx.runnerWith(t, &verifyingProver{Prover: prov}, func(c Chain) Chain {
+		sc = &sectorsChain{Chain: c}
+		return sc
+	})
+	// Fail the reads of deadline 1 of period 40 (proving from 48).
+	for fx.dn.Height() < 47 {
+		fx.dn.Step(1)
+	}
+	sc.failures.Store(3)
+	runTo(ctx, fx, r, cancel, 61)
+	if got := fx.record(1, 40); got == nil || got.Outcome != fsm.OutcomeProven {
+		t.Fatalf("record of deadline 1 in period 40: %+v, want proven", got)
+	}
+	if sc.failures.Load() >= 0 {
+		t.Fatalf("the sector reads did not fail as set up (%d left)", sc.failures.Load())
+	}
+	if n := prov.madeWith(fx.seedOf(t, r, 1, 40)); n != 1 {
+		t.Fatalf("deadline 1 of period 40 proven %d times, want once: a failed chain read must cost no proof", n)
+	}
 }
 
 // verifyingProver is a Prover that also verifies, as a `vsm wdpost` child
@@ -541,16 +621,7 @@ func TestRunnerVerifiesProofsBeforeSending(t *testing.T) {
 				}
 				// The batch is proven exactly twice: the corrupt proof and
 				// one more, never again after that.
-				mi, err := r.minerInfo(context.Background(), 1000, -1)
-				if err != nil {
-					t.Fatal(err)
-				}
-				di := Window(mi.periodStart, uint64(occ.d), abi.ChainEpoch(occ.ps), mi.policy)
-				seed, err := fx.chain.WindowPoStRandomness(context.Background(), fullnode.IDAddress(1000), &di, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if n := bad.madeWith(seed); n != 2 {
+				if n := bad.madeWith(fx.seedOf(t, r, occ.d, occ.ps)); n != 2 {
 					t.Fatalf("deadline %d of period %d: proven %d times, want 2", occ.d, occ.ps, n)
 				}
 			}

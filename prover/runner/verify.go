@@ -57,10 +57,19 @@ func (r *Runner) prove(ctx context.Context, task prover.WindowPoStTask, avoid st
 // there is one); if that one fails too the batch comes back with no proof
 // and the reason in invalid, so nothing the chain would refuse is sent.
 // When no child can verify, the proof is used unverified (logged once).
+// The SealedCIDs are read before proving, as Lotus reads its sector infos,
+// so a chain read that fails costs no proof.
 func (r *Runner) verifiedBatch(ctx context.Context, miner uint64, deadline uint64, mi minerInfo, seed [32]byte, parts []fullnode.Partition, batch []uint64) (*batchProof, error) {
+	var commRs map[uint64]prover.Bytes32
+	if r.verifier != nil {
+		var err error
+		if commRs, err = r.sealedCommRs(ctx, miner, parts, batch); err != nil {
+			return nil, err
+		}
+	}
 	bp, err := r.proveBatch(ctx, miner, mi, seed, parts, batch, "")
 	for try := 1; err == nil && bp.proof != nil && r.verifier != nil; try++ {
-		why, verr := r.verifyBatch(ctx, miner, mi, seed, bp)
+		why, verr := r.verifyBatch(ctx, miner, mi, seed, bp, commRs)
 		if verr != nil {
 			return nil, verr
 		}
@@ -83,30 +92,49 @@ func (r *Runner) verifiedBatch(ctx context.Context, miner uint64, deadline uint6
 	return bp, err
 }
 
-// verifyBatch asks a child to verify bp's proof over its sectors with
-// their on-chain SealedCIDs. It returns why the proof is invalid ("" when
-// it is valid or cannot be checked); an error when the chain could not be
-// read.
-func (r *Runner) verifyBatch(ctx context.Context, miner uint64, mi minerInfo, seed [32]byte, bp *batchProof) (string, error) {
-	filter := bitfield.NewFromSet(bp.sectors)
+// sealedCommRs reads the on-chain SealedCIDs (as CommRs) of the sectors
+// to prove in the batch's partitions.
+func (r *Runner) sealedCommRs(ctx context.Context, miner uint64, parts []fullnode.Partition, batch []uint64) (map[uint64]prover.Bytes32, error) {
+	var all []bitfield.BitField
+	for _, idx := range batch {
+		if idx >= uint64(len(parts)) {
+			return nil, fmt.Errorf("partition %d: the deadline has %d partitions", idx, len(parts))
+		}
+		toProve, err := sectorsToProve(parts[idx])
+		if err != nil {
+			return nil, fmt.Errorf("partition %d: %w", idx, err)
+		}
+		all = append(all, toProve)
+	}
+	filter, err := bitfield.MultiMerge(all...)
+	if err != nil {
+		return nil, fmt.Errorf("partitions %v: %w", batch, err)
+	}
 	infos, err := r.cfg.Chain.StateMinerSectors(ctx, fullnode.IDAddress(miner), &filter, nil)
 	if err != nil {
-		return "", fmt.Errorf("sector infos to verify the proof of partitions %v: %w", bp.partitions, err)
+		return nil, fmt.Errorf("sector infos to verify the proof of partitions %v: %w", batch, err)
 	}
 	commRs := make(map[uint64]prover.Bytes32, len(infos))
 	for _, si := range infos {
 		commR, err := commcid.CIDToReplicaCommitmentV1(si.SealedCID)
 		if err != nil {
-			return "", fmt.Errorf("sector %d: SealedCID %s: %w", si.SectorNumber, si.SealedCID, err)
+			return nil, fmt.Errorf("sector %d: SealedCID %s: %w", si.SectorNumber, si.SealedCID, err)
 		}
 		commRs[uint64(si.SectorNumber)] = prover.Bytes32(commR)
 	}
+	return commRs, nil
+}
+
+// verifyBatch asks a child to verify bp's proof over its sectors with
+// their on-chain CommRs. It returns why the proof is invalid ("" when it
+// is valid or cannot be checked).
+func (r *Runner) verifyBatch(ctx context.Context, miner uint64, mi minerInfo, seed [32]byte, bp *batchProof, commRs map[uint64]prover.Bytes32) (string, error) {
 	task := prover.VerifyPoStTask{Verify: prover.VerifyWindowPoSt, MinerID: miner, ProofType: mi.post.Name, Randomness: prover.Bytes32(seed), Proof: bp.proof}
 	task.Randomness[31] &= 0x3f
 	for _, n := range bp.sectors {
 		commR, ok := commRs[n]
 		if !ok {
-			return "", fmt.Errorf("sector %d of partitions %v is not on chain", n, bp.partitions)
+			return "", fmt.Errorf("sector %d of partitions %v is not among the miner's sectors on chain", n, bp.partitions)
 		}
 		task.Sectors = append(task.Sectors, prover.VerifySector{SectorID: n, CommR: commR})
 	}
