@@ -49,6 +49,22 @@ func sectorsToProve(p fullnode.Partition) (bitfield.BitField, error) {
 	return bitfield.MergeBitFields(live, p.RecoveringSectors)
 }
 
+// batchToProve is sectorsToProve of each partition of batch, in order.
+func batchToProve(parts []fullnode.Partition, batch []uint64) ([]bitfield.BitField, error) {
+	out := make([]bitfield.BitField, len(batch))
+	for i, idx := range batch {
+		if idx >= uint64(len(parts)) {
+			return nil, fmt.Errorf("partition %d: the deadline has %d partitions", idx, len(parts))
+		}
+		toProve, err := sectorsToProve(parts[idx])
+		if err != nil {
+			return nil, fmt.Errorf("partition %d: %w", idx, err)
+		}
+		out[i] = toProve
+	}
+	return out, nil
+}
+
 // planBatches cuts the partitions in which (ascending) into consecutive
 // batches of at most limit partitions: one batch is one message.
 func planBatches(which []uint64, limit int) [][]uint64 {
@@ -165,15 +181,12 @@ func (r *Runner) proveBatch(ctx context.Context, miner uint64, mi minerInfo, see
 	bp := &batchProof{partitions: batch, seed: seed, skipped: map[uint64][]uint64{}, proven: map[uint64]int{}, uuid: fullnode.NewMsgUUID()}
 	var todo []batchSector
 	owner := map[uint64]uint64{}
-	for _, idx := range batch {
-		if idx >= uint64(len(parts)) {
-			return nil, fmt.Errorf("partition %d: the deadline has %d partitions", idx, len(parts))
-		}
-		toProve, err := sectorsToProve(parts[idx])
-		if err != nil {
-			return nil, fmt.Errorf("partition %d: %w", idx, err)
-		}
-		err = toProve.ForEach(func(n uint64) error {
+	toProve, err := batchToProve(parts, batch)
+	if err != nil {
+		return nil, err
+	}
+	for i, idx := range batch {
+		err := toProve[i].ForEach(func(n uint64) error {
 			if p, dup := owner[n]; dup {
 				return fmt.Errorf("sector %d is in partitions %d and %d", n, p, idx)
 			}

@@ -95,18 +95,11 @@ func (r *Runner) verifiedBatch(ctx context.Context, miner uint64, deadline uint6
 // sealedCommRs reads the on-chain SealedCIDs (as CommRs) of the sectors
 // to prove in the batch's partitions.
 func (r *Runner) sealedCommRs(ctx context.Context, miner uint64, parts []fullnode.Partition, batch []uint64) (map[uint64]prover.Bytes32, error) {
-	var all []bitfield.BitField
-	for _, idx := range batch {
-		if idx >= uint64(len(parts)) {
-			return nil, fmt.Errorf("partition %d: the deadline has %d partitions", idx, len(parts))
-		}
-		toProve, err := sectorsToProve(parts[idx])
-		if err != nil {
-			return nil, fmt.Errorf("partition %d: %w", idx, err)
-		}
-		all = append(all, toProve)
+	toProve, err := batchToProve(parts, batch)
+	if err != nil {
+		return nil, err
 	}
-	filter, err := bitfield.MultiMerge(all...)
+	filter, err := bitfield.MultiMerge(toProve...)
 	if err != nil {
 		return nil, fmt.Errorf("partitions %v: %w", batch, err)
 	}
