@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -445,7 +446,7 @@ func roundTrip(p *miner.SubmitWindowedPoStParams, back *miner.SubmitWindowedPoSt
 
 // TestJudgeOutcome: a partition with live sectors that got no message is
 // never proven: faulty when none of its sectors could be proven, failed
-// otherwise.
+// otherwise, with the reason when its proof failed self-verification.
 func TestJudgeOutcome(t *testing.T) {
 	parts := []fullnode.Partition{
 		{AllSectors: bf(t, []uint64{1, 2}), LiveSectors: bf(t, []uint64{1, 2})},
@@ -459,22 +460,29 @@ func TestJudgeOutcome(t *testing.T) {
 		skipped   map[uint64][]uint64
 		want      fsm.Outcome
 		faulty    string
+		invalid   map[uint64]string
+		message   string // in the outcome's message
 	}{
-		{"all sent", nil, map[uint64]bool{0: true, 1: true}, nil, fsm.OutcomeProven, "[]"},
-		{"proven elsewhere", map[uint64]bool{0: true}, map[uint64]bool{1: true}, nil, fsm.OutcomeProven, "[]"},
-		{"skipped in a sent partition", nil, map[uint64]bool{0: true, 1: true}, map[uint64][]uint64{0: {2}}, fsm.OutcomeFaulty, "[2]"},
-		{"nothing provable in partition 1", nil, map[uint64]bool{0: true}, map[uint64][]uint64{1: {3}}, fsm.OutcomeFaulty, "[3 4]"},
-		{"nothing sent, nothing known", nil, map[uint64]bool{0: true}, nil, fsm.OutcomeFailed, "[]"},
-		{"nothing sent at all", nil, nil, map[uint64][]uint64{0: {1, 2}}, fsm.OutcomeFailed, "[1 2]"},
+		{"all sent", nil, map[uint64]bool{0: true, 1: true}, nil, fsm.OutcomeProven, "[]", nil, ""},
+		{"proven elsewhere", map[uint64]bool{0: true}, map[uint64]bool{1: true}, nil, fsm.OutcomeProven, "[]", nil, ""},
+		{"skipped in a sent partition", nil, map[uint64]bool{0: true, 1: true}, map[uint64][]uint64{0: {2}}, fsm.OutcomeFaulty, "[2]", nil, ""},
+		{"nothing provable in partition 1", nil, map[uint64]bool{0: true}, map[uint64][]uint64{1: {3}}, fsm.OutcomeFaulty, "[3 4]", nil, ""},
+		{"nothing sent, nothing known", nil, map[uint64]bool{0: true}, nil, fsm.OutcomeFailed, "[]", nil, ""},
+		{"nothing sent at all", nil, nil, map[uint64][]uint64{0: {1, 2}}, fsm.OutcomeFailed, "[1 2]", nil, ""},
+		{"partition 0's proof failed self-verification", nil, map[uint64]bool{1: true}, nil, fsm.OutcomeFailed, "[]",
+			map[uint64]string{0: "2 proofs failed self-verification: bad path"}, "partitions [0] not sent: 2 proofs failed self-verification: bad path"},
+		{"one failed self-verification, one got no message", nil, nil, nil, fsm.OutcomeFailed, "[]",
+			map[uint64]string{0: "2 proofs failed self-verification: bad path"}, "partitions [0] not sent: 2 proofs failed self-verification: bad path; partitions [1] have live sectors but got no message"},
 	}
 	for _, tt := range tests {
 		st := newProveState()
 		maps.Copy(st.submitted, tt.submitted)
 		maps.Copy(st.skipped, tt.skipped)
+		maps.Copy(st.invalid, tt.invalid)
 		var res attemptResult
 		judgeOutcome(parts, tt.proven, st, &res)
-		if res.outcome != tt.want || fmt.Sprint(res.skipped) != tt.faulty && !(tt.faulty == "[]" && len(res.skipped) == 0) {
-			t.Errorf("%s: outcome %s, faulty %v (%s); want %s, %s", tt.name, res.outcome, res.skipped, res.message, tt.want, tt.faulty)
+		if res.outcome != tt.want || fmt.Sprint(res.skipped) != tt.faulty && !(tt.faulty == "[]" && len(res.skipped) == 0) || !strings.Contains(res.message, tt.message) {
+			t.Errorf("%s: outcome %s, faulty %v (%s); want %s, %s, message with %q", tt.name, res.outcome, res.skipped, res.message, tt.want, tt.faulty, tt.message)
 		}
 	}
 }

@@ -4,11 +4,12 @@
 // the chain, resolves sector locations from the local store (no remote
 // call on the proving path), proves the partitions on the local ext-prover
 // children, submits the proofs once the window opens and records the
-// outcome through the cluster. Shortly before each deadline's fault cutoff
-// it checks the sectors the chain holds faulty and declares the readable
-// ones recovered; it declares no fault ahead (as Lotus): a sector that
-// cannot be read when proving is skipped in the proof. It retries inside the window and gives up only when the window
-// closes, saying so. It knows nothing of raft: it reads assignments
+// outcome through the cluster. Each proof is verified by a child before it
+// is sent. Shortly before each deadline's fault cutoff it checks the
+// sectors the chain holds faulty and declares the readable ones recovered;
+// it declares no fault ahead (as Lotus): a sector that cannot be read when
+// proving is skipped in the proof. It retries inside the window and gives
+// up only when the window closes, saying so. It knows nothing of raft: it reads assignments
 // through Store and records through Config.Record.
 package runner
 
@@ -744,19 +745,21 @@ func judgeOutcome(parts []fullnode.Partition, proven map[uint64]bool, st *proveS
 		res.skipped = append(res.skipped, n)
 	}
 	slices.Sort(res.skipped)
-	var invalid []uint64
+	var invalid, others []uint64
 	var why string
 	for _, idx := range unexplained {
 		if st.invalid[idx] != "" {
 			invalid, why = append(invalid, idx), st.invalid[idx]
+		} else {
+			others = append(others, idx)
 		}
 	}
 	switch {
 	case len(invalid) > 0:
 		res.outcome = fsm.OutcomeFailed
 		res.message = fmt.Sprintf("partitions %v not sent: %s", invalid, why)
-		if len(invalid) < len(unexplained) {
-			res.message += fmt.Sprintf("; partitions %v have live sectors but got no message", unexplained)
+		if len(others) > 0 {
+			res.message += fmt.Sprintf("; partitions %v have live sectors but got no message", others)
 		}
 	case len(unexplained) > 0:
 		res.outcome = fsm.OutcomeFailed
