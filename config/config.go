@@ -124,6 +124,10 @@ type PoStSection struct {
 	// MessageConfidence is how many epochs a message's receipt must be
 	// buried before it counts (Lotus's build.MessageConfidence is 5).
 	MessageConfidence uint64
+	// VerifyProofs has a child verify each WindowPoSt proof against the
+	// sectors' on-chain SealedCIDs before it is sent, as Lotus does: an
+	// invalid proof is made again once, then not sent. Default true.
+	VerifyProofs bool
 }
 
 // MaxFee parses MaxFeeCap to attoFIL (zero when empty: the node's default).
@@ -179,7 +183,8 @@ func Defaults() Node {
 		// MaximizeWindowPoStFeeCap true, GasLimitOverestimation 1.25,
 		// MessageConfidence 5.
 		PoSt: PoStSection{Confidence: 4, MaxPartitionsPerMessage: DefaultMaxPartitionsPerMessage,
-			MaxFeeCap: "5 FIL", GasOverEstimation: 1.25, MaximizeFeeCap: true, MessageConfidence: 5},
+			MaxFeeCap: "5 FIL", GasOverEstimation: 1.25, MaximizeFeeCap: true, MessageConfidence: 5,
+			VerifyProofs: true},
 	}
 }
 

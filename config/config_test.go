@@ -129,6 +129,13 @@ func TestPoStSendingKeys(t *testing.T) {
 	if err != nil || fee.String() != "5000000000000000000" || !d.MaximizeFeeCap || d.GasOverEstimation != 1.25 || d.MessageConfidence != 5 {
 		t.Fatalf("defaults %+v fee %s %v: want Lotus's WindowPoSt defaults", d, fee, err)
 	}
+	// Proofs are verified before sending unless the operator says not to.
+	if !d.VerifyProofs {
+		t.Fatal("VerifyProofs is off by default; want on, as Lotus")
+	}
+	if c, err := Parse([]byte("[Node]\nID = \"n1\"\n[PoSt]\nVerifyProofs = false\n")); err != nil || c.PoSt.VerifyProofs {
+		t.Fatalf("VerifyProofs = false: %+v, %v", c.PoSt, err)
+	}
 	tests := []struct {
 		body    string
 		wantErr string

@@ -307,4 +307,7 @@ GasOverEstimation = {{.D.PoSt.GasOverEstimation}}
 MaximizeFeeCap = {{.D.PoSt.MaximizeFeeCap}}
 # Epochs a message's receipt must be buried before it counts.
 MessageConfidence = {{.D.PoSt.MessageConfidence}}
+# Verify each WindowPoSt proof (on a child, against the on-chain SealedCIDs)
+# before sending it; an invalid proof is made again once, then not sent.
+VerifyProofs = {{.D.PoSt.VerifyProofs}}
 `))

@@ -92,6 +92,7 @@ func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Ser
 			GasOverEstimation:       conf.GasOverEstimation,
 			MaximizeFeeCap:          conf.MaximizeFeeCap,
 			MessageConfidence:       conf.MessageConfidence,
+			NoVerify:                !conf.VerifyProofs,
 			Logger:                  log.Named("runner"),
 			Metrics:                 reg,
 		})

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -258,21 +259,44 @@ func (d *Devnet) methods() map[string]method {
 			if err != nil {
 				return nil, err
 			}
-			commR, ok := m.commR[num]
-			if !ok {
+			if _, ok := m.commR[num]; !ok {
 				return nil, nil // Lotus answers null for an unknown sector
 			}
-			sealed, err := commcid.ReplicaCommitmentV1ToCID(commR[:])
+			return m.sectorInfo(num)
+		}),
+		// StateMinerSectors lists the miner's sectors in the filter (all of
+		// them when it is null), ascending, leaving out numbers it does not
+		// have, as Lotus does. The runner reads the SealedCIDs it verifies
+		// its own proofs against here.
+		"Filecoin.StateMinerSectors": read(func(ctx context.Context, p params) (any, error) {
+			var filter *bitfield.BitField
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			m, _, err := minerAt(p, &filter)
 			if err != nil {
 				return nil, err
 			}
-			zero := big.Zero()
-			return &fullnode.SectorOnChainInfo{
-				SectorNumber: abi.SectorNumber(num), SealProof: m.SealProof, SealedCID: sealed,
-				DeprecatedDealIDs: []abi.DealID{}, Activation: 0, Expiration: 1 << 40,
-				DealWeight: zero, VerifiedDealWeight: zero, InitialPledge: zero,
-				ExpectedDayReward: zero, ExpectedStoragePledge: zero, ReplacedDayReward: zero, DailyFee: zero,
-			}, nil
+			nums := make([]uint64, 0, len(m.commR))
+			for n := range m.commR {
+				if filter != nil {
+					if ok, err := filter.IsSet(n); err != nil {
+						return nil, bad(fmt.Errorf("sector filter: %w", err))
+					} else if !ok {
+						continue
+					}
+				}
+				nums = append(nums, n)
+			}
+			slices.Sort(nums)
+			out := make([]*fullnode.SectorOnChainInfo, 0, len(nums))
+			for _, n := range nums {
+				si, err := m.sectorInfo(n)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, si)
+			}
+			return out, nil
 		}),
 		"Filecoin.StateGetRandomnessFromBeacon":  read(d.randomnessMethod("beacon")),
 		"Filecoin.StateGetRandomnessFromTickets": read(d.randomnessMethod("ticket")),
@@ -558,3 +582,20 @@ func (d *Devnet) Serve(ctx context.Context, ln net.Listener) error {
 
 // compile-time check that partition bitfields serialise in Lotus form.
 var _ json.Marshaler = bitfield.BitField{}
+
+// sectorInfo is sector num's on-chain info as Lotus writes it; the caller
+// holds the chain's lock and knows the sector exists.
+func (m *minerState) sectorInfo(num uint64) (*fullnode.SectorOnChainInfo, error) {
+	commR := m.commR[num]
+	sealed, err := commcid.ReplicaCommitmentV1ToCID(commR[:])
+	if err != nil {
+		return nil, fmt.Errorf("sector %d: %w", num, err)
+	}
+	zero := big.Zero()
+	return &fullnode.SectorOnChainInfo{
+		SectorNumber: abi.SectorNumber(num), SealProof: m.SealProof, SealedCID: sealed,
+		DeprecatedDealIDs: []abi.DealID{}, Activation: 0, Expiration: 1 << 40,
+		DealWeight: zero, VerifiedDealWeight: zero, InitialPledge: zero,
+		ExpectedDayReward: zero, ExpectedStoragePledge: zero, ReplacedDayReward: zero, DailyFee: zero,
+	}, nil
+}

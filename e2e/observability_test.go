@@ -112,6 +112,15 @@ func TestMetricsAndStatusPage(t *testing.T) {
 			}
 		}
 	}
+	// Every proof was verified by a `vsm wdpost` child before it was
+	// sent: none went unverified, none failed.
+	for _, n := range nodes {
+		for _, family := range []string{"vsm_post_proofs_unverified_total", "vsm_post_proofs_invalid_total"} {
+			if v, ok := metricValue(t, n, family, nil); !ok || v != 0 {
+				t.Errorf("%s: %s = %v (present %v), want 0", n.ID, family, v, ok)
+			}
+		}
+	}
 	if _, ok := metricValue(t, nodes[0], "vsm_rpc_request_seconds", nil); !ok {
 		t.Error("n1 served the CLI's requests but has no vsm_rpc_request_seconds")
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-bitfield"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
 	"github.com/filecoin-project/go-state-types/builtin"
@@ -252,6 +253,17 @@ func (c *Client) StateSectorGetInfo(ctx context.Context, maddr address.Address, 
 		return nil, err
 	}
 	return si, nil
+}
+
+// StateMinerSectors returns the on-chain info of the miner's sectors in
+// filter (every sector when filter is nil), ascending by number; numbers
+// the miner does not have are left out.
+func (c *Client) StateMinerSectors(ctx context.Context, maddr address.Address, filter *bitfield.BitField, tsk TipSetKey) ([]*SectorOnChainInfo, error) {
+	var out []*SectorOnChainInfo
+	if err := c.Call(ctx, "Filecoin.StateMinerSectors", &out, maddr, filter, tsk); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // StateGetRandomnessFromBeacon draws beacon randomness (param order as in

@@ -125,6 +125,25 @@ func TestClientAgainstDevnet(t *testing.T) {
 				t.Fatalf("want nil, got %+v", si)
 			}
 		}, ""},
+		{"miner sectors in a filter, unknown numbers left out", func() (any, error) {
+			filter := bitfield.NewFromSet([]uint64{4, 1, 77})
+			return c.StateMinerSectors(ctx, maddr, &filter, nil)
+		}, func(t *testing.T, v any) {
+			sis := v.([]*fullnode.SectorOnChainInfo)
+			if len(sis) != 2 || sis[0].SectorNumber != 1 || sis[1].SectorNumber != 4 {
+				t.Fatalf("sectors %+v, want 1 and 4", sis)
+			}
+			commR, err := commcid.CIDToReplicaCommitmentV1(sis[1].SealedCID)
+			want, _ := fakeSealer{}.SealSector(ctx, 1000, 4, 0, "")
+			if err != nil || !bytes.Equal(commR, want[:]) {
+				t.Fatalf("sector 4 commR %x, want %x (%v)", commR, want, err)
+			}
+		}, ""},
+		{"miner sectors without a filter: all", func() (any, error) { return c.StateMinerSectors(ctx, maddr, nil, nil) }, func(t *testing.T, v any) {
+			if sis := v.([]*fullnode.SectorOnChainInfo); len(sis) != 5 || sis[4].SectorNumber != 4 {
+				t.Fatalf("sectors %+v, want 0..4", sis)
+			}
+		}, ""},
 		{"unknown miner", func() (any, error) { return c.StateMinerInfo(ctx, fullnode.IDAddress(9), nil) }, nil, "actor not found"},
 		{"randomness from the future", func() (any, error) {
 			return c.StateGetRandomnessFromBeacon(ctx, crypto.DomainSeparationTag_WindowedPoStChallengeSeed, 24, nil, nil)

@@ -199,11 +199,20 @@ const EngineName = "vsm-builtin-sha256 (not valid on mainnet)"
 // PoStHandler serves WindowPoSt and WinningPoSt tasks with the built-in
 // engine, telling them apart by proof_type: a StackedDrgWinning type is a
 // WinningPoSt task, anything else goes to WindowPoStHandler (which rejects
-// what it does not know). This is what `vsm wdpost` runs.
+// what it does not know). A VerifyPoStTask (it has a "verify" key) is
+// checked with engine.Verify, so the runner can verify its own proofs
+// before sending them. This is what `vsm wdpost` runs.
 func PoStHandler(p engine.Prover, log *zap.Logger) Handler {
 	window := WindowPoStHandler(p, log)
 	winning := WinningPoStHandler(p, log)
 	return func(ctx context.Context, raw json.RawMessage) (any, error) {
+		if IsVerifyTask(raw) {
+			task, err := DecodeVerifyTask(raw)
+			if err != nil {
+				return nil, err
+			}
+			return VerifyBuiltin(task)
+		}
 		var peek struct {
 			ProofType string `json:"proof_type"`
 		}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/vsm-project/vsm/prover/engine"
 )
 
 // TestMain doubles as the test child: when VSM_TESTCHILD is set the test
@@ -67,6 +69,13 @@ func testChild(mode string) int {
 	case "babble":
 		// Answers every request, with output that answers no task.
 		return babble()
+	case "post":
+		// A real prover: the built-in engine, as `vsm wdpost` serves it.
+		if err := Serve(context.Background(), os.Stdin, os.Stdout, PoStHandler(engine.Prover{}, nil), ServeOptions{}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
 	}
 	name := os.Getenv("VSM_TESTCHILD_NAME")
 	h := func(ctx context.Context, raw json.RawMessage) (any, error) {

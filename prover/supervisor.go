@@ -524,9 +524,11 @@ type Trace struct {
 // that fails it (times out, answers garbage, dies) is not asked again while
 // another healthy child remains; at most maxAttempts children are tried.
 // An err_msg answer is the task's own failure and is not retried.
-func (s *Supervisor) callRetry(ctx context.Context, w work, task json.RawMessage, decode func(json.RawMessage) error) (*child, Trace, error) {
+func (s *Supervisor) callRetry(ctx context.Context, w work, task json.RawMessage, decode func(json.RawMessage) error, avoid map[*child]bool) (*child, Trace, error) {
 	var tr Trace
-	avoid := map[*child]bool{}
+	if avoid == nil {
+		avoid = map[*child]bool{}
+	}
 	for {
 		start := time.Now()
 		out, c, pid, err := s.call(ctx, w, task, avoid)
@@ -571,6 +573,28 @@ func (s *Supervisor) Prove(ctx context.Context, task WindowPoStTask) (WindowPoSt
 // ProveTraced is Prove that also says which child answered and which
 // failed before it.
 func (s *Supervisor) ProveTraced(ctx context.Context, task WindowPoStTask) (WindowPoStOutput, Trace, error) {
+	return s.proveTraced(ctx, task, nil)
+}
+
+// ProveElsewhere is ProveTraced on a child other than the one named avoid
+// (Trace.Child of an earlier answer): the runner proves again there when a
+// proof failed its verification, in case that child's GPU or files are to
+// blame. With no other healthy child it asks any child, avoid included.
+func (s *Supervisor) ProveElsewhere(ctx context.Context, task WindowPoStTask, avoid string) (WindowPoStOutput, Trace, error) {
+	skip := map[*child]bool{}
+	for _, c := range s.children {
+		if c.name == avoid {
+			skip[c] = true
+		}
+	}
+	out, tr, err := s.proveTraced(ctx, task, skip)
+	if errors.Is(err, errNoOtherChild) && len(tr.Failures) == 0 {
+		return s.proveTraced(ctx, task, nil)
+	}
+	return out, tr, err
+}
+
+func (s *Supervisor) proveTraced(ctx context.Context, task WindowPoStTask, avoid map[*child]bool) (WindowPoStOutput, Trace, error) {
 	raw, err := json.Marshal(task)
 	if err != nil {
 		return WindowPoStOutput{}, Trace{}, fmt.Errorf("encode WindowPoSt task: %w", err)
@@ -588,7 +612,7 @@ func (s *Supervisor) ProveTraced(ctx context.Context, task WindowPoStTask) (Wind
 		}
 		return nil
 	}
-	c, tr, err := s.callRetry(ctx, work{kind: KindWdPost, check: task.CheckOnly, sectors: len(task.Replicas)}, raw, decode)
+	c, tr, err := s.callRetry(ctx, work{kind: KindWdPost, check: task.CheckOnly, sectors: len(task.Replicas)}, raw, decode, avoid)
 	if err != nil {
 		return WindowPoStOutput{}, tr, fmt.Errorf("prove partition of miner t0%d (%d sectors): %w", task.MinerID, len(task.Replicas), err)
 	}

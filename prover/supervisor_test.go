@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/vsm-project/vsm/prover/sectorfile"
 )
 
 // testSupervisor starts a supervisor whose children are this test binary in
@@ -357,5 +359,56 @@ func TestChildLimit(t *testing.T) {
 		if got := c.limit(tt.w); got.d != tt.want {
 			t.Errorf("limit(%+v) = %s (%s), want %s", tt.w, got.d, got.why, tt.want)
 		}
+	}
+}
+
+// TestProveElsewhere: a proof asked for again elsewhere (after it failed
+// verification) goes to a child other than the one named, and to that
+// same child when it is the only one.
+func TestProveElsewhere(t *testing.T) {
+	const miner = 1000
+	s, err := sectorfile.Create(context.Background(), sectorfile.CreateOptions{Miner: miner, Number: 1, Size: sectorfile.Size2KiB, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := WindowPoStTask{MinerID: miner, ProofType: "StackedDrgWindow2KiBV1_2", Seed: Bytes32{1},
+		Replicas: []Replica{{SectorID: s.Number, CommR: Bytes32(s.CommR), CacheDir: s.Paths.Cache, SealedFile: s.Paths.Sealed}}}
+	post := func() ProcessorConfig { return ProcessorConfig{Envs: map[string]string{"VSM_TESTCHILD": "post"}} }
+	tests := []struct {
+		name     string
+		children int
+		other    bool // the second answer must come from another child
+	}{
+		{"another child when there is one", 2, true},
+		{"the same child when it is the only one", 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The first child weighs 10: left to the weights, most picks
+			// in a row would go to it.
+			var blocks []ProcessorConfig
+			for i := range tt.children {
+				b := post()
+				if i == 0 {
+					b.Weight = 10
+				}
+				blocks = append(blocks, b)
+			}
+			sup := testSupervisor(t, blocks, Options{})
+			ctx := ctxT(t, 20*time.Second)
+			for range 4 { // whichever child answered first, never it again
+				out, tr, err := sup.ProveTraced(ctx, task)
+				if err != nil || len(out.Proofs) != 1 {
+					t.Fatalf("prove: %+v, %v", out, err)
+				}
+				again, tr2, err := sup.ProveElsewhere(ctx, task, tr.Child)
+				if err != nil || len(again.Proofs) != 1 {
+					t.Fatalf("prove elsewhere: %+v, %v", again, err)
+				}
+				if (tr2.Child != tr.Child) != tt.other {
+					t.Fatalf("first proof from %s, second from %s; want another child: %v", tr.Child, tr2.Child, tt.other)
+				}
+			}
+		})
 	}
 }

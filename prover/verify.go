@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/vsm-project/vsm/prover/engine"
+	"github.com/vsm-project/vsm/prover/sectorfile"
 )
 
 // Verification kinds of a VerifyPoStTask.
@@ -92,4 +95,26 @@ func (s *Supervisor) Verify(ctx context.Context, task VerifyPoStTask) (VerifyPoS
 		return VerifyPoStOutput{}, fmt.Errorf("verify %s of miner t0%d: child %s answered with output that is not a verdict: %w", task.Verify, task.MinerID, c.name, err)
 	}
 	return res, nil
+}
+
+// VerifyBuiltin checks a built-in engine proof, as `vsm wdpost` answers a
+// VerifyPoStTask. A proof that does not verify is a verdict (Valid false,
+// engine.Verify's reason); a task whose kind does not match its proof type
+// cannot be checked and is an error.
+func VerifyBuiltin(task VerifyPoStTask) (VerifyPoStOutput, error) {
+	pp, err := sectorfile.PoStProofByName(task.ProofType)
+	if err != nil {
+		return VerifyPoStOutput{}, err
+	}
+	if pp.Winning != (task.Verify == VerifyWinningPoSt) {
+		return VerifyPoStOutput{}, fmt.Errorf("verify %s with proof type %s: the kind and the proof type disagree", task.Verify, task.ProofType)
+	}
+	sectors := make([]engine.SectorCommitment, len(task.Sectors))
+	for i, s := range task.Sectors {
+		sectors[i] = engine.SectorCommitment{ID: s.SectorID, CommR: s.CommR}
+	}
+	if err := engine.Verify(task.MinerID, task.ProofType, task.Randomness, sectors, task.Proof); err != nil {
+		return VerifyPoStOutput{Valid: false, Reason: err.Error()}, nil
+	}
+	return VerifyPoStOutput{Valid: true}, nil
 }

@@ -49,6 +49,22 @@ func sectorsToProve(p fullnode.Partition) (bitfield.BitField, error) {
 	return bitfield.MergeBitFields(live, p.RecoveringSectors)
 }
 
+// batchToProve is sectorsToProve of each partition of batch, in order.
+func batchToProve(parts []fullnode.Partition, batch []uint64) ([]bitfield.BitField, error) {
+	out := make([]bitfield.BitField, len(batch))
+	for i, idx := range batch {
+		if idx >= uint64(len(parts)) {
+			return nil, fmt.Errorf("partition %d: the deadline has %d partitions", idx, len(parts))
+		}
+		toProve, err := sectorsToProve(parts[idx])
+		if err != nil {
+			return nil, fmt.Errorf("partition %d: %w", idx, err)
+		}
+		out[i] = toProve
+	}
+	return out, nil
+}
+
 // planBatches cuts the partitions in which (ascending) into consecutive
 // batches of at most limit partitions: one batch is one message.
 func planBatches(which []uint64, limit int) [][]uint64 {
@@ -84,6 +100,12 @@ type batchProof struct {
 	// uuid is the MsgUuid of the batch's message, the same on every push
 	// of this proof.
 	uuid string
+	// child is the child that made the proof ("" if the prover does not
+	// say).
+	child string
+	// invalid, when set, is why the batch has no proof: the proofs made
+	// failed self-verification, and the batch is not sent.
+	invalid string
 }
 
 // allSkipped lists every skipped sector of the batch, ascending.
@@ -153,20 +175,18 @@ type batchSector struct {
 // Skipped sectors, which is what the actor verifies. A child that reports
 // faults without a proof gets the batch again without them (at most
 // maxFaultRetries times).
-func (r *Runner) proveBatch(ctx context.Context, miner uint64, mi minerInfo, seed [32]byte, parts []fullnode.Partition, batch []uint64) (*batchProof, error) {
+// avoid names a child not to ask when another can answer ("": any).
+func (r *Runner) proveBatch(ctx context.Context, miner uint64, mi minerInfo, seed [32]byte, parts []fullnode.Partition, batch []uint64, avoid string) (*batchProof, error) {
 	loc := prover.Locator{Store: r.cfg.Store, Local: r.cfg.Local}
 	bp := &batchProof{partitions: batch, seed: seed, skipped: map[uint64][]uint64{}, proven: map[uint64]int{}, uuid: fullnode.NewMsgUUID()}
 	var todo []batchSector
 	owner := map[uint64]uint64{}
-	for _, idx := range batch {
-		if idx >= uint64(len(parts)) {
-			return nil, fmt.Errorf("partition %d: the deadline has %d partitions", idx, len(parts))
-		}
-		toProve, err := sectorsToProve(parts[idx])
-		if err != nil {
-			return nil, fmt.Errorf("partition %d: %w", idx, err)
-		}
-		err = toProve.ForEach(func(n uint64) error {
+	toProve, err := batchToProve(parts, batch)
+	if err != nil {
+		return nil, err
+	}
+	for i, idx := range batch {
+		err := toProve[i].ForEach(func(n uint64) error {
 			if p, dup := owner[n]; dup {
 				return fmt.Errorf("sector %d is in partitions %d and %d", n, p, idx)
 			}
@@ -193,7 +213,8 @@ func (r *Runner) proveBatch(ctx context.Context, miner uint64, mi minerInfo, see
 		for i, s := range todo {
 			reps[i] = s.rep
 		}
-		out, err := r.cfg.Prover.Prove(ctx, prover.WindowPoStTask{MinerID: miner, ProofType: mi.post.Name, Replicas: reps, Seed: prover.Bytes32(seed)})
+		out, child, err := r.prove(ctx, prover.WindowPoStTask{MinerID: miner, ProofType: mi.post.Name, Replicas: reps, Seed: prover.Bytes32(seed)}, avoid)
+		bp.child = child
 		if err != nil {
 			return nil, fmt.Errorf("partitions %v (%d sectors): %w", batch, len(reps), err)
 		}

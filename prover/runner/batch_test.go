@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -266,7 +267,7 @@ func TestMessagesSatisfyActorRules(t *testing.T) {
 		st.useSeed(seed)
 
 		batches := r.planDeadline(nparts, proven, st.submitted, mi)
-		if err := r.proveBatches(context.Background(), 1000, mi, seed, parts, batches, st); err != nil {
+		if err := r.proveBatches(context.Background(), 1000, 0, mi, seed, parts, batches, st); err != nil {
 			t.Fatalf("iteration %d: %v", iter, err)
 		}
 		for _, task := range fp.tasks {
@@ -349,7 +350,7 @@ func TestProveBatchFaultRetries(t *testing.T) {
 	store := mapStore{1: true, 2: true, 3: true, 4: true}
 	fp := &fakeProver{bad: map[uint64]bool{2: true, 3: true}}
 	r := &Runner{cfg: Config{Store: store, Prover: fp}, log: zap.NewNop()}
-	bp, err := r.proveBatch(context.Background(), 1000, mi, [32]byte{}, parts, []uint64{0, 1})
+	bp, err := r.proveBatch(context.Background(), 1000, mi, [32]byte{}, parts, []uint64{0, 1}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +366,7 @@ func TestProveBatchFaultRetries(t *testing.T) {
 	}
 	big := []fullnode.Partition{{AllSectors: bf(t, live), LiveSectors: bf(t, live)}}
 	r.cfg.Prover = &dripProver{}
-	if _, err := r.proveBatch(context.Background(), 1000, mi, [32]byte{}, big, []uint64{0}); err == nil {
+	if _, err := r.proveBatch(context.Background(), 1000, mi, [32]byte{}, big, []uint64{0}, ""); err == nil {
 		t.Fatal("a child reporting new faults forever was not given up on")
 	}
 }
@@ -384,7 +385,7 @@ func TestProveBatchKeepsProofWithFaults(t *testing.T) {
 	store := mapStore{1: true, 2: true, 3: true, 4: true}
 	fp := &fakeProver{bad: map[uint64]bool{2: true, 3: true}, proveGood: true}
 	r := &Runner{cfg: Config{Store: store, Prover: fp}, log: zap.NewNop()}
-	bp, err := r.proveBatch(context.Background(), 1000, mi, [32]byte{}, parts, []uint64{0, 1})
+	bp, err := r.proveBatch(context.Background(), 1000, mi, [32]byte{}, parts, []uint64{0, 1}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +403,7 @@ func TestProveBatchKeepsProofWithFaults(t *testing.T) {
 	// A fault outside the task makes the proof suspect: proven again.
 	fp2 := &outsiderProver{fakeProver: fakeProver{bad: map[uint64]bool{2: true}, proveGood: true}}
 	r.cfg.Prover = fp2
-	bp, err = r.proveBatch(context.Background(), 1000, mi, [32]byte{}, parts, []uint64{0, 1})
+	bp, err = r.proveBatch(context.Background(), 1000, mi, [32]byte{}, parts, []uint64{0, 1}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +446,7 @@ func roundTrip(p *miner.SubmitWindowedPoStParams, back *miner.SubmitWindowedPoSt
 
 // TestJudgeOutcome: a partition with live sectors that got no message is
 // never proven: faulty when none of its sectors could be proven, failed
-// otherwise.
+// otherwise, with the reason when its proof failed self-verification.
 func TestJudgeOutcome(t *testing.T) {
 	parts := []fullnode.Partition{
 		{AllSectors: bf(t, []uint64{1, 2}), LiveSectors: bf(t, []uint64{1, 2})},
@@ -459,22 +460,29 @@ func TestJudgeOutcome(t *testing.T) {
 		skipped   map[uint64][]uint64
 		want      fsm.Outcome
 		faulty    string
+		invalid   map[uint64]string
+		message   string // in the outcome's message
 	}{
-		{"all sent", nil, map[uint64]bool{0: true, 1: true}, nil, fsm.OutcomeProven, "[]"},
-		{"proven elsewhere", map[uint64]bool{0: true}, map[uint64]bool{1: true}, nil, fsm.OutcomeProven, "[]"},
-		{"skipped in a sent partition", nil, map[uint64]bool{0: true, 1: true}, map[uint64][]uint64{0: {2}}, fsm.OutcomeFaulty, "[2]"},
-		{"nothing provable in partition 1", nil, map[uint64]bool{0: true}, map[uint64][]uint64{1: {3}}, fsm.OutcomeFaulty, "[3 4]"},
-		{"nothing sent, nothing known", nil, map[uint64]bool{0: true}, nil, fsm.OutcomeFailed, "[]"},
-		{"nothing sent at all", nil, nil, map[uint64][]uint64{0: {1, 2}}, fsm.OutcomeFailed, "[1 2]"},
+		{"all sent", nil, map[uint64]bool{0: true, 1: true}, nil, fsm.OutcomeProven, "[]", nil, ""},
+		{"proven elsewhere", map[uint64]bool{0: true}, map[uint64]bool{1: true}, nil, fsm.OutcomeProven, "[]", nil, ""},
+		{"skipped in a sent partition", nil, map[uint64]bool{0: true, 1: true}, map[uint64][]uint64{0: {2}}, fsm.OutcomeFaulty, "[2]", nil, ""},
+		{"nothing provable in partition 1", nil, map[uint64]bool{0: true}, map[uint64][]uint64{1: {3}}, fsm.OutcomeFaulty, "[3 4]", nil, ""},
+		{"nothing sent, nothing known", nil, map[uint64]bool{0: true}, nil, fsm.OutcomeFailed, "[]", nil, ""},
+		{"nothing sent at all", nil, nil, map[uint64][]uint64{0: {1, 2}}, fsm.OutcomeFailed, "[1 2]", nil, ""},
+		{"partition 0's proof failed self-verification", nil, map[uint64]bool{1: true}, nil, fsm.OutcomeFailed, "[]",
+			map[uint64]string{0: "2 proofs failed self-verification: bad path"}, "partitions [0] not sent: 2 proofs failed self-verification: bad path"},
+		{"one failed self-verification, one got no message", nil, nil, nil, fsm.OutcomeFailed, "[]",
+			map[uint64]string{0: "2 proofs failed self-verification: bad path"}, "partitions [0] not sent: 2 proofs failed self-verification: bad path; partitions [1] have live sectors but got no message"},
 	}
 	for _, tt := range tests {
 		st := newProveState()
 		maps.Copy(st.submitted, tt.submitted)
 		maps.Copy(st.skipped, tt.skipped)
+		maps.Copy(st.invalid, tt.invalid)
 		var res attemptResult
 		judgeOutcome(parts, tt.proven, st, &res)
-		if res.outcome != tt.want || fmt.Sprint(res.skipped) != tt.faulty && !(tt.faulty == "[]" && len(res.skipped) == 0) {
-			t.Errorf("%s: outcome %s, faulty %v (%s); want %s, %s", tt.name, res.outcome, res.skipped, res.message, tt.want, tt.faulty)
+		if res.outcome != tt.want || fmt.Sprint(res.skipped) != tt.faulty && !(tt.faulty == "[]" && len(res.skipped) == 0) || !strings.Contains(res.message, tt.message) {
+			t.Errorf("%s: outcome %s, faulty %v (%s); want %s, %s, message with %q", tt.name, res.outcome, res.skipped, res.message, tt.want, tt.faulty, tt.message)
 		}
 	}
 }

@@ -18,7 +18,12 @@ import (
 	"github.com/filecoin-project/go-state-types/dline"
 	"github.com/ipfs/go-cid"
 
+	"github.com/filecoin-project/go-bitfield"
+
 	"github.com/vsm-project/vsm/fullnode"
+	"github.com/vsm-project/vsm/prover"
+	"github.com/vsm-project/vsm/prover/engine"
+	"github.com/vsm-project/vsm/prover/sectorfile"
 )
 
 // BenchmarkSubmitWindowedPoSt32GiB builds and CBOR-encodes the
@@ -124,9 +129,9 @@ func (c *countingChain) SubmitWindowedPoSt(ctx context.Context, maddr, from addr
 	return c.Chain.SubmitWindowedPoSt(ctx, maddr, from, p, spec)
 }
 
-func (c *countingChain) DeclareFaults(ctx context.Context, maddr, from address.Address, p *miner.DeclareFaultsParams, spec *fullnode.MessageSendSpec) (cid.Cid, error) {
-	defer c.track("MpoolPushMessage(DeclareFaults)")()
-	return c.Chain.DeclareFaults(ctx, maddr, from, p, spec)
+func (c *countingChain) StateMinerSectors(ctx context.Context, maddr address.Address, filter *bitfield.BitField, tsk fullnode.TipSetKey) ([]*fullnode.SectorOnChainInfo, error) {
+	defer c.track("StateMinerSectors")()
+	return c.Chain.StateMinerSectors(ctx, maddr, filter, tsk)
 }
 
 func (c *countingChain) DeclareFaultsRecovered(ctx context.Context, maddr, from address.Address, p *miner.DeclareFaultsRecoveredParams, spec *fullnode.MessageSendSpec) (cid.Cid, error) {
@@ -218,4 +223,71 @@ func (c *countingChain) snapshot() (map[string]int, map[string]time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return maps.Clone(c.calls), maps.Clone(c.took)
+}
+
+// BenchmarkVerifyProof measures what self-verification adds to a batch
+// with the built-in engine: "engine" is prover.VerifyBuiltin alone (what a
+// `vsm wdpost` child does with a verify task, without the pipe) over n
+// 2 KiB sectors; "runner" is the runner's whole check of the fixture's
+// batch (4 sectors): StateMinerSectors over HTTP from the in-process
+// devnet, then the in-process verifier.
+func BenchmarkVerifyProof(b *testing.B) {
+	const miner = 1000
+	const proofType = "StackedDrgWindow2KiBV1_2"
+	for _, n := range []int{4, 64, 512} {
+		b.Run(fmt.Sprintf("engine/sectors=%d", n), func(b *testing.B) {
+			dir := b.TempDir()
+			var secs []engine.Sector
+			task := prover.VerifyPoStTask{Verify: prover.VerifyWindowPoSt, MinerID: miner, ProofType: proofType, Randomness: prover.Bytes32{9}}
+			for i := range n {
+				s, err := sectorfile.Create(context.Background(), sectorfile.CreateOptions{Miner: miner, Number: uint64(i), Size: sectorfile.Size2KiB, Dir: dir})
+				if err != nil {
+					b.Fatal(err)
+				}
+				secs = append(secs, engine.Sector{ID: s.Number, CommR: s.CommR, SealedPath: s.Paths.Sealed, CacheDir: s.Paths.Cache})
+				task.Sectors = append(task.Sectors, prover.VerifySector{SectorID: s.Number, CommR: prover.Bytes32(s.CommR)})
+			}
+			res, err := engine.Prover{}.Prove(context.Background(), miner, proofType, [32]byte(task.Randomness), secs)
+			if err != nil || len(res.Faults) > 0 {
+				b.Fatal(res.Faults, err)
+			}
+			task.Proof = res.Proof
+			b.ReportMetric(float64(len(res.Proof)), "proof-bytes")
+			for b.Loop() {
+				if out, err := prover.VerifyBuiltin(task); err != nil || !out.Valid {
+					b.Fatal(out, err)
+				}
+			}
+		})
+	}
+	b.Run("runner/sectors=4", func(b *testing.B) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		fx := newRunnerFixture(b, ctx, true)
+		vp := &verifyingProver{Prover: &engineProver{}}
+		r := fx.runnerWith(b, vp, func(c Chain) Chain { return c })
+		fx.dn.Step(50)
+		mi, err := r.minerInfo(ctx, miner, -1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		parts, err := fx.chain.StateMinerPartitions(ctx, fullnode.IDAddress(miner), 0, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		seed := [32]byte{9}
+		bp, err := r.proveBatch(ctx, miner, mi, seed, parts, []uint64{0, 1}, "")
+		if err != nil || len(bp.sectors) != 4 {
+			b.Fatalf("batch of %d sectors, %v", len(bp.sectors), err)
+		}
+		for b.Loop() {
+			commRs, err := r.sealedCommRs(ctx, miner, parts, []uint64{0, 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if why, err := r.verifyBatch(ctx, miner, mi, seed, bp, commRs); err != nil || why != "" {
+				b.Fatal(why, err)
+			}
+		}
+	})
 }

@@ -18,6 +18,9 @@ type ComputedPartition struct {
 	// partition; ProofBytes is the size of that proof.
 	Message    int `json:"message"`
 	ProofBytes int `json:"proof_bytes"`
+	// Invalid is why the batch has no proof: its proofs failed
+	// self-verification.
+	Invalid string `json:"invalid,omitempty"`
 }
 
 // ComputeResult is what `vsm proving compute` prints.
@@ -89,7 +92,7 @@ func (r *Runner) Compute(ctx context.Context, miner uint64, d uint8, submit bool
 	batches := planBatches(which, partitionLimit(r.cfg.MaxPartitionsPerMessage, mi.partitionSectors))
 	st := newProveState()
 	st.useSeed(seed)
-	if err := r.proveBatches(ctx, miner, mi, seed, parts, batches, st); err != nil {
+	if err := r.proveBatches(ctx, miner, uint64(d), mi, seed, parts, batches, st); err != nil {
 		return res, fmt.Errorf("prove t0%d deadline %d: %w", miner, d, err)
 	}
 	for m, batch := range batches {
@@ -103,7 +106,7 @@ func (r *Runner) Compute(ctx context.Context, miner uint64, d uint8, submit bool
 			if err != nil {
 				return res, fmt.Errorf("partition %d of t0%d deadline %d: %w", p, miner, d, err)
 			}
-			res.Partitions = append(res.Partitions, ComputedPartition{Index: p, Sectors: n, Skipped: bp.skipped[p], Message: m, ProofBytes: len(bp.proof)})
+			res.Partitions = append(res.Partitions, ComputedPartition{Index: p, Sectors: n, Skipped: bp.skipped[p], Message: m, ProofBytes: len(bp.proof), Invalid: bp.invalid})
 		}
 	}
 	if submit {

@@ -55,54 +55,50 @@ func batchDeclarations(decls []miner.FaultDeclaration, maxEntries int, maxSector
 	return out, nil
 }
 
-// checkWindow checks a deadline's sectors when the deadline two before it
-// opens (Lotus declares for deadline d+2 when d opens), and declares live
-// sectors that cannot be read faulty, so the chain does not count their
-// whole partition as missed, and sectors the chain holds faulty that can
-// be read again recovered, so they are proven (and healed) in the window.
-// Without the recovery half a sector declared faulty once (say, before its
-// location was imported) would stay faulty forever. Declarations are
-// batched within the actor's limits, followed to their receipts, and sent
-// again until they land or the fault cutoff passes.
+// checkWindow checks the sectors the chain holds faulty (and not yet
+// recovering) when the deadline two before theirs opens (Lotus declares
+// for deadline d+2 when d opens), and declares the ones that can be read
+// again recovered, so they are proven (and healed) in the window; without
+// it a sector skipped once (say, before its location was imported) would
+// stay faulty forever. Faults are NOT declared ahead, as Lotus stopped
+// doing (its checkNextFaults is disabled): a sector that cannot be read at
+// proving time is skipped in the proof, which costs the same fee as a
+// declared fault, while declaring ahead risks marking a good sector faulty
+// over a transient read error or metadata not yet replicated here.
+// Declarations are batched within the actor's limits, followed to their
+// receipts, and sent again until they land or the fault cutoff passes.
 func (r *Runner) checkWindow(ctx context.Context, a fsm.Assignment, mi minerInfo, di dline.Info) {
 	log := r.log.With(zap.String("deadline", fmt.Sprintf("t0%d/%d", a.Miner, a.Deadline)), zap.Int64("open", int64(di.Open)), zap.Int64("cutoff", int64(di.FaultCutoff)))
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
 	maddr := fullnode.IDAddress(a.Miner)
-	var faults, recoveries []miner.FaultDeclaration
+	var recoveries []miner.FaultDeclaration
 	var err error
 	for try := 1; ; try++ {
-		if faults == nil && recoveries == nil {
-			faults, recoveries, err = r.checkSectors(ctx, log, a, mi, di)
-			if err == nil && len(faults) == 0 && len(recoveries) == 0 {
-				log.Debug("fault check: every live sector readable, no faulty sector recovered")
+		if recoveries == nil {
+			recoveries, err = r.checkRecoveries(ctx, log, a, mi, di)
+			if err == nil && len(recoveries) == 0 {
+				log.Debug("recovery check: no faulty sector can be read again")
 				return
 			}
 		}
 		if err == nil {
-			// Each kind is sent until it lands; what landed is not sent again.
-			var ferr, rerr error
-			if len(faults) > 0 {
-				if ferr = r.declare(ctx, log, maddr, mi, di, faults, false); ferr == nil {
-					faults = []miner.FaultDeclaration{}
-				}
-			}
-			if len(recoveries) > 0 {
-				if rerr = r.declare(ctx, log, maddr, mi, di, recoveries, true); rerr == nil {
-					recoveries = []miner.FaultDeclaration{}
-				}
-			}
-			if err = errors.Join(ferr, rerr); err == nil {
+			// A failed declaration is sent again whole: sectors already
+			// recovering are ignored by the actor. A failed check is made
+			// again.
+			if err = r.declare(ctx, log, maddr, mi, di, recoveries); err == nil {
 				return
 			}
+		} else {
+			recoveries = nil
 		}
 		h, herr := r.head(ctx)
 		if ctx.Err() != nil || (herr == nil && h >= di.FaultCutoff) {
-			log.Error("declarations did not land before the fault cutoff: faulty sectors will be skipped in the proof and recoveries wait for the next period",
+			log.Error("recoveries did not land before the fault cutoff: the sectors stay faulty and are declared again next period",
 				zap.Int("attempts", try), zap.Error(err))
 			return
 		}
-		log.Warn("declaring faults and recoveries failed; retrying until the cutoff", zap.Int("attempt", try), zap.Error(err))
+		log.Warn("declaring recoveries failed; retrying until the cutoff", zap.Int("attempt", try), zap.Error(err))
 		select {
 		case <-ctx.Done():
 		case <-time.After(min(time.Duration(try)*r.cfg.Poll, 5*time.Second)):
@@ -110,64 +106,50 @@ func (r *Runner) checkWindow(ctx context.Context, a fsm.Assignment, mi minerInfo
 	}
 }
 
-// checkSectors reads a fresh random challenge of every sector of the
-// deadline through the children and returns the fault and recovery
-// declarations to make.
-func (r *Runner) checkSectors(ctx context.Context, log *zap.Logger, a fsm.Assignment, mi minerInfo, di dline.Info) (faults, recoveries []miner.FaultDeclaration, err error) {
+// checkRecoveries reads a fresh random challenge of every sector of the
+// deadline that is faulty on chain and not recovering, through the
+// children, and returns the recovery declarations for those that read.
+func (r *Runner) checkRecoveries(ctx context.Context, log *zap.Logger, a fsm.Assignment, mi minerInfo, di dline.Info) ([]miner.FaultDeclaration, error) {
 	maddr := fullnode.IDAddress(a.Miner)
 	parts, err := r.cfg.Chain.StateMinerPartitions(ctx, maddr, uint64(a.Deadline), nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("fault check: partitions: %w", err)
+		return nil, fmt.Errorf("recovery check: partitions: %w", err)
 	}
 	var seed [32]byte
 	if _, err := crand.Read(seed[:]); err != nil {
-		return nil, nil, fmt.Errorf("fault check: random seed: %w", err)
+		return nil, fmt.Errorf("recovery check: random seed: %w", err)
 	}
 	seed[31] &= 0x3f
+	recoveries := []miner.FaultDeclaration{}
 	for i, part := range parts {
-		healthy, err := bitfield.SubtractBitField(part.LiveSectors, part.FaultySectors)
-		if err != nil {
-			return nil, nil, fmt.Errorf("partition %d: %w", i, err)
-		}
 		faulty, err := bitfield.IntersectBitField(part.LiveSectors, part.FaultySectors)
 		if err == nil {
 			faulty, err = bitfield.SubtractBitField(faulty, part.RecoveringSectors)
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("partition %d: %w", i, err)
+			return nil, fmt.Errorf("partition %d: %w", i, err)
 		}
-		bad, _, err := r.readable(ctx, log, a.Miner, mi, seed, healthy)
+		if n, err := faulty.Count(); err != nil || n == 0 {
+			continue // nothing faulty: no child request
+		}
+		good, err := r.readable(ctx, log, a.Miner, mi, seed, faulty)
 		if err != nil {
-			return nil, nil, fmt.Errorf("fault check of partition %d: %w", i, err)
-		}
-		_, good, err := r.readable(ctx, log, a.Miner, mi, seed, faulty)
-		if err != nil {
-			return nil, nil, fmt.Errorf("recovery check of partition %d: %w", i, err)
-		}
-		if len(bad) > 0 {
-			faults = append(faults, miner.FaultDeclaration{Deadline: di.Index, Partition: uint64(i), Sectors: bitfield.NewFromSet(bad)})
+			return nil, fmt.Errorf("recovery check of partition %d: %w", i, err)
 		}
 		if len(good) > 0 {
 			recoveries = append(recoveries, miner.FaultDeclaration{Deadline: di.Index, Partition: uint64(i), Sectors: bitfield.NewFromSet(good)})
 		}
 	}
-	return faults, recoveries, nil
+	return recoveries, nil
 }
 
-// declare sends DeclareFaults (or DeclareFaultsRecovered) in batches and
-// waits for every receipt. Each push has its own MsgUuid; sending a
-// declaration twice is harmless (the actor ignores sectors already faulty
-// or already recovering), so a failed call is simply made again.
-func (r *Runner) declare(ctx context.Context, log *zap.Logger, maddr address.Address, mi minerInfo, di dline.Info, decls []miner.FaultDeclaration, recovered bool) error {
-	method := "DeclareFaults"
-	if recovered {
-		method = "DeclareFaultsRecovered"
-	}
-	// The two methods' params have the same shape under different names.
+// declare sends DeclareFaultsRecovered in batches and waits for every
+// receipt. Each push has its own MsgUuid; sending a declaration twice is
+// harmless (the actor ignores sectors already recovering), so a failed
+// call is simply made again.
+func (r *Runner) declare(ctx context.Context, log *zap.Logger, maddr address.Address, mi minerInfo, di dline.Info, decls []miner.FaultDeclaration) error {
+	const method = "DeclareFaultsRecovered"
 	send := func(ctx context.Context, b []miner.FaultDeclaration, spec *fullnode.MessageSendSpec) (cid.Cid, error) {
-		if !recovered {
-			return r.cfg.Chain.DeclareFaults(ctx, maddr, mi.sender, &miner.DeclareFaultsParams{Faults: b}, spec)
-		}
 		rs := make([]miner.RecoveryDeclaration, len(b))
 		for i, d := range b {
 			rs[i] = miner.RecoveryDeclaration(d)

@@ -21,6 +21,9 @@ type metrics struct {
 	submissions  prometheus.Counter
 	proveSeconds prometheus.Histogram
 	receipts     *prometheus.CounterVec
+	// invalidProofs and unverifiedProofs count self-verification.
+	invalidProofs    prometheus.Counter
+	unverifiedProofs prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -51,11 +54,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "vsm_chain_message_receipts_total",
 			Help: "Receipts of the messages this node sent, by method and exit code (0 accepted; a non-zero code is the miner actor's refusal; \"none\": no receipt came).",
 		}, []string{"method", "exit_code"}),
+		invalidProofs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vsm_post_proofs_invalid_total",
+			Help: "WindowPoSt proofs made on this node's children that failed self-verification before sending (each is made again once, then the batch is not sent).",
+		}),
+		unverifiedProofs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vsm_post_proofs_unverified_total",
+			Help: "WindowPoSt proofs sent without self-verification because no child could verify them.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.outcomes, m.beforeClose, m.partitions, m.submissions, m.proveSeconds, m.receipts} {
+	for _, c := range []prometheus.Collector{m.outcomes, m.beforeClose, m.partitions, m.submissions, m.proveSeconds, m.receipts, m.invalidProofs, m.unverifiedProofs} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

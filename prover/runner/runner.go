@@ -4,10 +4,12 @@
 // the chain, resolves sector locations from the local store (no remote
 // call on the proving path), proves the partitions on the local ext-prover
 // children, submits the proofs once the window opens and records the
-// outcome through the cluster. Shortly before each deadline's fault cutoff
-// it checks its sectors' readability and declares the unreadable ones
-// faulty. It retries inside the window and gives up only when the window
-// closes, saying so. It knows nothing of raft: it reads assignments
+// outcome through the cluster. Each proof is verified by a child before it
+// is sent. Shortly before each deadline's fault cutoff it checks the
+// sectors the chain holds faulty and declares the readable ones recovered;
+// it declares no fault ahead (as Lotus): a sector that cannot be read when
+// proving is skipped in the proof. It retries inside the window and gives
+// up only when the window closes, saying so. It knows nothing of raft: it reads assignments
 // through Store and records through Config.Record.
 package runner
 
@@ -19,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/filecoin-project/go-state-types/builtin"
@@ -49,17 +52,18 @@ type Chain interface {
 	StateMinerProvingDeadline(ctx context.Context, maddr address.Address, tsk fullnode.TipSetKey) (*dline.Info, error)
 	StateMinerDeadlines(ctx context.Context, maddr address.Address, tsk fullnode.TipSetKey) ([]fullnode.Deadline, error)
 	StateMinerPartitions(ctx context.Context, maddr address.Address, dlIdx uint64, tsk fullnode.TipSetKey) ([]fullnode.Partition, error)
+	StateMinerSectors(ctx context.Context, maddr address.Address, filter *bitfield.BitField, tsk fullnode.TipSetKey) ([]*fullnode.SectorOnChainInfo, error)
 	WindowPoStRandomness(ctx context.Context, maddr address.Address, di *dline.Info, tsk fullnode.TipSetKey) ([32]byte, error)
 	StateGetRandomnessFromTickets(ctx context.Context, tag crypto.DomainSeparationTag, epoch abi.ChainEpoch, entropy []byte, tsk fullnode.TipSetKey) ([]byte, error)
 	SubmitWindowedPoSt(ctx context.Context, maddr, from address.Address, p *miner.SubmitWindowedPoStParams, spec *fullnode.MessageSendSpec) (cid.Cid, error)
-	DeclareFaults(ctx context.Context, maddr, from address.Address, p *miner.DeclareFaultsParams, spec *fullnode.MessageSendSpec) (cid.Cid, error)
 	DeclareFaultsRecovered(ctx context.Context, maddr, from address.Address, p *miner.DeclareFaultsRecoveredParams, spec *fullnode.MessageSendSpec) (cid.Cid, error)
 	StateWaitMsg(ctx context.Context, msg cid.Cid, confidence uint64, limit abi.ChainEpoch, allowReplaced bool) (*fullnode.MsgLookup, error)
 	// ReceiptError describes a non-zero exit code with the actor's message.
 	ReceiptError(ctx context.Context, ml *fullnode.MsgLookup) string
 }
 
-// Prover proves one partition; *prover.Supervisor implements it.
+// Prover proves one partition; *prover.Supervisor implements it. If it
+// also implements Verifier, every proof is verified before it is sent.
 type Prover interface {
 	Prove(ctx context.Context, task prover.WindowPoStTask) (prover.WindowPoStOutput, error)
 }
@@ -113,6 +117,12 @@ type Config struct {
 	// under before it counts (StateWaitMsg's confidence; default 5, Lotus's
 	// build.MessageConfidence).
 	MessageConfidence uint64
+	// NoVerify turns off the verification of each WindowPoSt proof
+	// before it is sent (on by default, as in Lotus: a proof is checked
+	// against the sectors' on-chain SealedCIDs by a child, and one that
+	// does not verify is made again once, then given up rather than sent
+	// for the chain to refuse).
+	NoVerify bool
 	// Poll is how often the chain head is read (default 200ms).
 	Poll   time.Duration
 	Logger *zap.Logger
@@ -125,6 +135,10 @@ type Runner struct {
 	cfg     Config
 	log     *zap.Logger
 	metrics *metrics
+	// verifier checks proofs before they are sent; nil when off.
+	verifier Verifier
+	// verifyDown: the last verification could not be made (said once).
+	verifyDown atomic.Bool
 
 	mu      sync.Mutex
 	stop    context.Context // Run's context: ends receipt waits at shutdown
@@ -204,8 +218,14 @@ func New(cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runner metrics: %w", err)
 	}
-	return &Runner{cfg: cfg, log: cfg.Logger, metrics: m, miners: map[uint64]minerInfo{}, jobs: map[occurrence]*job{}, checked: map[occurrence]bool{},
-		infoFailed: map[occurrence]abi.ChainEpoch{}}, nil
+	r := &Runner{cfg: cfg, log: cfg.Logger, metrics: m, miners: map[uint64]minerInfo{}, jobs: map[occurrence]*job{}, checked: map[occurrence]bool{},
+		infoFailed: map[occurrence]abi.ChainEpoch{}}
+	if v, ok := cfg.Prover.(Verifier); ok && !cfg.NoVerify {
+		r.verifier = v
+	} else if !cfg.NoVerify {
+		r.log.Warn("self-verification of window post proofs is unavailable (the prover cannot verify); sending proofs unverified")
+	}
+	return r, nil
 }
 
 // Run watches the assignments until ctx ends, then waits for its jobs.
@@ -581,10 +601,13 @@ type proveState struct {
 	submitted map[uint64]bool
 	skipped   map[uint64][]uint64 // per partition, from the batches sent
 	refusals  int                 // messages the actor refused (non-zero exit)
+	// invalid is why a partition's batch was not sent: its proofs failed
+	// self-verification.
+	invalid map[uint64]string
 }
 
 func newProveState() *proveState {
-	return &proveState{batches: map[string]*batchProof{}, submitted: map[uint64]bool{}, skipped: map[uint64][]uint64{}}
+	return &proveState{batches: map[string]*batchProof{}, submitted: map[uint64]bool{}, skipped: map[uint64][]uint64{}, invalid: map[uint64]string{}}
 }
 
 // useSeed records the randomness of an attempt; proofs made with other
@@ -632,7 +655,7 @@ func (r *Runner) attempt(ctx context.Context, a fsm.Assignment, mi minerInfo, di
 		return attemptResult{}, err
 	}
 	batches := r.planDeadline(len(parts), proven, st.submitted, mi)
-	if err := r.proveBatches(ctx, a.Miner, mi, seed, parts, batches, st); err != nil {
+	if err := r.proveBatches(ctx, a.Miner, uint64(a.Deadline), mi, seed, parts, batches, st); err != nil {
 		return attemptResult{}, err
 	}
 	// A proof can only land while the window is open.
@@ -722,7 +745,22 @@ func judgeOutcome(parts []fullnode.Partition, proven map[uint64]bool, st *proveS
 		res.skipped = append(res.skipped, n)
 	}
 	slices.Sort(res.skipped)
+	var invalid, others []uint64
+	var why string
+	for _, idx := range unexplained {
+		if st.invalid[idx] != "" {
+			invalid, why = append(invalid, idx), st.invalid[idx]
+		} else {
+			others = append(others, idx)
+		}
+	}
 	switch {
+	case len(invalid) > 0:
+		res.outcome = fsm.OutcomeFailed
+		res.message = fmt.Sprintf("partitions %v not sent: %s", invalid, why)
+		if len(others) > 0 {
+			res.message += fmt.Sprintf("; partitions %v have live sectors but got no message", others)
+		}
 	case len(unexplained) > 0:
 		res.outcome = fsm.OutcomeFailed
 		res.message = fmt.Sprintf("partitions %v have live sectors but got no message", unexplained)
@@ -765,7 +803,7 @@ func (r *Runner) planDeadline(nparts int, proven map[uint64]bool, submitted map[
 // children (the supervisor queues what does not fit). Batches that
 // succeeded are cached even when another failed, so a retry proves only
 // the failed ones.
-func (r *Runner) proveBatches(ctx context.Context, miner uint64, mi minerInfo, seed [32]byte, parts []fullnode.Partition, batches [][]uint64, st *proveState) error {
+func (r *Runner) proveBatches(ctx context.Context, miner, deadline uint64, mi minerInfo, seed [32]byte, parts []fullnode.Partition, batches [][]uint64, st *proveState) error {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	errs := make([]error, len(batches))
@@ -777,7 +815,7 @@ func (r *Runner) proveBatches(ctx context.Context, miner uint64, mi minerInfo, s
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			bp, err := r.proveBatch(ctx, miner, mi, seed, parts, batch)
+			bp, err := r.verifiedBatch(ctx, miner, deadline, mi, seed, parts, batch)
 			if err != nil {
 				errs[i] = err
 				return
@@ -838,6 +876,14 @@ func (r *Runner) submit(ctx context.Context, maddr address.Address, mi minerInfo
 			if len(bp.skipped[p]) > 0 {
 				st.skipped[p] = bp.skipped[p]
 			}
+		}
+		if bp.invalid != "" {
+			for _, p := range batch {
+				st.invalid[p] = bp.invalid
+			}
+			r.log.Error("not sending the window post: its proof failed self-verification; the chain will mark these partitions faulty", zap.Stringer("miner", maddr),
+				zap.Uint64("deadline", di.Index), zap.Uint64s("partitions", batch), zap.String("reason", bp.invalid))
+			continue
 		}
 		if params == nil || len(params.Partitions) == 0 {
 			r.log.Error("no sector of these partitions could be proven; the chain will mark them faulty", zap.Stringer("miner", maddr), zap.Uint64("deadline", di.Index),
@@ -944,38 +990,36 @@ func (r *Runner) waitEpoch(ctx context.Context, e abi.ChainEpoch) error {
 }
 
 // readable checks sectors through the children (reads of fresh random
-// challenges) and splits them into unreadable (with the reason logged)
-// and readable ones. A sector without a location is unreadable.
-func (r *Runner) readable(ctx context.Context, log *zap.Logger, miner uint64, mi minerInfo, seed [32]byte, sectors bitfield.BitField) (bad, good []uint64, err error) {
+// challenges) and returns the readable ones; each unreadable one, and each
+// one without a location, is logged with the reason.
+func (r *Runner) readable(ctx context.Context, log *zap.Logger, miner uint64, mi minerInfo, seed [32]byte, sectors bitfield.BitField) (good []uint64, err error) {
 	loc := prover.Locator{Store: r.cfg.Store, Local: r.cfg.Local}
 	var replicas []prover.Replica
 	_ = sectors.ForEach(func(n uint64) error {
 		rep, why := loc.Sector(miner, n, mi.post)
 		if why != "" {
-			log.Warn("fault check: sector cannot be located", zap.String("sector", sectorfile.SectorName(miner, n)), zap.String("reason", why))
-			bad = append(bad, n)
+			log.Warn("sector check: sector cannot be located", zap.String("sector", sectorfile.SectorName(miner, n)), zap.String("reason", why))
 			return nil
 		}
 		replicas = append(replicas, rep)
 		return nil
 	})
 	if len(replicas) == 0 {
-		return bad, nil, nil
+		return nil, nil
 	}
 	out, err := r.cfg.Prover.Prove(ctx, prover.WindowPoStTask{MinerID: miner, ProofType: mi.post.Name, Replicas: replicas, Seed: prover.Bytes32(seed), CheckOnly: true})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	unreadable := map[uint64]bool{}
 	for _, f := range out.Faults {
-		log.Warn("fault check: sector unreadable", zap.String("sector", sectorfile.SectorName(miner, f)), zap.String("reason", out.FaultReasons[fmt.Sprint(f)]))
+		log.Warn("sector check: sector unreadable", zap.String("sector", sectorfile.SectorName(miner, f)), zap.String("reason", out.FaultReasons[fmt.Sprint(f)]))
 		unreadable[f] = true
-		bad = append(bad, f)
 	}
 	for _, rep := range replicas {
 		if !unreadable[rep.SectorID] {
 			good = append(good, rep.SectorID)
 		}
 	}
-	return bad, good, nil
+	return good, nil
 }

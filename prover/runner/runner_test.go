@@ -18,7 +18,14 @@ import (
 
 	"github.com/filecoin-project/go-state-types/abi"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/filecoin-project/go-bitfield"
+	"github.com/filecoin-project/go-state-types/builtin/v16/miner"
+	"github.com/ipfs/go-cid"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vsm-project/vsm/devnet"
 	"github.com/vsm-project/vsm/fsm"
@@ -186,10 +193,11 @@ func (fx *runnerFixture) runner(t *testing.T, prov Prover) *Runner {
 	return fx.runnerWith(t, prov, func(c Chain) Chain { return c })
 }
 
-// runnerWith is runner with the chain client wrapped by wrap.
-func (fx *runnerFixture) runnerWith(t testing.TB, prov Prover, wrap func(Chain) Chain) *Runner {
+// runnerWith is runner with the chain client wrapped by wrap and the
+// config changed by edits.
+func (fx *runnerFixture) runnerWith(t testing.TB, prov Prover, wrap func(Chain) Chain, edits ...func(*Config)) *Runner {
 	t.Helper()
-	r, err := New(Config{
+	cfg := Config{
 		NodeID: "n1", Chain: wrap(fx.chain), Prover: prov, Store: fx.f.FSM, Confidence: 1, MessageConfidence: 1, Poll: 5 * time.Millisecond,
 		Record: func(_ context.Context, rec fsm.DeadlineRecord) error {
 			fx.f.mu.Lock()
@@ -197,7 +205,11 @@ func (fx *runnerFixture) runnerWith(t testing.TB, prov Prover, wrap func(Chain) 
 			return fx.f.ApplyCommand(fsm.RecordDeadline{Record: rec}).Err
 		},
 		Logger: zaptest.NewLogger(t),
-	})
+	}
+	for _, edit := range edits {
+		edit(&cfg)
+	}
+	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,20 +259,51 @@ func TestRunnerProvesEveryDeadline(t *testing.T) {
 	}
 }
 
-// TestRunnerDeclaresRecoveries starts the runner before the sector
-// locations are in the store: its first checks declare the sectors faulty
-// (they cannot be located). Once the locations arrive it must declare them
-// recovered before the judged windows, so those are proven, not faulty.
-func TestRunnerDeclaresRecoveries(t *testing.T) {
+// faultyOnChain counts the sectors of a deadline the devnet holds faulty.
+func faultyOnChain(t *testing.T, ctx context.Context, fx *runnerFixture, d uint64) uint64 {
+	t.Helper()
+	parts, err := fx.chain.StateMinerPartitions(ctx, fullnode.IDAddress(1000), d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, p := range parts {
+		c, err := p.FaultySectors.Count()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += c
+	}
+	return n
+}
+
+// TestRunnerDeclaresOnlyRecoveries starts the runner before the sector
+// locations are in the store. It must declare no fault ahead (as Lotus):
+// the sectors are still not faulty on chain when deadline 1's fault cutoff
+// passes, and are skipped when proving, so the devnet marks them faulty
+// then. Once the locations arrive the runner must declare them recovered
+// before the next period's windows, so those are proven.
+func TestRunnerDeclaresOnlyRecoveries(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	fx := newRunnerFixture(t, ctx, false)
 	r := fx.runner(t, &engineProver{})
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
-	for fx.dn.Height() < 20 {
-		fx.dn.Step(1)
-		time.Sleep(25 * time.Millisecond)
+	step := func(to int64) {
+		for int64(fx.dn.Height()) < to {
+			fx.dn.Step(1)
+			time.Sleep(25 * time.Millisecond)
+		}
+	}
+	// Deadline 1 of period 40: declared from 30, fault cutoff 45, open 50.
+	step(46)
+	if n := faultyOnChain(t, ctx, fx, 1); n != 0 {
+		t.Fatalf("%d sectors of deadline 1 faulty on chain after its fault cutoff; no fault may be declared ahead", n)
+	}
+	step(61) // deadline 1 closed: its unlocatable sectors were skipped
+	if n := faultyOnChain(t, ctx, fx, 1); n == 0 {
+		t.Fatal("deadline 1's sectors were skipped but are not faulty on chain")
 	}
 	fx.f.mu.Lock()
 	err := fx.f.ApplyCommand(fsm.PutLocations{Locations: fx.locs}).Err
@@ -268,16 +311,25 @@ func TestRunnerDeclaresRecoveries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for fx.dn.Height() < 121 {
-		fx.dn.Step(1)
-		time.Sleep(25 * time.Millisecond)
-	}
+	step(101)
 	cancel()
 	<-done
 	rep := fx.dn.Report(-1)
 	t.Logf("devnet: %s", rep)
-	if rep.Totals.Missed != 0 || rep.Totals.Faulty != 0 || rep.Totals.Proven != 3 {
-		t.Fatalf("devnet report %s, want 3 proven (faults declared early must be recovered)\n%+v", rep, rep.Records)
+	judged := map[[2]int64]string{}
+	for _, rec := range rep.Records {
+		judged[[2]int64{int64(rec.PeriodStart), int64(rec.Index)}] = rec.Outcome
+	}
+	if got := fx.record(1, 40); got == nil || got.Outcome != fsm.OutcomeFaulty {
+		t.Fatalf("runner's record of deadline 1 in period 40: %+v, want faulty (sectors skipped)", got)
+	}
+	for _, d := range []int64{0, 1} {
+		if got := fx.record(uint8(d), 80); got == nil || got.Outcome != fsm.OutcomeProven {
+			t.Fatalf("runner's record of deadline %d in period 80: %+v, want proven after the recovery", d, got)
+		}
+		if judged[[2]int64{80, d}] != devnet.OutcomeProven {
+			t.Fatalf("devnet judged deadline %d of period 80 %q, want proven (the recovery must land)\n%+v", d, judged[[2]int64{80, d}], rep.Records)
+		}
 	}
 }
 
@@ -360,33 +412,274 @@ func TestRunnerRecordsUnsentPartitionFaulty(t *testing.T) {
 	}
 }
 
-// badProofProver is engineProver with every WindowPoSt proof corrupted:
-// the devnet's verifier refuses it when the node estimates the message.
+// badProofProver is engineProver with WindowPoSt proofs corrupted: the
+// devnet's verifier refuses them when the node estimates the message.
+// With first > 0 only the first proofs made with each randomness (each
+// deadline occurrence) are corrupted; with 0, every one.
 type badProofProver struct {
-	engineProver
-	proofs atomic.Int32
+	countingProver
+	first int
+
+	mu      sync.Mutex
+	corrupt map[string]bool // the corrupted proofs
 }
 
 func (p *badProofProver) Prove(ctx context.Context, task prover.WindowPoStTask) (prover.WindowPoStOutput, error) {
-	out, err := p.engineProver.Prove(ctx, task)
-	if err == nil && !task.CheckOnly && len(out.Proofs) == 1 {
-		p.proofs.Add(1)
-		out.Proofs[0] = bytes.Clone(out.Proofs[0])
-		out.Proofs[0][len(out.Proofs[0])-1] ^= 0xff
+	out, err := p.countingProver.Prove(ctx, task)
+	if err != nil || task.CheckOnly || len(out.Proofs) != 1 {
+		return out, err
 	}
-	return out, err
+	if p.first > 0 && p.madeWith(task.Seed) > p.first {
+		return out, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.corrupt == nil {
+		p.corrupt = map[string]bool{}
+	}
+	out.Proofs[0] = bytes.Clone(out.Proofs[0])
+	out.Proofs[0][len(out.Proofs[0])-1] ^= 0xff
+	p.corrupt[string(out.Proofs[0])] = true
+	return out, nil
+}
+
+// countingProver is engineProver counting the WindowPoSt proofs it makes,
+// in all and per randomness (per deadline occurrence).
+type countingProver struct {
+	engineProver
+	proofs  atomic.Int32
+	mu      sync.Mutex
+	perSeed map[prover.Bytes32]int
+}
+
+func (p *countingProver) Prove(ctx context.Context, task prover.WindowPoStTask) (prover.WindowPoStOutput, error) {
+	out, err := p.engineProver.Prove(ctx, task)
+	if err != nil || task.CheckOnly || len(out.Proofs) != 1 {
+		return out, err
+	}
+	p.proofs.Add(1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.perSeed == nil {
+		p.perSeed = map[prover.Bytes32]int{}
+	}
+	p.perSeed[task.Seed]++
+	return out, nil
+}
+
+// madeWith is how many proofs were made with seed.
+func (p *countingProver) madeWith(seed [32]byte) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.perSeed[prover.Bytes32(seed)]
+}
+
+// seedOf is the challenge randomness of deadline d in the period starting
+// at ps, as the runner reads it.
+func (fx *runnerFixture) seedOf(t *testing.T, r *Runner, d uint8, ps int64) [32]byte {
+	t.Helper()
+	mi, err := r.minerInfo(context.Background(), 1000, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	di := Window(mi.periodStart, uint64(d), abi.ChainEpoch(ps), mi.policy)
+	seed, err := fx.chain.WindowPoStRandomness(context.Background(), fullnode.IDAddress(1000), &di, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seed
+}
+
+// sectorsChain fails StateMinerSectors while failures is above zero.
+type sectorsChain struct {
+	Chain
+	failures atomic.Int32
+}
+
+func (c *sectorsChain) StateMinerSectors(ctx context.Context, maddr address.Address, filter *bitfield.BitField, tsk fullnode.TipSetKey) ([]*fullnode.SectorOnChainInfo, error) {
+	if c.failures.Add(-1) >= 0 {
+		return nil, errors.New("state of the miner actor unreadable (test)")
+	}
+	return c.Chain.StateMinerSectors(ctx, maddr, filter, tsk)
+}
+
+// TestRunnerReadsSealedCIDsBeforeProving: the sector infos a proof is
+// verified against are read before it is made, so a chain read that fails
+// is retried without wasting a proof.
+func TestRunnerReadsSealedCIDsBeforeProving(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fx := newRunnerFixture(t, ctx, true)
+	prov := &countingProver{}
+	var sc *sectorsChain
+	r := fx.runnerWith(t, &verifyingProver{Prover: prov}, func(c Chain) Chain {
+		sc = &sectorsChain{Chain: c}
+		return sc
+	})
+	// Fail the reads of deadline 1 of period 40 (proving from 48).
+	for fx.dn.Height() < 47 {
+		fx.dn.Step(1)
+	}
+	sc.failures.Store(3)
+	runTo(ctx, fx, r, cancel, 61)
+	if got := fx.record(1, 40); got == nil || got.Outcome != fsm.OutcomeProven {
+		t.Fatalf("record of deadline 1 in period 40: %+v, want proven", got)
+	}
+	if sc.failures.Load() >= 0 {
+		t.Fatalf("the sector reads did not fail as set up (%d left)", sc.failures.Load())
+	}
+	if n := prov.madeWith(fx.seedOf(t, r, 1, 40)); n != 1 {
+		t.Fatalf("deadline 1 of period 40 proven %d times, want once: a failed chain read must cost no proof", n)
+	}
+}
+
+// verifyingProver is a Prover that also verifies, as a `vsm wdpost` child
+// does (prover.VerifyBuiltin); with broken set it cannot, as a child that
+// does not know verify tasks.
+type verifyingProver struct {
+	Prover
+	broken   bool
+	verifies atomic.Int32
+}
+
+func (p *verifyingProver) Verify(ctx context.Context, task prover.VerifyPoStTask) (prover.VerifyPoStOutput, error) {
+	p.verifies.Add(1)
+	if p.broken {
+		return prover.VerifyPoStOutput{}, errors.New("child wdpost-0 answered: task is not a PoSt task (test)")
+	}
+	return prover.VerifyBuiltin(task)
+}
+
+// postChain records the SubmitWindowedPoSt messages pushed, by deadline
+// and challenge epoch.
+type postChain struct {
+	Chain
+	mu   sync.Mutex
+	sent map[[2]int64][][]byte // {deadline, challenge} -> proofs
+}
+
+func (c *postChain) SubmitWindowedPoSt(ctx context.Context, maddr, from address.Address, p *miner.SubmitWindowedPoStParams, spec *fullnode.MessageSendSpec) (cid.Cid, error) {
+	c.mu.Lock()
+	if c.sent == nil {
+		c.sent = map[[2]int64][][]byte{}
+	}
+	k := [2]int64{int64(p.Deadline), int64(p.ChainCommitEpoch)}
+	c.sent[k] = append(c.sent[k], p.Proofs[0].ProofBytes)
+	c.mu.Unlock()
+	return c.Chain.SubmitWindowedPoSt(ctx, maddr, from, p, spec)
+}
+
+// TestRunnerVerifiesProofsBeforeSending: every proof is verified before it
+// is sent. A corrupt proof is made again and only the good one is sent,
+// once per occurrence; a child that always makes corrupt proofs gets each
+// batch proven twice, nothing is sent, and the deadline is recorded failed
+// with the reason.
+func TestRunnerVerifiesProofsBeforeSending(t *testing.T) {
+	tests := []struct {
+		name         string
+		first        int // corrupt proofs per occurrence; 0: all
+		wantMessages int // per judged occurrence
+		wantInvalid  int // proofs found invalid per judged occurrence
+		wantOutcome  fsm.Outcome
+	}{
+		{"a corrupt proof is made again; the good one is sent", 1, 1, 1, fsm.OutcomeProven},
+		{"always corrupt: nothing sent, recorded failed", 0, 0, 2, fsm.OutcomeFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			fx := newRunnerFixture(t, ctx, true)
+			bad := &badProofProver{first: tt.first}
+			pc := &postChain{}
+			core, logs := observer.New(zap.ErrorLevel)
+			r := fx.runnerWith(t, &verifyingProver{Prover: bad}, func(c Chain) Chain { pc.Chain = c; return pc }, func(c *Config) { c.Logger = zap.New(core) })
+			runTo(ctx, fx, r, cancel, 121)
+			// Deadline 1 of period 40 (challenge 47), deadlines 0 and 1
+			// of period 80 (challenges 77 and 87) are judged.
+			for _, occ := range []struct {
+				d         uint8
+				ps, chall int64
+			}{{1, 40, 47}, {0, 80, 77}, {1, 80, 87}} {
+				pc.mu.Lock()
+				sent := pc.sent[[2]int64{int64(occ.d), occ.chall}]
+				pc.mu.Unlock()
+				if len(sent) != tt.wantMessages {
+					t.Fatalf("deadline %d of period %d: %d messages sent, want %d", occ.d, occ.ps, len(sent), tt.wantMessages)
+				}
+				for _, proof := range sent {
+					if bad.corrupt[string(proof)] {
+						t.Fatalf("deadline %d of period %d: a corrupt proof was sent", occ.d, occ.ps)
+					}
+				}
+				got := fx.record(occ.d, occ.ps)
+				if got == nil || got.Outcome != tt.wantOutcome {
+					t.Fatalf("record of deadline %d in period %d: %+v, want %s", occ.d, occ.ps, got, tt.wantOutcome)
+				}
+				if tt.wantOutcome == fsm.OutcomeFailed && !strings.Contains(got.Message, "failed self-verification") {
+					t.Fatalf("record of deadline %d in period %d: %q, want the reason", occ.d, occ.ps, got.Message)
+				}
+				// The batch is proven exactly twice: the corrupt proof and
+				// one more, never again after that.
+				if n := bad.madeWith(fx.seedOf(t, r, occ.d, occ.ps)); n != 2 {
+					t.Fatalf("deadline %d of period %d: proven %d times, want 2", occ.d, occ.ps, n)
+				}
+			}
+			// Deadlines before the devnet's first due epoch are refused and
+			// proven again, so the count covers at least the judged ones.
+			var m dto.Metric
+			if err := r.metrics.invalidProofs.Write(&m); err != nil {
+				t.Fatal(err)
+			}
+			logged := logs.FilterMessage("generated incorrect window post proof").FilterFieldKey("batch").FilterFieldKey("deadline").Len()
+			if n := int(m.GetCounter().GetValue()); n < 3*tt.wantInvalid || n != logged {
+				t.Fatalf("%d invalid proofs counted, %d logged at ERROR with deadline and batch; want as many, at least %d", n, logged, 3*tt.wantInvalid)
+			}
+		})
+	}
+}
+
+// TestRunnerSendsUnverifiedWhenNoChildVerifies: when no child can verify
+// (a prover without Verify, or children that refuse verify tasks), proofs
+// are sent anyway and the runner says so once, not once per proof.
+func TestRunnerSendsUnverifiedWhenNoChildVerifies(t *testing.T) {
+	tests := []struct {
+		name string
+		prov func() Prover
+	}{
+		{"the prover cannot verify", func() Prover { return &engineProver{} }},
+		{"the children refuse verify tasks", func() Prover { return &verifyingProver{Prover: &engineProver{}, broken: true} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			fx := newRunnerFixture(t, ctx, true)
+			core, logs := observer.New(zap.WarnLevel)
+			r := fx.runnerWith(t, tt.prov(), func(c Chain) Chain { return c }, func(c *Config) { c.Logger = zap.New(core) })
+			runTo(ctx, fx, r, cancel, 121)
+			if rep := fx.dn.Report(-1); rep.Totals.Proven != 3 || rep.Totals.Missed != 0 {
+				t.Fatalf("devnet report %s, want 3 proven (sent unverified)", rep)
+			}
+			if n := logs.FilterMessageSnippet("self-verification of window post proofs is unavailable").Len(); n != 1 {
+				t.Fatalf("%d warnings that self-verification is unavailable, want exactly 1", n)
+			}
+		})
+	}
 }
 
 // TestRunnerGivesUpOnEstimationRefusals: a push refused at gas estimation
 // (exit=[ErrIllegalArgument(16)]) is a refusal like a failed receipt: the
 // proof is dropped and made again, and after maxRefusals the deadline is
 // recorded failed with the actor's message, before its window closes.
+// Self-verification is turned off (NoVerify), so the corrupt proofs of a
+// prover that could verify them reach the chain.
 func TestRunnerGivesUpOnEstimationRefusals(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	fx := newRunnerFixture(t, ctx, true)
 	prov := &badProofProver{}
-	r := fx.runner(t, prov)
+	r := fx.runnerWith(t, &verifyingProver{Prover: prov}, func(c Chain) Chain { return c }, func(c *Config) { c.NoVerify = true })
 	runTo(ctx, fx, r, cancel, 81)
 	got := fx.record(1, 40)
 	if got == nil || got.Outcome != fsm.OutcomeFailed || !strings.Contains(got.Message, "refused by the miner actor") ||

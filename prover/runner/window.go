@@ -35,9 +35,9 @@ const (
 	// PhaseIdle: nothing to do yet.
 	PhaseIdle Phase = iota
 	// PhaseCheck: from the opening of the deadline two before (Lotus
-	// declares faults and recoveries for deadline d+2 when d opens) until
-	// the fault cutoff, check the sectors' readability and declare the
-	// unreadable ones faulty and the readable faulty ones recovered.
+	// declares recoveries for deadline d+2 when d opens) until the fault
+	// cutoff, check the sectors the chain holds faulty and declare the
+	// readable ones recovered. No fault is declared ahead.
 	PhaseCheck
 	// PhaseProve: from the challenge epoch plus confidence until the
 	// window closes: read the randomness, prove, submit once open.
@@ -78,7 +78,7 @@ func PhaseAt(di dline.Info, head, since, confidence abi.ChainEpoch) Phase {
 	return PhaseIdle
 }
 
-// DeclareFrom is the epoch from which faults and recoveries of occurrence
+// DeclareFrom is the epoch from which recoveries of occurrence
 // di are declared: when the deadline two before it opens (Open - 2 x
 // window), as Lotus's wdpost_run does, which leaves 50 epochs on mainnet to
 // land the declarations before the fault cutoff (Open - 70). On a policy
