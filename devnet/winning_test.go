@@ -221,7 +221,11 @@ func TestGatewayStandIn(t *testing.T) {
 	}
 	stopClient()
 	<-clientDone
-	waitFor(t, func() bool { return h.dn.Hub().Connections(fullnode.IDAddress(1000)) == 0 })
+	// Both miners' channels must be gone before the next rounds, else a
+	// round of t01001 may still find its closing channel ("channel closed").
+	waitFor(t, func() bool {
+		return h.dn.Hub().Connections(fullnode.IDAddress(1000)) == 0 && h.dn.Hub().Connections(fullnode.IDAddress(1001)) == 0
+	})
 	for range 10 {
 		step()
 	}
