@@ -3,6 +3,7 @@ package importer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -181,5 +182,66 @@ func TestSendReportsExactlyWhatWasStored(t *testing.T) {
 		if !strings.Contains(msg, want) {
 			t.Fatalf("message %q lacks %q", msg, want)
 		}
+	}
+}
+
+func jsonlLines(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, `{"miner":1000,"number":%d,"sealed":"a","cache":"a"}`+"\n", i)
+	}
+	return b.String()
+}
+
+// TestSendFromStreams: records read as they are sent arrive once each; an
+// input that no longer matches the first pass's count, or no longer
+// parses, stops the import with an account of what was stored.
+func TestSendFromStreams(t *testing.T) {
+	tests := []struct {
+		name, in  string
+		total     int
+		wantDone  int
+		wantError string
+	}{
+		{name: "whole", in: jsonlLines(25), total: 25, wantDone: 25},
+		{name: "shorter than counted", in: jsonlLines(12), total: 25, wantDone: 10, wantError: "the input ended at record 12, but the first pass counted 25"},
+		{name: "changed", in: jsonlLines(12) + "{\n", total: 25, wantDone: 10, wantError: "line 13"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			seen := map[uint64]int{}
+			put := func(_ context.Context, b []fsm.SectorLocation) error {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, l := range b {
+					seen[l.Number]++
+				}
+				return nil
+			}
+			done, err := SendFrom(context.Background(), put, NewJSONLReader(strings.NewReader(tt.in)), tt.total, 5, 1, nil)
+			if done != tt.wantDone || len(seen) != tt.wantDone {
+				t.Fatalf("done %d, %d distinct records put, want %d", done, len(seen), tt.wantDone)
+			}
+			if tt.wantError == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantError) || !strings.Contains(err.Error(), "records 1-10") {
+				t.Fatalf("err = %v, want %q and the stored records 1-10", err, tt.wantError)
+			}
+		})
+	}
+}
+
+func TestValidateCountsWithoutHolding(t *testing.T) {
+	n, err := Validate(NewJSONLReader(strings.NewReader("# c\n\n" + jsonlLines(7))))
+	if err != nil || n != 7 {
+		t.Fatalf("n %d err %v", n, err)
+	}
+	if _, err := Validate(NewCSVReader(strings.NewReader("miner,number,sealed,cache\n1000,1,a,a\n1000,x,a,a\n"))); err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("err = %v, want line 3", err)
 	}
 }

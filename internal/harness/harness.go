@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -176,13 +177,20 @@ func (n *Node) httpClient() *http.Client {
 // Run runs a CLI command against this node's home and returns stdout,
 // stderr and the error.
 func (n *Node) Run(args ...string) (string, string, error) {
+	out, errOut, _, err := n.RunInput(nil, args...)
+	return out, errOut, err
+}
+
+// RunInput is Run with stdin (nil: none) that also returns the finished
+// process's state, for its resource usage (peak RSS, CPU time).
+func (n *Node) RunInput(stdin io.Reader, args ...string) (string, string, *os.ProcessState, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := n.command(ctx, append([]string{"--home", n.Home}, args...)...)
 	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
 	err := cmd.Run()
-	return out.String(), errb.String(), err
+	return out.String(), errb.String(), cmd.ProcessState, err
 }
 
 // MustRun is Run that fails the test on error.
