@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vsm-project/vsm/internal/harness"
 )
@@ -46,7 +48,9 @@ func prepareImportNode(n *harness.Node) {
 // is "-") and returns the client process's peak resident memory.
 func importPeakMB(t testing.TB, n *harness.Node, file string, stdin *os.File) float64 {
 	t.Helper()
-	out, errOut, st, err := n.RunInput(stdin, "sector", "location", "import", "--file", file, "--quiet")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	out, errOut, st, err := n.RunInput(ctx, stdin, "sector", "location", "import", "--file", file, "--quiet")
 	if err != nil {
 		t.Fatalf("import %s: %v\nstdout %s\nstderr %s", file, err, out, errOut)
 	}

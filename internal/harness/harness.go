@@ -177,15 +177,16 @@ func (n *Node) httpClient() *http.Client {
 // Run runs a CLI command against this node's home and returns stdout,
 // stderr and the error.
 func (n *Node) Run(args ...string) (string, string, error) {
-	out, errOut, _, err := n.RunInput(nil, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, errOut, _, err := n.RunInput(ctx, nil, args...)
 	return out, errOut, err
 }
 
-// RunInput is Run with stdin (nil: none) that also returns the finished
-// process's state, for its resource usage (peak RSS, CPU time).
-func (n *Node) RunInput(stdin io.Reader, args ...string) (string, string, *os.ProcessState, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+// RunInput is Run with stdin (nil: none) and ctx bounding how long it may
+// take; it also returns the finished process's state, for its resource
+// usage (peak RSS, CPU time).
+func (n *Node) RunInput(ctx context.Context, stdin io.Reader, args ...string) (string, string, *os.ProcessState, error) {
 	cmd := n.command(ctx, append([]string{"--home", n.Home}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
