@@ -73,10 +73,10 @@ func locs(n int) []fsm.SectorLocation {
 	return out
 }
 
-func TestSendDeliversEveryRecordOnce(t *testing.T) {
-	var mu sync.Mutex
-	seen := map[uint64]int{}
-	put := func(_ context.Context, b []fsm.SectorLocation) error {
+// countingPut counts how often each sector number is put; mu guards seen.
+func countingPut() (put Putter, seen map[uint64]int, mu *sync.Mutex) {
+	mu, seen = &sync.Mutex{}, map[uint64]int{}
+	put = func(_ context.Context, b []fsm.SectorLocation) error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, l := range b {
@@ -84,6 +84,11 @@ func TestSendDeliversEveryRecordOnce(t *testing.T) {
 		}
 		return nil
 	}
+	return put, seen, mu
+}
+
+func TestSendDeliversEveryRecordOnce(t *testing.T) {
+	put, seen, mu := countingPut()
 	var last int
 	done, err := Send(context.Background(), put, locs(1003), 10, 3, func(d int) {
 		mu.Lock()
@@ -209,16 +214,7 @@ func TestSendFromStreams(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var mu sync.Mutex
-			seen := map[uint64]int{}
-			put := func(_ context.Context, b []fsm.SectorLocation) error {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, l := range b {
-					seen[l.Number]++
-				}
-				return nil
-			}
+			put, seen, _ := countingPut()
 			done, err := SendFrom(context.Background(), put, NewJSONLReader(strings.NewReader(tt.in)), tt.total, 5, 1, nil)
 			if done != tt.wantDone || len(seen) != tt.wantDone {
 				t.Fatalf("done %d, %d distinct records put, want %d", done, len(seen), tt.wantDone)

@@ -36,29 +36,29 @@ func NewReader(r io.Reader, format string) (Reader, error) {
 // the import's first pass.
 func Validate(r Reader) (int, error) {
 	n := 0
-	for {
-		_, err := r.Next()
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-		n++
-	}
+	err := each(r, func(fsm.SectorLocation) { n++ })
+	return n, err
 }
 
 func readAll(r Reader) ([]fsm.SectorLocation, error) {
 	var out []fsm.SectorLocation
+	if err := each(r, func(l fsm.SectorLocation) { out = append(out, l) }); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// each calls fn for every record until the end of r or its first error.
+func each(r Reader, fn func(fsm.SectorLocation)) error {
 	for {
 		l, err := r.Next()
 		if err == io.EOF {
-			return out, nil
+			return nil
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, l)
+		fn(l)
 	}
 }
 
