@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -59,6 +61,15 @@ func (n *Node) logBudget() uint64 {
 		budget = max(budget, uint64(metas[0].Size)/2)
 	}
 	return budget
+}
+
+// logSizes is what vsm_raft_log_bytes exports.
+func (n *Node) logSizes() map[string]uint64 {
+	sizes := map[string]uint64{"entries": n.sized.Bytes(), "budget": n.logBudget()}
+	if st, err := os.Stat(filepath.Join(n.cfg.Dir, raftDBFile)); err == nil {
+		sizes["file"] = uint64(st.Size())
+	}
+	return sizes
 }
 
 func (n *Node) checkLogBound() {

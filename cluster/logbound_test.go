@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vsm-project/vsm/fsm"
 )
@@ -118,11 +119,41 @@ func TestRaftLogStaysNearSnapshotSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Operators see the same through /metrics.
+	for kind, want := range map[string]uint64{"file": uint64(st.Size()), "entries": n.sized.Bytes(), "budget": max(1<<20, uint64(snap)/2)} {
+		if got := gauge(t, n, "vsm_raft_log_bytes", kind); got != float64(want) {
+			t.Errorf("vsm_raft_log_bytes{kind=%q} = %v, want %d", kind, got, want)
+		}
+	}
 	t.Logf("wrote %.1f MB of log entries; raft.db %.1f MB, newest snapshot %.1f MB, log holds %.1f MB, at most %.1f MB",
 		float64(written)/(1<<20), float64(st.Size())/(1<<20), float64(snap)/(1<<20), float64(n.sized.Bytes())/(1<<20), float64(n.sized.Peak())/(1<<20))
 	if snap == 0 || st.Size() > 2*snap {
 		t.Fatalf("raft.db is %d bytes, want at most twice the newest snapshot (%d bytes)", st.Size(), snap)
 	}
+}
+
+func gauge(t *testing.T, n *Node, family, kind string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(n.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != family {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "kind" && l.GetValue() == kind {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{kind=%q}", family, kind)
+	return 0
 }
 
 func newestSnapshotSize(t *testing.T, dir string) int64 {
