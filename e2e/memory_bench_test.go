@@ -104,7 +104,11 @@ func benchmarkMemberFootprint(b *testing.B, sectors int) {
 		footprint(b, n).report(b, sectors, "import")
 
 		start = time.Now()
-		if done, err := importer.SendFrom(ctx, put, &genLocations{n: sectors, swap: true}, sectors, 1_000, 4, nil); err != nil || done != sectors {
+		plan, err := importer.Validate(&genLocations{n: sectors, swap: true}, 1_000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if done, err := importer.SendFrom(ctx, put, &genLocations{n: sectors, swap: true}, plan, 4, nil); err != nil || done != sectors {
 			b.Fatalf("updates: %d %v", done, err)
 		}
 		b.ReportMetric(time.Since(start).Seconds(), "updates_s")

@@ -332,26 +332,27 @@ func Send(ctx context.Context, put Putter, locs []fsm.SectorLocation, batch, par
 	return send(ctx, put, next, len(locs), batch, parallel, progress)
 }
 
-// SendFrom is Send for records read from r as they are sent, total of them
-// (counted by Validate in a first pass over the same input): memory holds
-// the batches in flight, never the whole input. A read error stops the
-// import like a refused batch, with the same account of what was stored.
-func SendFrom(ctx context.Context, put Putter, r Reader, total, batch, parallel int, progress func(done int)) (int, error) {
+// SendFrom is Send for records read from r as they are sent, in the
+// batches plan (Validate's first pass over the same input) checksummed:
+// memory holds the batches in flight, never the whole input. A batch that
+// cannot be read again, or reads differently, stops the import before it is
+// sent, with the same account of what was stored as a refused batch.
+func SendFrom(ctx context.Context, put Putter, r Reader, plan Plan, parallel int, progress func(done int)) (int, error) {
 	next := func(start int) ([]fsm.SectorLocation, error) {
-		out := make([]fsm.SectorLocation, 0, min(batch, total-start))
+		out := make([]fsm.SectorLocation, 0, min(plan.Batch, plan.Total-start))
 		for len(out) < cap(out) {
 			l, err := r.Next()
 			if err == io.EOF {
-				return nil, fmt.Errorf("the input ended at record %d, but the first pass counted %d: did it change during the import?", start+len(out), total)
+				return nil, fmt.Errorf("the input ended at record %d, but the first pass counted %d: did it change during the import?", start+len(out), plan.Total)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("reading the input again: %w (did it change during the import?)", err)
 			}
 			out = append(out, l)
 		}
-		return out, nil
+		return out, plan.check(start, out)
 	}
-	return send(ctx, put, next, total, batch, parallel, progress)
+	return send(ctx, put, next, plan.Total, plan.Batch, parallel, progress)
 }
 
 type job struct {

@@ -199,23 +199,33 @@ func jsonlLines(n int) string {
 }
 
 // TestSendFromStreams: records read as they are sent arrive once each; an
-// input that no longer matches the first pass's count, or no longer
-// parses, stops the import with an account of what was stored.
+// input that no longer matches what the first pass validated (shorter, no
+// longer parsing, or reading differently) stops the import before the
+// batch that differs, with an account of what was stored.
 func TestSendFromStreams(t *testing.T) {
+	validated := jsonlLines(25)
 	tests := []struct {
 		name, in  string
-		total     int
 		wantDone  int
 		wantError string
 	}{
-		{name: "whole", in: jsonlLines(25), total: 25, wantDone: 25},
-		{name: "shorter than counted", in: jsonlLines(12), total: 25, wantDone: 10, wantError: "the input ended at record 12, but the first pass counted 25"},
-		{name: "changed", in: jsonlLines(12) + "{\n", total: 25, wantDone: 10, wantError: "line 13"},
+		{name: "whole", in: validated, wantDone: 25},
+		{name: "shorter than counted", in: jsonlLines(12), wantDone: 10, wantError: "the input ended at record 12, but the first pass counted 25"},
+		{name: "no longer parses", in: jsonlLines(12) + "{\n", wantDone: 10, wantError: "line 13"},
+		{name: "reads differently", in: strings.Replace(validated, `"number":13,`, `"number":1300,`, 1), wantDone: 10, wantError: "records 11-15 differ from what the first pass validated"},
+	}
+	plan, err := Validate(NewJSONLReader(strings.NewReader(validated)), 5)
+	if err != nil || plan.Total != 25 {
+		t.Fatalf("first pass: %+v %v", plan, err)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			put, seen, _ := countingPut()
-			done, err := SendFrom(context.Background(), put, NewJSONLReader(strings.NewReader(tt.in)), tt.total, 5, 1, nil)
+			second, err := Reread(strings.NewReader(tt.in), "jsonl")
+			if err != nil {
+				t.Fatal(err)
+			}
+			done, err := SendFrom(context.Background(), put, second, plan, 1, nil)
 			if done != tt.wantDone || len(seen) != tt.wantDone {
 				t.Fatalf("done %d, %d distinct records put, want %d", done, len(seen), tt.wantDone)
 			}
@@ -233,11 +243,11 @@ func TestSendFromStreams(t *testing.T) {
 }
 
 func TestValidateCountsWithoutHolding(t *testing.T) {
-	n, err := Validate(NewJSONLReader(strings.NewReader("# c\n\n" + jsonlLines(7))))
-	if err != nil || n != 7 {
-		t.Fatalf("n %d err %v", n, err)
+	p, err := Validate(NewJSONLReader(strings.NewReader("# c\n\n"+jsonlLines(7))), 3)
+	if err != nil || p.Total != 7 || len(p.sums) != 3 {
+		t.Fatalf("plan %+v err %v", p, err)
 	}
-	if _, err := Validate(NewCSVReader(strings.NewReader("miner,number,sealed,cache\n1000,1,a,a\n1000,x,a,a\n"))); err == nil || !strings.Contains(err.Error(), "line 3") {
+	if _, err := Validate(NewCSVReader(strings.NewReader("miner,number,sealed,cache\n1000,1,a,a\n1000,x,a,a\n")), 3); err == nil || !strings.Contains(err.Error(), "line 3") {
 		t.Fatalf("err = %v, want line 3", err)
 	}
 }
