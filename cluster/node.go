@@ -44,6 +44,9 @@ type Config struct {
 	SnapshotThreshold  uint64
 	SnapshotInterval   time.Duration
 	TrailingLogs       uint64
+	// SnapshotLogBytes: a snapshot is also taken once the log holds more
+	// bytes than half the newest snapshot, or than this if more (boundLog).
+	SnapshotLogBytes uint64
 	// CommitTimeout bounds how long a follower waits to learn that an entry
 	// it holds is committed when no new entry follows it: raft sends the
 	// leader's commit index with the next append, or after a random
@@ -75,6 +78,9 @@ func (c *Config) withDefaults() {
 		// (seconds) does not fall behind the log it resumes from.
 		c.TrailingLogs = 10240
 	}
+	if c.SnapshotLogBytes == 0 {
+		c.SnapshotLogBytes = defaultSnapshotLogBytes
+	}
 	if c.CommitTimeout == 0 {
 		// 10 ms keeps a change visible on every follower and proxy within
 		// about 20 ms of its commit (the p99 target for proxies is 50 ms,
@@ -98,6 +104,8 @@ type Node struct {
 	fsm       *trackedFSM
 	store     *raftboltdb.BoltStore
 	logs      raft.LogStore
+	sized     *sizedLogStore
+	snaps     *raft.FileSnapshotStore
 	transport *raft.NetworkTransport
 	log       *zap.Logger
 	fatal     chan error
@@ -161,6 +169,7 @@ func (n *Node) open(adv *net.TCPAddr) (err error) {
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
+	n.snaps = snaps
 	valid, _, err := scanSnapshots(n.cfg.Dir)
 	if err != nil {
 		return err
@@ -177,7 +186,10 @@ func (n *Node) open(adv *net.TCPAddr) (err error) {
 		return fmt.Errorf("listen for raft on %s: %w", n.cfg.RaftAddr, err)
 	}
 	n.transport = trans
-	logs, err := raft.NewLogCache(512, store)
+	if n.sized, err = newSizedLogStore(store); err != nil {
+		return err
+	}
+	logs, err := raft.NewLogCache(logCacheEntries, n.sized)
 	if err != nil {
 		return err
 	}
@@ -203,6 +215,7 @@ func (n *Node) open(adv *net.TCPAddr) (err error) {
 	}
 	n.raft = r
 	go n.monitorLeadership()
+	go n.boundLog()
 	return nil
 }
 

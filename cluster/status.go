@@ -85,10 +85,11 @@ var (
 	descLast    = prometheus.NewDesc("vsm_raft_last_contact_seconds", "Seconds since a follower last heard from the leader.", nil, nil)
 	descPeers   = prometheus.NewDesc("vsm_raft_peers", "Other voters in the raft configuration.", nil, nil)
 	descFSM     = prometheus.NewDesc("vsm_fsm_items", "Items held in the replicated state.", []string{"kind"}, nil)
+	descLogSize = prometheus.NewDesc("vsm_raft_log_bytes", "Raft log size: what its entries hold (entries), the size that triggers a snapshot (budget), the raft.db file (file).", []string{"kind"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descTerm, descCommit, descApplied, descLast, descPeers, descFSM, descRefused, descFenced} {
+	for _, d := range []*prometheus.Desc{descState, descTerm, descCommit, descApplied, descLast, descPeers, descFSM, descRefused, descFenced, descLogSize} {
 		ch <- d
 	}
 }
@@ -112,6 +113,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	fs := c.n.fsm.Stats()
 	for kind, v := range map[string]int{"miners": fs.Miners, "storage": fs.Storage, "sectors": fs.Sectors, "assignments": fs.Assignments} {
 		ch <- prometheus.MustNewConstMetric(descFSM, prometheus.GaugeValue, float64(v), kind)
+	}
+	for kind, v := range c.n.logSizes() {
+		ch <- prometheus.MustNewConstMetric(descLogSize, prometheus.GaugeValue, float64(v), kind)
 	}
 }
 

@@ -68,6 +68,10 @@ type RaftSection struct {
 	SnapshotThreshold  uint64
 	SnapshotInterval   Duration
 	TrailingLogs       uint64
+	// SnapshotLogMB: see cluster.Config.SnapshotLogBytes (a snapshot is
+	// also taken once the log's bytes exceed the newest snapshot's size or
+	// this, so raft.db stays about a snapshot's size).
+	SnapshotLogMB uint64
 	// CommitTimeout: see cluster.Config.CommitTimeout (how fast followers
 	// and proxies learn of a commit when no further write follows).
 	CommitTimeout Duration
@@ -176,6 +180,7 @@ func Defaults() Node {
 			SnapshotThreshold:  8192,
 			SnapshotInterval:   Duration(2 * time.Minute),
 			TrailingLogs:       10240,
+			SnapshotLogMB:      16,
 			CommitTimeout:      Duration(10 * time.Millisecond),
 		},
 		Gossip: GossipSection{Addr: "127.0.0.1:1791"},

@@ -259,6 +259,11 @@ SnapshotInterval = "{{.D.Raft.SnapshotInterval}}"
 # Log entries kept after a snapshot, so a slow follower can catch up from
 # the log instead of a full snapshot.
 TrailingLogs = {{.D.Raft.TrailingLogs}}
+# Also snapshot once the log holds more bytes than half the newest snapshot,
+# or than this many MB if more; TrailingLogs then keeps at most half that.
+# This keeps raft.db within twice a snapshot's size whatever the entries'
+# size (docs/configuration.md).
+SnapshotLogMB = {{.D.Raft.SnapshotLogMB}}
 # How soon followers and proxies learn that the last write is committed
 # when no other write follows it (raft's own default is 50ms).
 CommitTimeout = "{{.D.Raft.CommitTimeout}}"

@@ -264,6 +264,7 @@ func raftConfig(o Options) cluster.Config {
 		SnapshotThreshold:  c.Raft.SnapshotThreshold,
 		SnapshotInterval:   time.Duration(c.Raft.SnapshotInterval),
 		TrailingLogs:       c.Raft.TrailingLogs,
+		SnapshotLogBytes:   c.Raft.SnapshotLogMB << 20,
 		CommitTimeout:      time.Duration(c.Raft.CommitTimeout),
 		Logger:             o.Log,
 	}

@@ -160,7 +160,7 @@ func (f *FSM) Miners() []MinerSummary {
 	defer f.mu.RUnlock()
 	out := make([]MinerSummary, 0, len(f.st.miners))
 	for _, m := range f.st.miners {
-		out = append(out, MinerSummary{Miner: m.info, Sectors: len(m.sectors)})
+		out = append(out, MinerSummary{Miner: m.info, Sectors: m.sectors.len()})
 	}
 	slices.SortFunc(out, func(a, b MinerSummary) int { return cmp.Compare(a.ID, b.ID) })
 	return out
@@ -211,19 +211,20 @@ func (f *FSM) Locations(miner uint64, from uint64, limit int) []SectorLocation {
 	if !ok {
 		return nil
 	}
-	nums := make([]uint64, 0, len(ms.sectors))
-	for n := range ms.sectors {
+	nums := make([]uint64, 0, ms.sectors.len())
+	ms.sectors.each(func(n uint64, _ loc) {
 		if n >= from {
 			nums = append(nums, n)
 		}
-	}
+	})
 	slices.Sort(nums)
 	if limit > 0 && len(nums) > limit {
 		nums = nums[:limit]
 	}
 	out := make([]SectorLocation, len(nums))
 	for i, n := range nums {
-		out[i] = f.st.expand(SectorID{Miner: miner, Number: n}, ms.sectors[n])
+		l, _ := ms.sectors.get(n)
+		out[i] = f.st.expand(SectorID{Miner: miner, Number: n}, l)
 	}
 	return out
 }
@@ -233,7 +234,7 @@ func (f *FSM) SectorCount(miner uint64) int {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if ms, ok := f.st.miners[miner]; ok {
-		return len(ms.sectors)
+		return ms.sectors.len()
 	}
 	return 0
 }
@@ -249,7 +250,7 @@ func (f *FSM) Stats() Stats {
 	defer f.mu.RUnlock()
 	s := Stats{Miners: len(f.st.miners), Storage: len(f.st.storageByName), Assignments: len(f.st.assignments)}
 	for _, m := range f.st.miners {
-		s.Sectors += len(m.sectors)
+		s.Sectors += m.sectors.len()
 	}
 	return s
 }

@@ -140,7 +140,7 @@ func writeMiner(fw *frameWriter, ms *minerState) error {
 	if err := fw.write(frameMiner, func(e *encoder) { encodeMiner(e, ms.info) }); err != nil {
 		return err
 	}
-	batch := make([]uint64, 0, sectorsPerFrame)
+	batch := make([]sectorEntry, 0, sectorsPerFrame)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -148,8 +148,8 @@ func writeMiner(fw *frameWriter, ms *minerState) error {
 		err := fw.write(frameSectors, func(e *encoder) {
 			e.uvarint(ms.info.ID)
 			e.uvarint(uint64(len(batch)))
-			for _, n := range batch {
-				l := ms.sectors[n]
+			for _, s := range batch {
+				n, l := s.number, s.loc
 				e.uvarint(n)
 				e.uvarint(uint64(l.sealed))
 				e.uvarint(uint64(l.cache))
@@ -161,13 +161,18 @@ func writeMiner(fw *frameWriter, ms *minerState) error {
 		batch = batch[:0]
 		return err
 	}
-	for n := range ms.sectors {
-		batch = append(batch, n)
-		if len(batch) == sectorsPerFrame {
-			if err := flush(); err != nil {
-				return err
-			}
+	var err error
+	ms.sectors.each(func(n uint64, l loc) {
+		if err != nil {
+			return
 		}
+		batch = append(batch, sectorEntry{number: n, loc: l})
+		if len(batch) == sectorsPerFrame {
+			err = flush()
+		}
+	})
+	if err != nil {
+		return err
 	}
 	return flush()
 }
@@ -262,7 +267,7 @@ func (st *state) readFrame(kind byte, d *decoder) error {
 		st.storageByName[in.Name] = uint32(idx)
 	case frameMiner:
 		m := decodeMiner(d)
-		st.miners[m.ID] = &minerState{info: m, sectors: map[uint64]loc{}}
+		st.miners[m.ID] = &minerState{info: m, sectors: newSectorTable()}
 	case frameSectors:
 		return st.readSectors(d)
 	case frameAssignment:
@@ -286,9 +291,11 @@ func (st *state) readSectors(d *decoder) error {
 	for i := 0; i < n && d.err == nil; i++ {
 		num := d.uvarint()
 		l := loc{sealed: d.uint32(), cache: d.uint32(), proof: d.byte(), upgraded: d.bool(), commR: d.bytes32()}
-		ms.sectors[num] = l
 		if int(l.sealed) >= len(st.storage) || int(l.cache) >= len(st.storage) {
 			return fmt.Errorf("sector %d refers to an unknown storage index", num)
+		}
+		if _, dup := ms.sectors.put(num, l); dup {
+			return fmt.Errorf("sector %d appears twice", num)
 		}
 		st.storageRefs[l.sealed]++
 		st.storageRefs[l.cache]++

@@ -31,7 +31,7 @@ type loc struct {
 
 type minerState struct {
 	info    Miner
-	sectors map[uint64]loc
+	sectors *sectorTable
 }
 
 // state is the plain data behind FSM. It has no locking; FSM guards it.
@@ -56,8 +56,9 @@ func newState() *state {
 	}
 }
 
-// clone is the point-in-time view a snapshot persists. Map clones are
-// cheap compared with the I/O, and they let writes go on during Persist.
+// clone is the point-in-time view a snapshot persists, so writes go on
+// during Persist. Sector tables are frozen (their slabs copied, not their
+// index maps): the copy can be written out, not queried.
 func (s *state) clone() *state {
 	c := &state{
 		clusterID:     s.clusterID,
@@ -69,7 +70,7 @@ func (s *state) clone() *state {
 		records:       make(map[DeadlineKey][]DeadlineRecord, len(s.records)),
 	}
 	for id, m := range s.miners {
-		c.miners[id] = &minerState{info: m.info, sectors: maps.Clone(m.sectors)}
+		c.miners[id] = &minerState{info: m.info, sectors: m.sectors.frozen()}
 	}
 	for k, r := range s.records {
 		c.records[k] = slices.Clone(r)
@@ -125,7 +126,7 @@ func (s *state) putMiner(m Miner) (int, error) {
 		ms.info = m
 		return 1, nil
 	}
-	s.miners[m.ID] = &minerState{info: m, sectors: map[uint64]loc{}}
+	s.miners[m.ID] = &minerState{info: m, sectors: newSectorTable()}
 	return 1, nil
 }
 
@@ -134,13 +135,13 @@ func (s *state) removeMiner(c RemoveMiner) (int, error) {
 	if !ok {
 		return 0, rejectf("miner t0%d does not exist", c.ID)
 	}
-	if n := len(ms.sectors); n > 0 && !c.Purge {
+	if n := ms.sectors.len(); n > 0 && !c.Purge {
 		return 0, rejectf("miner t0%d still has %d sector locations; delete them first or purge the miner", c.ID, n)
 	}
-	for _, l := range ms.sectors {
+	ms.sectors.each(func(_ uint64, l loc) {
 		s.storageRefs[l.sealed]--
 		s.storageRefs[l.cache]--
-	}
+	})
 	delete(s.miners, c.ID)
 	for d := uint8(0); d < WdPoStDeadlines; d++ {
 		k := DeadlineKey{Miner: c.ID, Deadline: d}
@@ -198,12 +199,10 @@ func (s *state) putLocations(locs []SectorLocation) (int, error) {
 		stored[i] = loc{sealed: sealed, cache: cache, proof: l.SealProof, upgraded: l.Upgraded, commR: l.CommR}
 	}
 	for i, l := range locs {
-		sectors := s.miners[l.Miner].sectors
-		if old, ok := sectors[l.Number]; ok {
+		if old, had := s.miners[l.Miner].sectors.put(l.Number, stored[i]); had {
 			s.storageRefs[old.sealed]--
 			s.storageRefs[old.cache]--
 		}
-		sectors[l.Number] = stored[i]
 		s.storageRefs[stored[i].sealed]++
 		s.storageRefs[stored[i].cache]++
 	}
@@ -217,13 +216,12 @@ func (s *state) deleteLocations(ids []SectorID) int {
 		if !ok {
 			continue
 		}
-		old, ok := ms.sectors[id.Number]
+		old, ok := ms.sectors.delete(id.Number)
 		if !ok {
 			continue
 		}
 		s.storageRefs[old.sealed]--
 		s.storageRefs[old.cache]--
-		delete(ms.sectors, id.Number)
 		deleted++
 	}
 	return deleted
@@ -296,7 +294,7 @@ func (s *state) location(id SectorID) (SectorLocation, bool) {
 	if !ok {
 		return SectorLocation{}, false
 	}
-	l, ok := ms.sectors[id.Number]
+	l, ok := ms.sectors.get(id.Number)
 	if !ok {
 		return SectorLocation{}, false
 	}

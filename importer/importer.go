@@ -1,13 +1,14 @@
 // Package importer reads sector-location files (JSON lines or CSV) and
-// sends them to a node in concurrent batches. The whole file is parsed
+// sends them to a node in concurrent batches. The whole file is validated
 // before the first batch is sent, so a bad line stops the import before
-// anything is written rather than halfway through.
+// anything is written rather than halfway through; the records are then
+// read again as they are sent, so a file of any size needs memory for the
+// batches in flight only.
 package importer
 
 import (
-	"bufio"
+	"cmp"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,30 +90,10 @@ func (l line) location() (fsm.SectorLocation, error) {
 }
 
 // ReadJSONL parses one location per line; blank lines and lines starting
-// with # are skipped. Errors name the line.
+// with # are skipped. Errors name the line. It holds every record: files of
+// any size go through a Reader instead.
 func ReadJSONL(r io.Reader) ([]fsm.SectorLocation, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var out []fsm.SectorLocation
-	for n := 1; sc.Scan(); n++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || strings.HasPrefix(text, "#") {
-			continue
-		}
-		l, err := decodeLine(text)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		loc, err := l.location()
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		out = append(out, loc)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read: %w", err)
-	}
-	return out, nil
+	return readAll(NewJSONLReader(r))
 }
 
 // decodeLine reads exactly one JSON object from text. encoding/json alone
@@ -198,50 +179,11 @@ func checkValue(dec *json.Decoder, path string) error {
 	return err
 }
 
-var csvColumns = []string{"miner", "number", "sealed", "cache", "upgraded", "proof", "commr"}
-
 // ReadCSV parses CSV with a header row naming the columns (any order;
-// miner, number, sealed and cache are required).
+// miner, number, sealed and cache are required). It holds every record:
+// files of any size go through a Reader instead.
 func ReadCSV(r io.Reader) ([]fsm.SectorLocation, error) {
-	cr := csv.NewReader(r)
-	cr.Comment = '#'
-	cr.TrimLeadingSpace = true
-	header, err := cr.Read()
-	if err != nil {
-		return nil, fmt.Errorf("read CSV header: %w", err)
-	}
-	col := map[string]int{}
-	for i, h := range header {
-		name := strings.ToLower(strings.TrimSpace(h))
-		if !slices.Contains(csvColumns, name) {
-			return nil, fmt.Errorf("CSV header: unknown column %q; columns are %s", h, strings.Join(csvColumns, ","))
-		}
-		if _, dup := col[name]; dup {
-			return nil, fmt.Errorf("CSV header: column %q appears twice; which one is meant?", name)
-		}
-		col[name] = i
-	}
-	for _, req := range csvColumns[:4] {
-		if _, ok := col[req]; !ok {
-			return nil, fmt.Errorf("CSV header: column %q is required", req)
-		}
-	}
-	var out []fsm.SectorLocation
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("CSV: %w", err)
-		}
-		row, _ := cr.FieldPos(0)
-		loc, err := csvLocation(rec, col)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", row, err)
-		}
-		out = append(out, loc)
-	}
+	return readAll(NewCSVReader(r))
 }
 
 func csvLocation(rec []string, col map[string]int) (fsm.SectorLocation, error) {
@@ -308,7 +250,8 @@ type PartialError struct {
 	Stored  []Range // merged where contiguous
 	Failed  []BatchError
 	NotSent []Range
-	// Stopped is the caller's cancellation, if that is what stopped it.
+	// Stopped is what stopped it other than a refused batch: the caller's
+	// cancellation, or an input that could not be read again.
 	Stopped error
 }
 
@@ -383,10 +326,46 @@ func mergeRanges(rs []Range) []Range {
 // every batch is known (cancelling them would leave applied batches
 // looking failed); it then returns the count stored and a *PartialError.
 func Send(ctx context.Context, put Putter, locs []fsm.SectorLocation, batch, parallel int, progress func(done int)) (int, error) {
+	next := func(start int) ([]fsm.SectorLocation, error) {
+		return locs[start:min(start+batch, len(locs))], nil
+	}
+	return send(ctx, put, next, len(locs), batch, parallel, progress)
+}
+
+// SendFrom is Send for records read from r as they are sent, in the
+// batches plan (Validate's first pass over the same input) checksummed:
+// memory holds the batches in flight, never the whole input. A batch that
+// cannot be read again, or reads differently, stops the import before it is
+// sent, with the same account of what was stored as a refused batch.
+func SendFrom(ctx context.Context, put Putter, r Reader, plan Plan, parallel int, progress func(done int)) (int, error) {
+	next := func(start int) ([]fsm.SectorLocation, error) {
+		out := make([]fsm.SectorLocation, 0, min(plan.Batch, plan.Total-start))
+		for len(out) < cap(out) {
+			l, err := r.Next()
+			if err == io.EOF {
+				return nil, fmt.Errorf("the input ended at record %d, but the first pass counted %d: did it change during the import?", start+len(out), plan.Total)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("reading the input again: %w (did it change during the import?)", err)
+			}
+			out = append(out, l)
+		}
+		return out, plan.check(start, out)
+	}
+	return send(ctx, put, next, plan.Total, plan.Batch, parallel, progress)
+}
+
+type job struct {
+	start int
+	locs  []fsm.SectorLocation
+}
+
+// send feeds the batches next makes, in order, to parallel workers.
+func send(ctx context.Context, put Putter, next func(start int) ([]fsm.SectorLocation, error), total, batch, parallel int, progress func(done int)) (int, error) {
 	if batch <= 0 || parallel <= 0 {
 		return 0, errors.New("batch and parallel must be positive")
 	}
-	starts := make(chan int)
+	jobs := make(chan job)
 	stop := make(chan struct{})
 	var (
 		done     atomic.Int64
@@ -401,18 +380,17 @@ func Send(ctx context.Context, put Putter, locs []fsm.SectorLocation, batch, par
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for start := range starts {
+			for j := range jobs {
 				select {
 				case <-stop: // handed over just as another batch failed
 					continue
 				default:
 				}
-				end := min(start+batch, len(locs))
-				r := Range{From: start + 1, To: end}
+				r := Range{From: j.start + 1, To: j.start + len(j.locs)}
 				mu.Lock()
-				sent[start] = true
+				sent[j.start] = true
 				mu.Unlock()
-				err := put(ctx, locs[start:end])
+				err := put(ctx, j.locs)
 				mu.Lock()
 				if err != nil {
 					failed = append(failed, BatchError{Range: r, Err: err})
@@ -424,44 +402,54 @@ func Send(ctx context.Context, put Putter, locs []fsm.SectorLocation, batch, par
 					stopOnce.Do(func() { close(stop) })
 					continue
 				}
-				acked := int(done.Add(int64(end - start)))
+				acked := int(done.Add(int64(len(j.locs))))
 				if progress != nil {
 					progress(acked)
 				}
 			}
 		}()
 	}
-feed:
-	for start := 0; start < len(locs); start += batch {
-		select {
-		case <-stop:
-			break feed
-		case <-ctx.Done():
-			break feed
-		default:
-		}
-		select {
-		case starts <- start:
-		case <-stop:
-			break feed
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(starts)
+	readErr := feed(ctx, jobs, stop, next, total, batch)
+	close(jobs)
 	wg.Wait()
-	if len(failed) == 0 && ctx.Err() == nil {
+	if len(failed) == 0 && ctx.Err() == nil && readErr == nil {
 		return int(done.Load()), nil
 	}
-	e := &PartialError{Total: len(locs), Stored: mergeRanges(stored), Stopped: ctx.Err()}
+	e := &PartialError{Total: total, Stored: mergeRanges(stored), Stopped: cmp.Or(readErr, ctx.Err())}
 	slices.SortFunc(failed, func(a, b BatchError) int { return a.From - b.From })
 	e.Failed = failed
 	var notSent []Range
-	for start := 0; start < len(locs); start += batch {
+	for start := 0; start < total; start += batch {
 		if !sent[start] {
-			notSent = append(notSent, Range{From: start + 1, To: min(start+batch, len(locs))})
+			notSent = append(notSent, Range{From: start + 1, To: min(start+batch, total)})
 		}
 	}
 	e.NotSent = mergeRanges(notSent)
 	return int(done.Load()), e
+}
+
+// feed hands batches to the workers until the input ends, one fails, ctx
+// ends or the input cannot be read (returned).
+func feed(ctx context.Context, jobs chan<- job, stop <-chan struct{}, next func(int) ([]fsm.SectorLocation, error), total, batch int) error {
+	for start := 0; start < total; start += batch {
+		select {
+		case <-stop:
+			return nil
+		case <-ctx.Done():
+			return nil
+		default:
+		}
+		locs, err := next(start)
+		if err != nil {
+			return err
+		}
+		select {
+		case jobs <- job{start: start, locs: locs}:
+		case <-stop:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	return nil
 }

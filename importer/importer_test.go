@@ -3,6 +3,7 @@ package importer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -72,10 +73,10 @@ func locs(n int) []fsm.SectorLocation {
 	return out
 }
 
-func TestSendDeliversEveryRecordOnce(t *testing.T) {
-	var mu sync.Mutex
-	seen := map[uint64]int{}
-	put := func(_ context.Context, b []fsm.SectorLocation) error {
+// countingPut counts how often each sector number is put; mu guards seen.
+func countingPut() (put Putter, seen map[uint64]int, mu *sync.Mutex) {
+	mu, seen = &sync.Mutex{}, map[uint64]int{}
+	put = func(_ context.Context, b []fsm.SectorLocation) error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, l := range b {
@@ -83,6 +84,11 @@ func TestSendDeliversEveryRecordOnce(t *testing.T) {
 		}
 		return nil
 	}
+	return put, seen, mu
+}
+
+func TestSendDeliversEveryRecordOnce(t *testing.T) {
+	put, seen, mu := countingPut()
 	var last int
 	done, err := Send(context.Background(), put, locs(1003), 10, 3, func(d int) {
 		mu.Lock()
@@ -181,5 +187,67 @@ func TestSendReportsExactlyWhatWasStored(t *testing.T) {
 		if !strings.Contains(msg, want) {
 			t.Fatalf("message %q lacks %q", msg, want)
 		}
+	}
+}
+
+func jsonlLines(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, `{"miner":1000,"number":%d,"sealed":"a","cache":"a"}`+"\n", i)
+	}
+	return b.String()
+}
+
+// TestSendFromStreams: records read as they are sent arrive once each; an
+// input that no longer matches what the first pass validated (shorter, no
+// longer parsing, or reading differently) stops the import before the
+// batch that differs, with an account of what was stored.
+func TestSendFromStreams(t *testing.T) {
+	validated := jsonlLines(25)
+	tests := []struct {
+		name, in  string
+		wantDone  int
+		wantError string
+	}{
+		{name: "whole", in: validated, wantDone: 25},
+		{name: "shorter than counted", in: jsonlLines(12), wantDone: 10, wantError: "the input ended at record 12, but the first pass counted 25"},
+		{name: "no longer parses", in: jsonlLines(12) + "{\n", wantDone: 10, wantError: "line 13"},
+		{name: "reads differently", in: strings.Replace(validated, `"number":13,`, `"number":1300,`, 1), wantDone: 10, wantError: "records 11-15 differ from what the first pass validated"},
+	}
+	plan, err := Validate(NewJSONLReader(strings.NewReader(validated)), 5)
+	if err != nil || plan.Total != 25 {
+		t.Fatalf("first pass: %+v %v", plan, err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			put, seen, _ := countingPut()
+			second, err := Reread(strings.NewReader(tt.in), "jsonl")
+			if err != nil {
+				t.Fatal(err)
+			}
+			done, err := SendFrom(context.Background(), put, second, plan, 1, nil)
+			if done != tt.wantDone || len(seen) != tt.wantDone {
+				t.Fatalf("done %d, %d distinct records put, want %d", done, len(seen), tt.wantDone)
+			}
+			if tt.wantError == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantError) || !strings.Contains(err.Error(), "records 1-10") {
+				t.Fatalf("err = %v, want %q and the stored records 1-10", err, tt.wantError)
+			}
+		})
+	}
+}
+
+func TestValidateCountsWithoutHolding(t *testing.T) {
+	p, err := Validate(NewJSONLReader(strings.NewReader("# c\n\n"+jsonlLines(7))), 3)
+	if err != nil || p.Total != 7 || len(p.sums) != 3 {
+		t.Fatalf("plan %+v err %v", p, err)
+	}
+	if _, err := Validate(NewCSVReader(strings.NewReader("miner,number,sealed,cache\n1000,1,a,a\n1000,x,a,a\n")), 3); err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("err = %v, want line 3", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -178,11 +179,19 @@ func (n *Node) httpClient() *http.Client {
 func (n *Node) Run(args ...string) (string, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	out, errOut, _, err := n.RunInput(ctx, nil, args...)
+	return out, errOut, err
+}
+
+// RunInput is Run with stdin (nil: none) and ctx bounding how long it may
+// take; it also returns the finished process's state, for its resource
+// usage (peak RSS, CPU time).
+func (n *Node) RunInput(ctx context.Context, stdin io.Reader, args ...string) (string, string, *os.ProcessState, error) {
 	cmd := n.command(ctx, append([]string{"--home", n.Home}, args...)...)
 	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
 	err := cmd.Run()
-	return out.String(), errb.String(), err
+	return out.String(), errb.String(), cmd.ProcessState, err
 }
 
 // MustRun is Run that fails the test on error.
