@@ -572,30 +572,51 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 // WaitApplied blocks until this node's FSM has applied every entry up to
 // index. raft's own applied index is not enough: raft advances it when it
 // hands entries to the FSM goroutine, not when they are applied; and no-op
-// entries never reach the FSM. So it waits for raft to dispatch index, then
-// for the FSM to apply the newest command or configuration entry at or
-// below it.
+// entries never reach the FSM. So it is done when the FSM has applied index
+// or a later entry, or when raft has dispatched index and the FSM has
+// applied the newest command or configuration entry at or below it.
+//
+// It waits on the FSM's apply signal, not a timer: the apply that satisfies
+// a read wakes it at once. Only while raft has not dispatched index yet is
+// the check also repeated every CommitTimeout, because an index that is a
+// no-op or a barrier (right after an election) is never signalled by the
+// FSM.
 func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
-	t := time.NewTicker(time.Millisecond)
-	defer t.Stop()
-	wait := func(done func() bool) error {
-		for !done() {
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("wait for index %d to apply: %w", index, ctx.Err())
-			case <-t.C:
+	var target uint64
+	var lookErr error
+	done := func() bool {
+		if n.fsm.applied.Load() >= index {
+			return true
+		}
+		if n.raft.AppliedIndex() < index {
+			return false
+		}
+		if target == 0 {
+			if target, lookErr = n.lastAppliableAtOrBefore(index); lookErr != nil || target == 0 {
+				return true
 			}
 		}
-		return nil
+		return n.fsm.applied.Load() >= target
 	}
-	if err := wait(func() bool { return n.raft.AppliedIndex() >= index }); err != nil {
-		return err
+	var tick *time.Ticker
+	recheck := func() <-chan time.Time {
+		if n.raft.AppliedIndex() >= index {
+			return nil
+		}
+		if tick == nil {
+			tick = time.NewTicker(n.cfg.CommitTimeout)
+		}
+		return tick.C
 	}
-	target, err := n.lastAppliableAtOrBefore(index)
-	if err != nil {
-		return err
+	defer func() {
+		if tick != nil {
+			tick.Stop()
+		}
+	}()
+	if err := n.fsm.applied.waitFor(ctx, done, recheck); err != nil {
+		return fmt.Errorf("wait for index %d to apply: %w", index, err)
 	}
-	return wait(func() bool { return n.fsm.applied.Load() >= target })
+	return lookErr
 }
 
 // lastAppliableAtOrBefore walks back from index to the newest entry the

@@ -3,7 +3,6 @@ package cluster
 import (
 	"hash/maphash"
 	"sync"
-	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -20,7 +19,7 @@ import (
 // Node.settleLost.
 type trackedFSM struct {
 	*fsm.FSM
-	applied atomic.Uint64
+	applied appliedIndex
 
 	mu      sync.Mutex
 	seed    maphash.Seed
