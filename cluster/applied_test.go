@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/vsm-project/vsm/fsm"
 )
 
@@ -75,5 +77,41 @@ func TestWaitAppliedWokenByApply(t *testing.T) {
 	defer cancel()
 	if err := n.WaitApplied(cctx, n.raft.LastIndex()+10); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("WaitApplied for an index never written returned %v, want the context's deadline", err)
+	}
+}
+
+// TestApplyBatch checks the batching FSM raft uses: command results come
+// back in order, configuration entries count as applied, and the applied
+// index ends at the batch's last entry.
+func TestApplyBatch(t *testing.T) {
+	tf := newTrackedFSM(fsm.New(nil))
+	cmd := func(i uint64, c fsm.Command) *raft.Log {
+		return &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: fsm.Encode(c)}
+	}
+	logs := []*raft.Log{
+		cmd(1, fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PartitionSize: 2}}),
+		cmd(2, fsm.RemoveStorage{Name: "absent"}),
+		{Index: 3, Term: 1, Type: raft.LogConfiguration},
+	}
+	res := tf.ApplyBatch(logs)
+	if len(res) != len(logs) {
+		t.Fatalf("%d results for %d entries", len(res), len(logs))
+	}
+	if r, ok := res[0].(fsm.Result); !ok || r.Err != nil || r.Changed != 1 {
+		t.Fatalf("put miner: %#v", res[0])
+	}
+	if r, ok := res[1].(fsm.Result); !ok || !errors.Is(r.Err, fsm.ErrRejected) {
+		t.Fatalf("removing an absent storage instance: %#v, want a rejection", res[1])
+	}
+	if res[2] != nil {
+		t.Fatalf("configuration entry result %#v, want nil", res[2])
+	}
+	if got := tf.applied.Load(); got != 3 {
+		t.Fatalf("applied index %d after a batch ending at 3", got)
+	}
+	ch, cancel := tf.watch(2, 1, logs[1].Data)
+	defer cancel()
+	if o := <-ch; !o.ours {
+		t.Fatal("the outcome of entry 2 was not recorded as the write submitted there")
 	}
 }

@@ -55,14 +55,16 @@ type Config struct {
 }
 
 func (c *Config) withDefaults() {
+	// The daemon's defaults (config.Defaults) are the same; see
+	// docs/configuration.md for why.
 	if c.HeartbeatTimeout == 0 {
-		c.HeartbeatTimeout = time.Second
+		c.HeartbeatTimeout = 300 * time.Millisecond
 	}
 	if c.ElectionTimeout == 0 {
-		c.ElectionTimeout = time.Second
+		c.ElectionTimeout = 300 * time.Millisecond
 	}
 	if c.LeaderLeaseTimeout == 0 {
-		c.LeaderLeaseTimeout = 500 * time.Millisecond
+		c.LeaderLeaseTimeout = 300 * time.Millisecond
 	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
@@ -323,6 +325,13 @@ func (n *Node) raftConfig() *raft.Config {
 	rc.SnapshotInterval = n.cfg.SnapshotInterval
 	rc.TrailingLogs = n.cfg.TrailingLogs
 	rc.CommitTimeout = n.cfg.CommitTimeout
+	// Pre-vote is raft's default (PreVoteDisabled false): a node cut off
+	// and back does not depose a healthy leader with a raised term.
+	// BatchApplyCh buffers Apply so concurrent writes wait in one queue
+	// and the leader stores and sends them together (up to
+	// MaxAppendEntries) instead of handing them over one by one; the FSM
+	// takes them as one batch too (trackedFSM.ApplyBatch).
+	rc.BatchApplyCh = true
 	rc.Logger = logging.HCLog(n.log.Named("raft"))
 	return rc
 }
