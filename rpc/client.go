@@ -34,14 +34,27 @@ func NewClient(addr, token string) *Client {
 		base:  base,
 		url:   base + "/rpc/v0",
 		token: token,
-		http:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute}},
+		http:  &http.Client{Transport: newTransport(nil)},
 	}
+}
+
+// idleConnsPerHost is how many connections to one node a client keeps
+// open between calls. It matches the concurrency callers use (64 writers,
+// a follower forwarding many clients' writes to the leader): with fewer,
+// every call beyond it dials a new connection and closes it after, and
+// the connection churn costs more than the call.
+const idleConnsPerHost = 128
+
+// newTransport is the HTTP transport every Client uses (dial nil: the
+// default dialer).
+func newTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
+	return &http.Transport{DialContext: dial, MaxIdleConnsPerHost: idleConnsPerHost, IdleConnTimeout: time.Minute}
 }
 
 // WithDialer makes the client dial through dial (tests reach nodes in
 // other network namespaces this way).
 func (c *Client) WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *Client {
-	c.http = &http.Client{Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute}}
+	c.http = &http.Client{Transport: newTransport(dial)}
 	return c
 }
 
