@@ -58,13 +58,22 @@ func (c *Client) WithDialer(dial func(ctx context.Context, network, addr string)
 	return c
 }
 
+// callRequest is a JSON-RPC request as the client sends it (a struct, not
+// a map: no key sorting or map allocation per call).
+type callRequest struct {
+	JSONRPC string `json:"jsonrpc"`
+	ID      uint64 `json:"id"`
+	Method  string `json:"method"`
+	Params  []any  `json:"params"`
+}
+
 // Call invokes method with positional params and decodes the result into
 // result (nil to discard). JSON-RPC errors come back as *Error.
 func (c *Client) Call(ctx context.Context, method string, result any, params ...any) error {
 	if params == nil {
 		params = []any{}
 	}
-	body, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": c.id.Add(1), "method": method, "params": params})
+	body, err := json.Marshal(callRequest{JSONRPC: "2.0", ID: c.id.Add(1), Method: method, Params: params})
 	if err != nil {
 		return fmt.Errorf("%s: encode params: %w", method, err)
 	}
