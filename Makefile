@@ -10,7 +10,7 @@ TEST_TIMEOUT ?= 20m
 E2E_TIMEOUT ?= 15m
 E2E_LOG     ?= /tmp/vsm-e2e-deadlines.log
 
-.PHONY: help build test vet fuzz bench bench-ffi demo clean ffi ffi-gpu params test-ffi e2e e2e-ffi
+.PHONY: help build test vet fuzz bench bench-etcd bench-ffi demo clean ffi ffi-gpu params test-ffi e2e e2e-ffi
 
 help:
 	@echo "make build   build bin/vsm"
@@ -19,6 +19,7 @@ help:
 	@echo "make e2e     the deadline test: devnet, 3 nodes, 12 miners, one proving period, kill -9 (about 5 min)"
 	@echo "make fuzz    run each fuzz target briefly (FUZZTIME=10s)"
 	@echo "make bench   print the performance figures the issues ask for"
+	@echo "make bench-etcd  vsm's single-record write figures and a local 3-node etcd's, same run (installs etcd-server with apt-get)"
 	@echo "make ffi     build bin/vsm-ffi-prover and bin/vsm-params: filecoin-ffi from source for the CPU (needs Rust; minutes the first time)"
 	@echo "make params  generate Groth16 parameters for 2 KiB and 8 MiB PoSt in $$FIL_PROOFS_PARAMETER_CACHE (local setup, not the ceremony's)"
 	@echo "make test-ffi   the real engine's tests (seal, prove, verify)"
@@ -68,8 +69,14 @@ bench:
 	@$(BENCH_GROUP) "import 1M" -- $(GO) test -run XXX -bench 'Import1M' -benchtime 1x ./e2e
 	@echo "== member footprint: CLI import of 1M and 10M lines (client peak RSS), then a day of updates (every location put again, 1,000 a request): member RSS and peak per sector, raft.db vs newest snapshot"
 	@$(BENCH_GROUP) "member footprint" -- $(GO) test -run XXX -bench 'MemberFootprint' -benchtime 1x -timeout 60m ./e2e
-	@echo "== cluster: leader kill -9 to first acknowledged write (20 trials), 3-node/1-node throughput, gossip dead detection"
+	@echo "== cluster: leader kill -9 to first acknowledged write (20 trials; default timeouts and the earlier 1s/1s/500ms, min/p50/p99/max), 3-node/1-node throughput, gossip dead detection"
 	@$(BENCH_GROUP) "cluster" -- $(GO) test -run XXX -bench 'Failover|ReplicatedThroughput|GossipDeadDetection' -benchtime 1x -timeout 20m ./e2e
+	@echo "== cluster: spurious elections in 10 minutes of both cores saturated by CPU burners, under writes (default raft timeouts)"
+	@$(BENCH_GROUP) "elections under saturation" -- env VSM_BENCH_SATURATE=10m $(GO) test -run XXX -bench 'ElectionsUnderSaturation' -benchtime 1x -timeout 20m ./e2e
+	@echo "== write path: 1000 sequential single-record puts and 100k from 64 clients, 3 rounds (min/med/max); etcd side by side: make bench-etcd"
+	@$(BENCH_GROUP) "write path" -- $(GO) test -run XXX -bench 'WritePath' -benchtime 1x -timeout 30m ./e2e
+	@$(BENCH_GROUP) "token check" -- $(GO) test -run XXX -bench VerifyToken ./rpc
+	@$(BENCH_GROUP) "raft.db append" -- $(GO) test -run XXX -bench LogStoreAppend -benchtime 2000x -count 3 ./cluster
 	@echo "== prover: vanilla partition (parallel vs sequential reads), supervisor round trip"
 	@$(BENCH_GROUP) "prover vanilla partition" -- $(GO) test -run XXX -bench BenchmarkVanillaPartition -benchtime 3x ./prover/engine/
 	@$(BENCH_GROUP) "prover supervisor round trip" -- $(GO) test -run XXX -bench BenchmarkSupervisorRoundTrip -benchtime 5000x ./prover/
@@ -87,6 +94,11 @@ bench:
 	@echo "== real engine (filecoin-ffi, CPU): sealing, one partition per engine first/warm, child RSS"
 	@$(BENCH_GROUP) "ffi engine" -- $(MAKE) --no-print-directory bench-ffi
 	@$(BENCH_GROUP) --summary
+
+# Issue 13: the same write figures against Debian's etcd 3.4, 3 nodes on
+# loopback, in one run (not part of make test or make bench).
+bench-etcd:
+	scripts/etcd-compare.sh
 
 # The real proof engine (issue 9): filecoin-ffi built from source for the
 # CPU. scripts/ffi.sh keeps cargo's output in ~/.cache/vsm, so only the first

@@ -28,6 +28,10 @@ func (s *Server) reconcileLoop(ctx context.Context, _ *Leadership) {
 	}
 }
 
+// removalSettles is how long after a removal the member's own gossip is
+// surely newer than it (gossip spreads a change within a second or two).
+const removalSettles = 10 * time.Second
+
 func (s *Server) reconcile(ctx context.Context) {
 	f := s.node.raft.GetConfiguration()
 	if f.Error() != nil {
@@ -43,11 +47,17 @@ func (s *Server) reconcile(ctx context.Context) {
 		// changes of leader (the member itself says Removed), until the
 		// member is re-joined on purpose: 'vsm cluster join' on it
 		// (Rejoin) or an empty restart after 'vsm cluster forget-state'.
+		// "No state" is believed only from a member removed a while ago:
+		// a member that got its state moments before the removal (a
+		// cluster forms in well under a second) may still be gossiping
+		// that it has none.
 		s.mu.Lock()
-		if m.State == "alive" && (m.Rejoin || !m.HasState) {
+		at, wasRemoved := s.removed[m.ID]
+		if m.State == "alive" && (m.Rejoin || (!m.HasState && time.Since(at) > removalSettles)) {
 			delete(s.removed, m.ID)
+			wasRemoved = false
 		}
-		removed := (s.removed[m.ID] || m.Removed) && !m.Rejoin
+		removed := (wasRemoved || m.Removed) && !m.Rejoin
 		s.mu.Unlock()
 		i := slices.IndexFunc(servers, func(srv raft.Server) bool { return string(srv.ID) == m.ID })
 		switch {

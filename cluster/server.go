@@ -68,7 +68,7 @@ type Server struct {
 	// removed are members an operator removed while this node led; the
 	// reconcile loop does not add them back while they stay alive in
 	// gossip (they are re-added once they leave or fail and come back).
-	removed map[string]bool
+	removed map[string]time.Time // id -> when
 
 	// catchUp is the leader's index this node must apply before it serves
 	// local reads (see ReadReady); 0 until the leader has been asked.
@@ -99,7 +99,7 @@ func OpenServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, node: node, log: node.log, healthy: map[string]time.Time{}, removed: map[string]bool{}, fatal: make(chan error, 1)}
+	s := &Server{cfg: cfg, node: node, log: node.log, healthy: map[string]time.Time{}, removed: map[string]time.Time{}, fatal: make(chan error, 1)}
 	recorded, _ := os.ReadFile(filepath.Join(cfg.Raft.Dir, "cluster-id"))
 	meta := Meta{
 		ID:        node.ID(),
@@ -485,7 +485,7 @@ func (s *Server) RemovePeerOnLeader(ctx context.Context, id string, force bool) 
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
 	s.mu.Lock()
-	s.removed[id] = true
+	s.removed[id] = time.Now()
 	s.mu.Unlock()
 	s.log.Info("removed raft peer", zap.String("peer", id), zap.Bool("forced", force))
 	return nil
@@ -688,9 +688,12 @@ func (s *Server) retryJoin(ctx context.Context) {
 }
 
 // refreshMeta keeps the gossiped cluster id, raft-state flag and capacity
-// current.
+// current. It looks often (gossip only carries a change): with raft's
+// 300 ms timeouts a cluster forms well within a second, and until a member
+// says it has raft state the leader takes it for a fresh node (which lifts
+// an operator's removal of it).
 func (s *Server) refreshMeta(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {

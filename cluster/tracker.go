@@ -3,7 +3,6 @@ package cluster
 import (
 	"hash/maphash"
 	"sync"
-	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -20,7 +19,7 @@ import (
 // Node.settleLost.
 type trackedFSM struct {
 	*fsm.FSM
-	applied atomic.Uint64
+	applied appliedIndex
 
 	mu      sync.Mutex
 	seed    maphash.Seed
@@ -57,7 +56,32 @@ func (t *trackedFSM) sum(data []byte) uint64 { return maphash.Bytes(t.seed, data
 
 func (t *trackedFSM) Apply(l *raft.Log) any {
 	r := t.FSM.Apply(l)
+	t.record(l, r)
 	t.applied.Store(l.Index)
+	return r
+}
+
+// ApplyBatch implements raft.BatchingFSM: raft hands over every committed
+// entry it has at once (up to MaxAppendEntries), and waiters for the
+// applied index are woken once per batch rather than once per entry.
+// Configuration entries come here too (StoreConfiguration is not called
+// for them when batching) and count as applied.
+func (t *trackedFSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	for i, l := range logs {
+		if l.Type == raft.LogCommand {
+			out[i] = t.FSM.Apply(l)
+			t.record(l, out[i])
+		}
+	}
+	if len(logs) > 0 {
+		t.applied.Store(logs[len(logs)-1].Index)
+	}
+	return out
+}
+
+// record keeps the outcome of a command entry for settleLost.
+func (t *trackedFSM) record(l *raft.Log, r any) {
 	e := appliedEntry{index: l.Index, term: l.Term, sum: t.sum(l.Data), res: r}
 	t.mu.Lock()
 	t.recent[l.Index%recentApplied] = e
@@ -66,7 +90,6 @@ func (t *trackedFSM) Apply(l *raft.Log) any {
 		w.done <- applyOutcome{res: r, ours: l.Term >= w.minTerm && e.sum == w.sum}
 	}
 	t.mu.Unlock()
-	return r
 }
 
 // watch reports what the FSM applies at index: at once if it already has,

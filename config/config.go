@@ -174,9 +174,11 @@ func Defaults() Node {
 	return Node{
 		Node: NodeSection{Listen: "127.0.0.1:1789", RaftAddr: "127.0.0.1:1790"},
 		Raft: RaftSection{
-			HeartbeatTimeout:   Duration(time.Second),
-			ElectionTimeout:    Duration(time.Second),
-			LeaderLeaseTimeout: Duration(500 * time.Millisecond),
+			// Chosen by BenchmarkFailover and
+			// BenchmarkElectionsUnderSaturation: see docs/configuration.md.
+			HeartbeatTimeout:   Duration(300 * time.Millisecond),
+			ElectionTimeout:    Duration(300 * time.Millisecond),
+			LeaderLeaseTimeout: Duration(300 * time.Millisecond),
 			SnapshotThreshold:  8192,
 			SnapshotInterval:   Duration(2 * time.Minute),
 			TrailingLogs:       10240,

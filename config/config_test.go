@@ -26,7 +26,7 @@ func TestInitWritesParsableHomeAndNeverOverwrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Node.ID != "n1" || c.Node.Listen != "127.0.0.1:2000" || time.Duration(c.Raft.HeartbeatTimeout) != time.Second || c.Gossip.Key == "" {
+	if c.Node.ID != "n1" || c.Node.Listen != "127.0.0.1:2000" || time.Duration(c.Raft.HeartbeatTimeout) != 300*time.Millisecond || c.Gossip.Key == "" {
 		t.Fatalf("config %+v", c)
 	}
 	if _, err := h.JWTSecret(); err != nil {

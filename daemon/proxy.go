@@ -54,7 +54,7 @@ import (
 const proxyFile = "proxy.json"
 
 // proxyCurrentWithin: a proxy that heard from the leader this recently (the
-// leader's heartbeats come every HeartbeatTimeout/10, 100 ms by default) and
+// leader's heartbeats come every HeartbeatTimeout/10, 30 ms by default) and
 // has applied the commit index it was told is current.
 const proxyCurrentWithin = 1500 * time.Millisecond
 

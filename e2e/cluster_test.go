@@ -57,12 +57,30 @@ func status(t testing.TB, n *harness.Node) (cluster.Status, error) {
 	return st, err
 }
 
+// leaderOf returns the leader a majority of nodes name (itself included):
+// a node that has just won an election another member is about to win
+// again in a higher term (as happens while a cluster forms, with short
+// raft timeouts) is not returned.
 func leaderOf(t testing.TB, nodes []*harness.Node) *harness.Node {
 	t.Helper()
 	deadline := time.Now().Add(setupBound(t, 20*time.Second))
 	for time.Now().Before(deadline) {
+		named := map[string]int{}
+		var leaders []*harness.Node
 		for _, n := range nodes {
-			if st, err := status(t, n); err == nil && st.State == "Leader" {
+			st, err := status(t, n)
+			if err != nil {
+				continue
+			}
+			if st.LeaderID != "" {
+				named[st.LeaderID]++
+			}
+			if st.State == "Leader" && st.LeaderID == n.ID {
+				leaders = append(leaders, n)
+			}
+		}
+		for _, n := range leaders {
+			if named[n.ID] > len(nodes)/2 {
 				return n
 			}
 		}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -51,7 +53,47 @@ type claims struct {
 }
 
 // Auth signs and checks HS256 API tokens.
-type Auth struct{ secret []byte }
+type Auth struct {
+	secret []byte
+	// verified remembers tokens already checked: parsing and signing one
+	// costs more than the rest of a small write's request handling, and a
+	// client sends the same token with every request.
+	verified tokenCache
+}
+
+// tokenCache maps a token that verified to its permission and expiry.
+type tokenCache struct {
+	mu sync.RWMutex
+	m  map[string]verifiedToken
+}
+
+type verifiedToken struct {
+	perm Perm
+	exp  time.Time // zero: the token does not expire
+}
+
+// maxVerified bounds the cache; when full it starts over (tokens are few:
+// one per operator, daemon and tool).
+const maxVerified = 1024
+
+func (c *tokenCache) get(token string) (Perm, bool) {
+	c.mu.RLock()
+	v, ok := c.m[token]
+	c.mu.RUnlock()
+	if !ok || (!v.exp.IsZero() && !time.Now().Before(v.exp)) {
+		return PermNone, false
+	}
+	return v.perm, true
+}
+
+func (c *tokenCache) put(token string, v verifiedToken) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxVerified {
+		c.m = make(map[string]verifiedToken)
+	}
+	c.m[token] = v
+}
 
 // NewAuth uses secret (the home's jwt-secret, shared by all members).
 func NewAuth(secret []byte) (*Auth, error) {
@@ -74,13 +116,26 @@ func (a *Auth) NewToken(perm Perm) (string, error) {
 	return s, nil
 }
 
-// Verify returns the strongest permission a token carries.
+// Verify returns the strongest permission a token carries. A token that
+// verified before is answered from memory until it expires.
 func (a *Auth) Verify(token string) (Perm, error) {
+	if p, ok := a.verified.get(token); ok {
+		return p, nil
+	}
+	p, exp, err := a.verify(token)
+	if err != nil {
+		return PermNone, err
+	}
+	a.verified.put(token, verifiedToken{perm: p, exp: exp})
+	return p, nil
+}
+
+func (a *Auth) verify(token string) (Perm, time.Time, error) {
 	var c claims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return a.secret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}))
 	if err != nil {
-		return PermNone, fmt.Errorf("invalid token: %w", err)
+		return PermNone, time.Time{}, fmt.Errorf("invalid token: %w", err)
 	}
 	best := PermNone
 	for _, name := range c.Allow {
@@ -89,7 +144,11 @@ func (a *Auth) Verify(token string) (Perm, error) {
 		}
 	}
 	if best == PermNone {
-		return PermNone, errors.New("token carries no permission")
+		return PermNone, time.Time{}, errors.New("token carries no permission")
 	}
-	return best, nil
+	var exp time.Time
+	if c.ExpiresAt != nil {
+		exp = c.ExpiresAt.Time
+	}
+	return best, exp, nil
 }
