@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -45,20 +45,22 @@ func prepareImportNode(n *harness.Node) {
 }
 
 // importPeakMB runs the real CLI's import of file (or of stdin when file
-// is "-") and returns the client process's peak resident memory.
+// is "-") and returns the client process's peak resident memory in MB.
 func importPeakMB(t testing.TB, n *harness.Node, file string, stdin *os.File) float64 {
 	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the client's peak memory is read from /proc")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	out, errOut, st, err := n.RunInput(ctx, stdin, "sector", "location", "import", "--file", file, "--quiet")
+	out, errOut, peak, err := n.RunPeak(ctx, stdin, "sector", "location", "import", "--file", file, "--quiet")
 	if err != nil {
 		t.Fatalf("import %s: %v\nstdout %s\nstderr %s", file, err, out, errOut)
 	}
-	ru, ok := st.SysUsage().(*syscall.Rusage)
-	if !ok {
-		t.Skip("no rusage on this platform")
+	if peak == 0 {
+		t.Fatal("no VmHWM read from /proc while the import ran")
 	}
-	return float64(ru.Maxrss) / 1024 // Linux reports kilobytes
+	return float64(peak) / (1 << 20)
 }
 
 // TestImportClientMemoryBounded (issue 11 item 10): the CLI parsed the

@@ -194,6 +194,56 @@ func (n *Node) RunInput(ctx context.Context, stdin io.Reader, args ...string) (s
 	return out.String(), errb.String(), cmd.ProcessState, err
 }
 
+// RunPeak is RunInput that also returns the CLI process's peak resident
+// memory in bytes. The peak is read from /proc/PID/status (VmHWM, the
+// high-water mark of the process's own memory map) while it runs, because
+// the rusage of a process started with Go's os/exec counts the test
+// process's peak too: exec keeps the high-water mark of the map it
+// replaces, and os/exec starts children sharing the parent's (vfork). A
+// peak reached in the last few milliseconds before exit can be missed.
+func (n *Node) RunPeak(ctx context.Context, stdin io.Reader, args ...string) (string, string, int64, error) {
+	cmd := n.command(ctx, append([]string{"--home", n.Home}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
+	if err := cmd.Start(); err != nil {
+		return "", "", 0, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+	var peak int64
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if hwm, ok := readVmHWM(status); ok {
+			peak = max(peak, hwm)
+		}
+		select {
+		case err := <-done:
+			return out.String(), errb.String(), peak, err
+		case <-tick.C:
+		}
+	}
+}
+
+// readVmHWM reads the VmHWM line of a /proc/PID/status file, in bytes; it
+// is absent once the process has exited.
+func readVmHWM(path string) (int64, bool) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err == nil {
+				return kb << 10, true
+			}
+		}
+	}
+	return 0, false
+}
+
 // MustRun is Run that fails the test on error.
 func (n *Node) MustRun(args ...string) string {
 	n.t.Helper()
