@@ -578,7 +578,7 @@ func (p *planner) search(key Key, parts int, s shape) (best int32, tooBig bool) 
 			continue
 		}
 		if best < 0 || lessRatio(peak, nd.cap, bestPeak, bestCap) ||
-			(!lessRatio(bestPeak, bestCap, peak, nd.cap) && p.tieBreak(key, n, best)) {
+			(!lessRatio(bestPeak, bestCap, peak, nd.cap) && p.tieBreak(key, int32(parts), n, best)) {
 			best, bestPeak, bestCap = n, peak, nd.cap
 		}
 	}
@@ -624,7 +624,7 @@ func (p *planner) searchOpen(key Key, parts int, s shape) (best int32, bs shape,
 		better := best < 0 || lessRatio(next, c, bestNext, bestCap)
 		if !better && !lessRatio(bestNext, bestCap, next, c) { // equal next
 			better = lessRatio(now, c, bestNow, bestCap) ||
-				(!lessRatio(bestNow, bestCap, now, c) && p.tieBreak(key, n, best))
+				(!lessRatio(bestNow, bestCap, now, c) && p.tieBreak(key, int32(parts), n, best))
 		}
 		if better {
 			best, bestNext, bestNow, bestCap, bs = n, next, now, c, ns

@@ -230,7 +230,7 @@ func (p *planner) bestDestination(y *item, h int32, peak, capacity int64) int32 
 			continue
 		}
 		if best < 0 || lessRatio(v, nd.cap, bestPeak, bestCap) ||
-			(!lessRatio(bestPeak, bestCap, v, nd.cap) && p.tieBreak(y.key, m, best)) {
+			(!lessRatio(bestPeak, bestCap, v, nd.cap) && p.tieBreak(y.key, y.parts, m, best)) {
 			best, bestPeak, bestCap = m, v, nd.cap
 		}
 	}

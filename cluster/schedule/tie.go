@@ -1,19 +1,23 @@
 package schedule
 
-// tieBreak reports whether node a should get deadline k rather than node b
-// when both would be equally busy with it. The node owning less GPU time
-// wins, then the one owning fewer deadlines (empty deadlines cost nothing,
-// and would otherwise pile up on one node), then a hash of the deadline and
-// the node id. Not the id alone: with equal nodes every tie then went to
+// tieBreak reports whether node a should get deadline k of parts partitions
+// rather than node b when both would be equally busy with it. The node
+// owning less GPU time wins, then the one owning fewer deadlines, then a
+// hash of the deadline and the node id. For an empty deadline the count
+// comes first: it costs no GPU time, and going by GPU time alone put every
+// empty deadline of a lightly used cluster on whichever node happened to
+// own the least work (77/37/78). Not the id alone: with equal nodes every tie then went to
 // the node whose id sorts first (77/79/40 deadlines over three equal nodes).
 // The hash is stable across processes and Go versions, so every leader
 // breaks the same ties the same way.
-func (p *planner) tieBreak(k Key, a, b int32) bool {
+func (p *planner) tieBreak(k Key, parts int32, a, b int32) bool {
 	if b < 0 {
 		return true
 	}
 	na, nb := &p.nodes[a], &p.nodes[b]
 	switch {
+	case parts == 0 && na.deadlines != nb.deadlines:
+		return na.deadlines < nb.deadlines
 	case na.work != nb.work:
 		return na.work < nb.work
 	case na.deadlines != nb.deadlines:
