@@ -123,7 +123,7 @@ type Config struct {
 	// not counted.
 	RebalanceMoves int
 	// RebalanceSlack is the hysteresis of rebalancing, a fraction of the
-	// lower bound (default 0.06): a plan moves deadlines only when the
+	// lower bound (default 0.08): a plan moves deadlines only when the
 	// busiest node's peak share is above (1+slack) times the lower bound of
 	// the windows that may move, and then until it is at most (1+slack/2)
 	// times, or no move helps, or RebalanceMoves is reached.
@@ -133,7 +133,7 @@ type Config struct {
 // DefaultConfig returns the defaults described on Config.
 func DefaultConfig() Config {
 	return Config{Confidence: 4, SubmitMargin: 4, StartDelay: 2, DefaultPartitionTime: 5 * time.Minute,
-		MoveMargin: 60, RebalanceMoves: 32, RebalanceSlack: 0.06}
+		MoveMargin: 60, RebalanceMoves: 32, RebalanceSlack: 0.08}
 }
 
 func (c Config) withDefaults() Config {

@@ -134,7 +134,8 @@ type planner struct {
 	stale []Move
 	// Owners in Current that are not in Nodes, by deadline.
 	gone     map[Key]string
-	pending  []pending // deadlines without a fitting owner, until explainUnplaced
+	pending  []pending   // deadlines without a fitting owner, until explainUnplaced
+	journal  []undoEntry // rebalance's moves, to undo them
 	unplaced []Unplaced
 
 	heap    nodeHeap

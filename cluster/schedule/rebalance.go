@@ -111,32 +111,79 @@ func (p *planner) rebalance() {
 	if p.cfg.RebalanceMoves < 0 || len(p.elig) < 2 {
 		return
 	}
-	// Balance is judged from the first position no window open now can
-	// overlap, even moved: open windows were squeezed into what is left of
-	// them after a cold start or a failure, no move can change that, and a
-	// deadline whose window overlaps that crush has nowhere to go. Windows
-	// nearer than that pass through this range first, a period earlier.
+	// Balance is judged from the first position where every window that
+	// covers it may move (it starts MoveMargin or more ahead), so that the
+	// busiest node can always try to shed something. Nearer positions were
+	// judged here too, a little earlier, when they were further ahead.
 	usable := p.cfg.usableTo() - p.cfg.usableFrom()
-	from := int32(max(p.cfg.MoveMargin, 2*usable))
+	from := int32(p.cfg.MoveMargin + usable - 1)
 	bound := p.movableBound(from)
 	if bound <= 0 {
 		return
 	}
+	_, _, start := p.busiest(from)
+	if start <= bound*(1+p.cfg.RebalanceSlack) {
+		return
+	}
+	_, startNodes := p.atPeak(from)
 	stop := bound * (1 + p.cfg.RebalanceSlack/2)
 	moved := 0
+	p.journal = p.journal[:0]
 	// Each move lowers the busiest share or the number of (node, position)
 	// pairs at it, so the loop ends before this bound; it runs to the end
 	// when only deadlines placed by this plan move, so that planning the
 	// result again finds nothing more to do.
 	for i := 0; i < len(p.elig)*PeriodEpochs; i++ {
 		h, at, share := p.busiest(from)
-		if share <= stop || (i == 0 && share <= bound*(1+p.cfg.RebalanceSlack)) {
-			return
-		}
-		if !p.moveOff(h, at, moved < p.cfg.RebalanceMoves, &moved) {
-			return
+		if share <= stop || !p.moveOff(h, at, moved < p.cfg.RebalanceMoves, &moved) {
+			break
 		}
 	}
+	// Moves that only thinned out the busiest moments of a node, without
+	// lowering the busiest share or the number of nodes at it, are churn:
+	// undo them all.
+	if end, n := p.atPeak(from); end > start-1e-9 && n >= startNodes {
+		p.undo()
+	}
+}
+
+// atPeak returns the busiest share from position `from` on and how many
+// eligible nodes reach it.
+func (p *planner) atPeak(from int32) (share float64, nodes int) {
+	h, at, share := p.busiest(from)
+	peak, c := p.nodes[h].occ[at], p.nodes[h].cap
+	for _, n := range p.elig {
+		nd := &p.nodes[n]
+		if !lessRatio(maxRange(nd.occ[from:]), nd.cap, peak, c) {
+			nodes++
+		}
+	}
+	return share, nodes
+}
+
+// undoEntry is a deadline's placement before a balancing move.
+type undoEntry struct {
+	idx    int32
+	owner  int32
+	state  itemState
+	since  Epoch
+	reason reason
+}
+
+func (p *planner) record(it *item) {
+	p.journal = append(p.journal, undoEntry{idx: it.idx, owner: it.owner, state: it.state, since: it.since, reason: it.reason})
+}
+
+// undo reverts the moves in p.journal, newest first.
+func (p *planner) undo() {
+	for i := len(p.journal) - 1; i >= 0; i-- {
+		e := p.journal[i]
+		it := &p.items[e.idx]
+		p.unassign(it)
+		p.assign(it, e.owner, it.shape, e.state)
+		it.since, it.reason = e.since, e.reason
+	}
+	p.journal = p.journal[:0]
 }
 
 // movableBound is the total demand at the busiest position from `from` on,
@@ -205,6 +252,7 @@ func (p *planner) moveOff(h, at int32, mayMoveKept bool, moved *int) bool {
 // moveTo moves it to node m for balance; moving a kept deadline is counted
 // in *moved.
 func (p *planner) moveTo(it *item, m int32, moved *int) {
+	p.record(it)
 	if it.state == kept {
 		it.reason = rRebalance
 		*moved++
@@ -272,6 +320,7 @@ func (p *planner) moveChain(y *item, h int32, peak, capacity int64, mayMoveKept 
 	})
 	state, since := y.state, y.since
 	for _, c := range cands[:min(len(cands), chainTries)] {
+		p.record(y)
 		p.unassign(y)
 		p.assign(y, c.m, y.shape, placed)
 		if p.relieve(c.m, y, g, peak, capacity, mayMoveKept, moved) {
@@ -281,6 +330,7 @@ func (p *planner) moveChain(y *item, h int32, peak, capacity int64, mayMoveKept 
 			}
 			return true
 		}
+		p.journal = p.journal[:len(p.journal)-1]
 		p.unassign(y)
 		p.assign(y, h, y.shape, state)
 		y.since = since
