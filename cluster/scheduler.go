@@ -12,6 +12,7 @@ import (
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/dline"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/vsm-project/vsm/cluster/schedule"
@@ -66,6 +67,8 @@ type SchedulerConfig struct {
 	// Schedule holds the scheduler's timing assumptions.
 	Schedule schedule.Config
 	Logger   *zap.Logger
+	// Metrics, if set, gets the vsm_scheduler_* families.
+	Metrics prometheus.Registerer
 }
 
 func (c *SchedulerConfig) withDefaults() {
@@ -98,6 +101,7 @@ type Scheduler struct {
 	chain SchedulerChain
 	host  schedulerHost
 	log   *zap.Logger
+	met   *schedulerMetrics
 
 	mu        sync.Mutex
 	works     map[uint64]minerWork // miner -> cached chain view
@@ -120,7 +124,7 @@ func NewScheduler(s *Server, chain SchedulerChain, cfg SchedulerConfig) *Schedul
 func newScheduler(h schedulerHost, chain SchedulerChain, cfg SchedulerConfig) *Scheduler {
 	cfg.withDefaults()
 	return &Scheduler{
-		cfg: cfg, chain: chain, host: h, log: cfg.Logger,
+		cfg: cfg, chain: chain, host: h, log: cfg.Logger, met: newSchedulerMetrics(cfg.Metrics, cfg.Logger),
 		works: map[uint64]minerWork{}, suspect: map[string]time.Time{}, unplaced: map[schedule.Key]schedule.UnplacedReason{},
 	}
 }
@@ -172,6 +176,7 @@ func (s *Scheduler) Round(ctx context.Context) (RoundResult, error) {
 	}
 	changes := diffAssignments(current, plan.Assignments)
 	s.logPlan(plan, changes)
+	s.met.observe(plan)
 	written := 0
 	for lo := 0; lo < len(changes); lo += s.cfg.BatchSize {
 		batch := changes[lo:min(lo+s.cfg.BatchSize, len(changes))]
@@ -405,6 +410,11 @@ func (s *Scheduler) logPlan(plan schedule.Plan, changes []fsm.Assignment) {
 		if s.unplaced[u.Key] != u.Reason {
 			s.log.Warn("scheduler: deadline has no fitting owner", zap.String("deadline", u.Key.String()), zap.String("reason", string(u.Reason)),
 				zap.String("owner", u.Owner), zap.String("detail", u.Detail))
+		}
+	}
+	for k, r := range s.unplaced {
+		if _, still := next[k]; !still {
+			s.log.Info("scheduler: deadline has a fitting owner again", zap.String("deadline", k.String()), zap.String("was", string(r)))
 		}
 	}
 	s.unplaced = next

@@ -279,6 +279,11 @@ type NodeLoad struct {
 	PeakAt Epoch   `json:"peak_at"`
 	// GPUHours is the GPU time owned over the next 24 hours.
 	GPUHours float64 `json:"gpu_hours"`
+	// PartitionTime is the time per partition the plan counted for this
+	// node: its measured speed, or Config.DefaultPartitionTime when it has
+	// not measured one yet (SpeedAssumed).
+	PartitionTime time.Duration `json:"partition_time"`
+	SpeedAssumed  bool          `json:"speed_assumed"`
 }
 
 // Utilization is Peak as a fraction of the node's GPUs (0 without GPUs).

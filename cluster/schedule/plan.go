@@ -61,6 +61,7 @@ type nodeState struct {
 	cap      int64 // micro-GPUs
 	alive    bool
 	draining bool
+	assumed  bool // no measured speed: perPart is Config.DefaultPartitionTime
 	eligible bool
 	class    int32   // index into planner.classes, -1 if not eligible
 	occ      []int64 // demand per horizon position, micro-GPUs; nil while empty
@@ -158,8 +159,8 @@ func newPlanner(in Input, cfg Config) (*planner, error) {
 		if n.GPUs < 0 || n.PartitionTime < 0 {
 			return nil, fmt.Errorf("schedule: node %s: negative GPUs or partition time", n.ID)
 		}
-		pt := n.PartitionTime
-		if pt == 0 {
+		pt, assumed := n.PartitionTime, n.PartitionTime == 0
+		if assumed {
 			pt = cfg.DefaultPartitionTime
 		}
 		// Round up to whole milliseconds, never below one, so that demand is
@@ -167,7 +168,7 @@ func newPlanner(in Input, cfg Config) (*planner, error) {
 		ms := max(int64((pt+time.Millisecond-1)/time.Millisecond), 1)
 		p.nodes = append(p.nodes, nodeState{
 			id: n.ID, gpus: n.GPUs, perPart: ms, cap: int64(n.GPUs) * micro,
-			alive: n.Alive, draining: n.Draining,
+			alive: n.Alive, draining: n.Draining, assumed: assumed,
 			eligible: n.Alive && !n.Draining && n.GPUs > 0,
 			class:    -1,
 		})
@@ -789,7 +790,8 @@ func (p *planner) result() Plan {
 	out.Nodes = make([]NodeLoad, len(p.nodes))
 	for i := range p.nodes {
 		nd := &p.nodes[i]
-		l := NodeLoad{ID: nd.id, GPUs: nd.gpus, Eligible: nd.eligible, Deadlines: nd.deadlines, Partitions: nd.partitions, PeakAt: p.now}
+		l := NodeLoad{ID: nd.id, GPUs: nd.gpus, Eligible: nd.eligible, Deadlines: nd.deadlines, Partitions: nd.partitions, PeakAt: p.now,
+			PartitionTime: time.Duration(nd.perPart) * time.Millisecond, SpeedAssumed: nd.assumed}
 		var sum, peak int64
 		for t, v := range nd.occ {
 			sum += v
