@@ -42,8 +42,9 @@ func BenchmarkColdStart(b *testing.B) {
 // any plan in the last 4 hours, and "worst", the worst from the first hour
 // on (when the cold start's squeezed windows have closed), including the
 // plans right after the failure and the join; and of the deadlines moved
-// per hour for balance or to make room. With rebalancing and, as the
-// baseline, without.
+// per hour for balance or to make room, over the whole run (the failure
+// and the join included) and over the last 4 hours (churn once settled).
+// With rebalancing and, as the baseline, without.
 func BenchmarkSteadyState(b *testing.B) {
 	for _, sc := range []struct {
 		name string
@@ -53,18 +54,20 @@ func BenchmarkSteadyState(b *testing.B) {
 		{"10k-miners-1000-gpus", benchWorkload},
 	} {
 		b.Run(sc.name, func(b *testing.B) {
-			var steady, worst, moves, baseSteady, baseWorst []float64
+			var steady, worst, moves, quiet, baseSteady, baseWorst []float64
 			seed := uint64(1)
 			for b.Loop() {
 				r := simulate(b, sc.w, seed, true)
 				base := simulate(b, sc.w, seed, false)
 				seed++
 				steady, worst, moves = append(steady, r.steady), append(worst, r.worst), append(moves, r.balanceMovesPerHour)
+				quiet = append(quiet, r.steadyMovesPerHour)
 				baseSteady, baseWorst = append(baseSteady, base.steady), append(baseWorst, base.worst)
 			}
 			reportSpread(b, "steady-peak/lb", steady)
 			reportSpread(b, "worst-peak/lb", worst)
 			reportSpread(b, "moves/h", moves)
+			reportSpread(b, "steady-moves/h", quiet)
 			reportSpread(b, "baseline-steady-peak/lb", baseSteady)
 			reportSpread(b, "baseline-worst-peak/lb", baseWorst)
 		})
@@ -75,6 +78,7 @@ type simResult struct {
 	steady              float64 // highest peak/lowerbound of any plan in the last 4 hours
 	worst               float64 // highest peak/lowerbound of any plan from the first hour on
 	balanceMovesPerHour float64
+	steadyMovesPerHour  float64 // in the last 4 hours
 }
 
 const (
@@ -89,7 +93,7 @@ func simulate(tb testing.TB, w workload, seed uint64, rebalance bool) simResult 
 	}
 	in.Current = mustCompute(tb, in).Assignments
 	var r simResult
-	balanceMoves := 0
+	balanceMoves, steadyMoves := 0, 0
 	steps := simHours * 120 / simStep
 	for step := 1; step <= steps; step++ {
 		in.Now += simStep
@@ -111,6 +115,9 @@ func simulate(tb testing.TB, w workload, seed uint64, rebalance bool) simResult 
 				}
 			}
 			balanceMoves += n
+			if step*simStep > (simHours-4)*120 {
+				steadyMoves += n
+			}
 			if n == 0 {
 				break
 			}
@@ -124,6 +131,7 @@ func simulate(tb testing.TB, w workload, seed uint64, rebalance bool) simResult 
 		}
 	}
 	r.balanceMovesPerHour = float64(balanceMoves) / simHours
+	r.steadyMovesPerHour = float64(steadyMoves) / 4
 	return r
 }
 
