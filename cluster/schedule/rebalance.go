@@ -291,7 +291,7 @@ func (p *planner) bestDestination(y *item, h int32, peak, capacity int64) int32 
 }
 
 // chainTries bounds the intermediate nodes moveChain tries per deadline.
-const chainTries = 16
+const chainTries = 64
 
 // moveChain moves y off h to a node m that then reaches h's peak share,
 // and one deadline z off m to a third node (or h) so that m stays below it.

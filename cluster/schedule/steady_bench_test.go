@@ -105,7 +105,9 @@ func simulate(tb testing.TB, w workload, seed uint64, rebalance bool) simResult 
 				in.Nodes = append(in.Nodes, Node{ID: "node-new", GPUs: w.gpus[1], PartitionTime: w.perPart, Alive: true})
 			}
 		}
-		for range 10 { // the loop's rounds between two steps, until settled
+		// The loop plans every 2 seconds, 900 times between two steps;
+		// planning until a round moves nothing (or 40 rounds) is the same.
+		for range 40 {
 			p := mustCompute(tb, in)
 			in.Current = p.Assignments
 			n := 0
