@@ -18,19 +18,24 @@ import (
 //     fits (the node lost GPUs, the deadline grew) is released.
 //  2. Released deadlines (new, owner dead, gone, draining or full) are placed
 //     in the order their proving windows start, larger first, windows
-//     already open last (see placeReleased), each on the
-//     eligible node whose peak demand over that window, counting this
-//     deadline, is the lowest fraction of its GPUs. Ties go to the smaller
-//     node id. A node is eligible when it is alive, not draining, and can
-//     prove the deadline inside the window at all.
+//     already open last and the one closing first first (see
+//     placeReleased), each on the eligible node whose peak demand over that
+//     window, counting this deadline, is the lowest fraction of its GPUs.
+//     Ties go as tieBreak says. A node is eligible when it is alive, not
+//     draining, and can prove the deadline inside the window at all.
 //  3. A deadline that is already open goes to a new owner only if that owner
 //     can still finish in what remains of the window after Config.StartDelay;
-//     its demand is the work divided by that shorter time. If no one can, a
-//     draining (still alive) previous owner keeps it; otherwise this period's
-//     proof is reported lost (UnplacedTooLate) and the deadline is assigned
-//     for the next period.
-//  4. A deadline no one has room for stays with its previous owner if that
-//     node is alive, and is reported in Plan.Unplaced either way.
+//     its demand is the work divided by that time, or by a shorter span
+//     ending with the window (searchOpen). If no one can, a draining (still
+//     alive) previous owner keeps it; otherwise this period's proof is
+//     reported lost and the deadline is assigned for the next period.
+//  4. A deadline no one has room for is placed by moving one other deadline
+//     out of its way if that works (makeRoom); otherwise it stays with its
+//     previous owner if that node is alive, and is reported in Plan.Unplaced
+//     either way.
+//  5. Rebalancing moves deadlines whose windows are far enough ahead off the
+//     busiest node, within bounds (rebalance); then every deadline left out
+//     for lack of capacity is tried once more (retryUnplaced).
 //
 // Compute returns an error only for malformed input (duplicate or empty ids,
 // negative counts, invalid Config).
