@@ -82,8 +82,10 @@ bench:
 	@$(BENCH_GROUP) "prover supervisor round trip" -- $(GO) test -run XXX -bench BenchmarkSupervisorRoundTrip -benchtime 5000x ./prover/
 	@echo "== reassignment latency: kill -9 of a node -> its deadlines reassigned in the FSM (3 real nodes)"
 	@$(BENCH_GROUP) "reassignment latency" -- $(GO) test -run XXX -bench BenchmarkReassignmentLatency -benchtime 1x -timeout 20m ./e2e
-	@echo "== scheduler: 10,000 miners x 48 deadlines over 1,000 GPUs"
-	@$(BENCH_GROUP) "scheduler" -- $(GO) test -run XXX -bench . -benchtime 5x ./cluster/schedule
+	@echo "== scheduler: 10,000 miners x 48 deadlines over 1,000 GPUs: plan times; cold start placed/unplaced and balance (min/med/max of 5 seeds); 12 h steady state with a failure and a join, peak/lower bound and moves per hour, rebalancing vs off (min/med/max of 3 seeds)"
+	@$(BENCH_GROUP) "scheduler plan time" -- $(GO) test -run XXX -bench 'PlanFromScratch|Replan' -benchtime 5x ./cluster/schedule
+	@$(BENCH_GROUP) "scheduler cold start" -- $(GO) test -run XXX -bench 'ColdStart' -benchtime 5x ./cluster/schedule
+	@$(BENCH_GROUP) "scheduler steady state" -- $(GO) test -run XXX -bench 'SteadyState' -benchtime 3x -timeout 30m ./cluster/schedule
 	@echo "== proxy (raft non-voter of the source): lag p50/p99 under a stream of updates, catch-up from empty and RSS at 1M sectors"
 	@$(BENCH_GROUP) "proxy 1M" -- $(GO) test -run XXX -bench BenchmarkProxy1M -benchtime 1x -timeout 20m ./e2e
 	@echo "== chain messages: build + CBOR-encode a SubmitWindowedPoSt of 3 full 32 GiB partitions; runner chain calls per deadline against the devnet"

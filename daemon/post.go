@@ -58,6 +58,7 @@ func startPoSt(ctx context.Context, o Options, mux *rpc.Mux, server *cluster.Ser
 		Events:          server.Gossip().Subscribe(),
 		DebugWriteDelay: delay,
 		Logger:          log.Named("scheduler"),
+		Metrics:         reg,
 	})
 	server.RegisterLeaderTask("scheduler", func(ctx context.Context, l *cluster.Leadership) { p.sched.Lead(ctx, l) })
 	go p.sched.Warm(ctx)
@@ -171,7 +172,8 @@ func (p *post) scheduleView(ctx context.Context, miner uint64) (ScheduleView, er
 			}
 		}
 	}
-	view := ScheduleView{Head: int64(plan.Now), Nodes: plan.Nodes, Unplaced: plan.Unplaced, Pending: plan.Moves}
+	view := ScheduleView{Head: int64(plan.Now), Nodes: plan.Nodes, Unplaced: plan.Unplaced, Pending: plan.Moves,
+		LowerBound: plan.LowerBound, PeakUtilization: plan.PeakUtilization}
 	for _, s := range schedule.Timeline(miners, owners, schedule.Config{}, plan.Now, schedule.PeriodEpochs) {
 		if miner != 0 && s.Key.Miner != miner {
 			continue
@@ -225,15 +227,19 @@ func (p *post) provingCompute(ctx context.Context, params []json.RawMessage) (an
 	return res, nil
 }
 
-// statusSchedule feeds the status page's timeline.
-func (p *post) statusSchedule(ctx context.Context) (int64, []web.Slot, error) {
+// statusSchedule feeds the status page's timeline, unplaced deadlines and
+// balance.
+func (p *post) statusSchedule(ctx context.Context) (web.Schedule, error) {
 	view, err := p.scheduleView(ctx, 0)
 	if err != nil {
-		return 0, nil, err
+		return web.Schedule{}, err
 	}
-	slots := make([]web.Slot, len(view.Slots))
+	out := web.Schedule{Head: view.Head, Slots: make([]web.Slot, len(view.Slots)), LowerBound: view.LowerBound, PeakShare: view.PeakUtilization}
 	for i, s := range view.Slots {
-		slots[i] = web.Slot{Miner: s.Miner, Deadline: s.Deadline, Open: s.Open, Close: s.Close, Owner: s.Owner, Partitions: s.Partitions, LastOutcome: s.LastOutcome, LastMessage: s.LastMessage}
+		out.Slots[i] = web.Slot{Miner: s.Miner, Deadline: s.Deadline, Open: s.Open, Close: s.Close, Owner: s.Owner, Partitions: s.Partitions, LastOutcome: s.LastOutcome, LastMessage: s.LastMessage}
 	}
-	return view.Head, slots, nil
+	for _, u := range view.Unplaced {
+		out.Unplaced = append(out.Unplaced, web.Unplaced{Deadline: u.Key.String(), Reason: string(u.Reason), Owner: u.Owner, Detail: u.Detail})
+	}
+	return out, nil
 }

@@ -141,14 +141,60 @@ func TestMetricsAndStatusPage(t *testing.T) {
 		t.Errorf("deadline metrics across the cluster: proven %v, submissions timed %v", proven, submitted)
 	}
 
+	// The leader's plan: its balance and unplaced deadlines as metrics
+	// (only the leader plans; the others' gauges are 0).
+	lower, unplacedSeen := 0.0, false
+	for _, n := range nodes {
+		v, _ := metricValue(t, n, "vsm_scheduler_lower_bound", nil)
+		lower += v
+		_, ok := metricValue(t, n, "vsm_scheduler_unplaced_deadlines", map[string]string{"reason": "no-capacity"})
+		unplacedSeen = unplacedSeen || ok
+	}
+	if lower <= 0 || !unplacedSeen {
+		t.Errorf("scheduler metrics: lower bound %v, unplaced gauge present %v", lower, unplacedSeen)
+	}
+	checkScheduleLoads(t, nodes[0].MustRun("cluster", "schedule"))
+
 	url := "http://" + nodes[0].API + "/"
 	page := httpGet(t, url)
-	for _, want := range []string{"n1", "n2", "n3", `class="state-alive">alive`, `id="timeline"`, `data-node="n2"`, "t01000 deadline", `class="o-proven">proven`} {
+	for _, want := range []string{"n1", "n2", "n3", `class="state-alive">alive`, `id="timeline"`, `data-node="n2"`, "t01000 deadline", `class="o-proven">proven`, `id="balance"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("status page lacks %q", want)
 		}
 	}
 	screenshotStatusPage(t, url)
+}
+
+// checkScheduleLoads: `vsm cluster schedule` states the lower bound and
+// each node's load in GPU time, not zero for nodes that own partitions (the
+// devnet's 2 KiB partitions take about a millisecond of GPU time, which the
+// old "%.2f" GPU-hours columns showed as 0.00).
+func checkScheduleLoads(t *testing.T, out string) {
+	t.Helper()
+	if !strings.Contains(out, "lower bound ") || strings.Contains(out, "lower bound 0%") {
+		t.Errorf("cluster schedule does not state a lower bound:\n%s", out)
+	}
+	loaded := 0
+	inLoads := false
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && f[0] == "NODE" {
+			inLoads = true
+			continue
+		}
+		if !inLoads || len(f) < 9 || f[4] == "0" {
+			continue
+		}
+		// PARTITIONS > 0: GPU TIME/24H and PEAK SHARE must not be zero.
+		gpuTime, share := f[len(f)-3], f[len(f)-1]
+		if gpuTime == "0" || share == "0%" {
+			t.Errorf("node row with partitions shows no load: %q", line)
+		}
+		loaded++
+	}
+	if loaded == 0 {
+		t.Errorf("no node row with partitions in:\n%s", out)
+	}
 }
 
 // screenshotStatusPage renders the page in headless Chromium (installed by

@@ -172,6 +172,11 @@ type ScheduleView struct {
 	Slots    []ScheduleSlot      `json:"slots"`
 	Nodes    []schedule.NodeLoad `json:"nodes"`
 	Unplaced []schedule.Unplaced `json:"unplaced"`
+	// LowerBound and PeakUtilization are the plan's (schedule.Plan):
+	// the cluster's busiest moment over all usable GPUs, and the busiest
+	// node's peak share.
+	LowerBound      float64 `json:"lower_bound"`
+	PeakUtilization float64 `json:"peak_utilization"`
 	// Pending lists the moves the next scheduler round would make.
 	Pending []schedule.Move `json:"pending"`
 }

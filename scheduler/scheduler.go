@@ -15,6 +15,7 @@ import (
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/dline"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/vsm-project/vsm/cluster"
@@ -73,6 +74,8 @@ type SchedulerConfig struct {
 	// the middle of a round; never set it in production.
 	DebugWriteDelay time.Duration
 	Logger          *zap.Logger
+	// Metrics, if set, gets the vsm_scheduler_* families.
+	Metrics prometheus.Registerer
 }
 
 func (c *SchedulerConfig) withDefaults() {
@@ -105,6 +108,7 @@ type Scheduler struct {
 	chain SchedulerChain
 	host  State
 	log   *zap.Logger
+	met   *schedulerMetrics
 
 	mu        sync.Mutex
 	works     map[uint64]minerWork // miner -> cached chain view
@@ -124,7 +128,7 @@ type minerWork struct {
 func NewScheduler(st State, chain SchedulerChain, cfg SchedulerConfig) *Scheduler {
 	cfg.withDefaults()
 	return &Scheduler{
-		cfg: cfg, chain: chain, host: st, log: cfg.Logger,
+		cfg: cfg, chain: chain, host: st, log: cfg.Logger, met: newSchedulerMetrics(cfg.Metrics, cfg.Logger),
 		works: map[uint64]minerWork{}, suspect: map[string]time.Time{}, unplaced: map[schedule.Key]schedule.UnplacedReason{},
 	}
 }
@@ -181,6 +185,7 @@ func (s *Scheduler) Round(ctx context.Context, w Writer) (RoundResult, error) {
 	}
 	changes := diffAssignments(current, plan.Assignments)
 	s.logPlan(plan, changes)
+	s.met.observe(plan)
 	s.debugDelay(w, len(changes))
 	written := 0
 	for lo := 0; lo < len(changes); lo += s.cfg.BatchSize {
@@ -426,6 +431,11 @@ func (s *Scheduler) logPlan(plan schedule.Plan, changes []fsm.Assignment) {
 		if s.unplaced[u.Key] != u.Reason {
 			s.log.Warn("scheduler: deadline has no fitting owner", zap.String("deadline", u.Key.String()), zap.String("reason", string(u.Reason)),
 				zap.String("owner", u.Owner), zap.String("detail", u.Detail))
+		}
+	}
+	for k, r := range s.unplaced {
+		if _, still := next[k]; !still {
+			s.log.Info("scheduler: deadline has a fitting owner again", zap.String("deadline", k.String()), zap.String("was", string(r)))
 		}
 	}
 	s.unplaced = next

@@ -51,9 +51,27 @@ type Source interface {
 	FSM() *fsm.FSM
 }
 
-// ScheduleFunc returns the chain head and the next 24 h of deadlines, or
-// an error when the node has no chain.
-type ScheduleFunc func(ctx context.Context) (head int64, slots []Slot, err error)
+// Unplaced is a deadline the scheduler could not give a fitting owner.
+type Unplaced struct {
+	Deadline string // f01000/7
+	Reason   string
+	Owner    string
+	Detail   string
+}
+
+// Schedule is the chain head, the next 24 h of deadlines, the deadlines
+// without a fitting owner, and the balance: the lower bound (the cluster's
+// busiest moment over all usable GPUs) and the busiest node's peak share.
+type Schedule struct {
+	Head       int64
+	Slots      []Slot
+	Unplaced   []Unplaced
+	LowerBound float64
+	PeakShare  float64
+}
+
+// ScheduleFunc returns the schedule, or an error when the node has no chain.
+type ScheduleFunc func(ctx context.Context) (Schedule, error)
 
 // Handler serves the status page.
 type Handler struct {
@@ -82,6 +100,8 @@ type view struct {
 	Status    cluster.Status
 	Members   []cluster.Member
 	Head      int64
+	Unplaced  []Unplaced
+	Balance   string // lower bound and peak share, "" without a plan
 	Horizon   int64
 	Lanes     []lane
 	NoChain   string
@@ -111,12 +131,16 @@ func (h *Handler) addTimeline(ctx context.Context, v *view) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	head, slots, err := h.schedule(ctx)
+	sc, err := h.schedule(ctx)
 	if err != nil {
 		v.NoChain = err.Error()
 		return
 	}
-	v.Head = head
+	head, slots := sc.Head, sc.Slots
+	v.Head, v.Unplaced = head, sc.Unplaced
+	if sc.LowerBound > 0 {
+		v.Balance = fmt.Sprintf("busiest node %.1f%% of its GPUs at its peak; lower bound %.1f%% (the cluster's busiest moment over all usable GPUs)", 100*sc.PeakShare, 100*sc.LowerBound)
+	}
 	lanes := map[string]*lane{}
 	for _, m := range v.Members {
 		lanes[m.ID] = &lane{Node: m.ID, State: m.State, Draining: m.Draining}

@@ -45,8 +45,10 @@ func TestStatusPageShowsMembersDeadlinesAndOutcomes(t *testing.T) {
 	f := fsm.New(nil)
 	f.ApplyCommand(fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PartitionSize: 2, Enabled: true}})
 	f.ApplyCommand(fsm.RecordDeadline{Record: fsm.DeadlineRecord{DeadlineKey: fsm.DeadlineKey{Miner: 1000, Deadline: 7}, PeriodStart: 2880, Outcome: fsm.OutcomeProven, Node: "n1", DurationMS: 1234}})
-	sched := func(context.Context) (int64, []Slot, error) {
-		return 5000, []Slot{{Miner: 1000, Deadline: 8, Open: 5060, Close: 5120, Owner: "n1", Partitions: 3}, {Miner: 1000, Deadline: 9, Open: 5120, Close: 5180}}, nil
+	sched := func(context.Context) (Schedule, error) {
+		return Schedule{Head: 5000, Slots: []Slot{{Miner: 1000, Deadline: 8, Open: 5060, Close: 5120, Owner: "n1", Partitions: 3}, {Miner: 1000, Deadline: 9, Open: 5120, Close: 5180}},
+			Unplaced:   []Unplaced{{Deadline: "f01000/9", Reason: "no-capacity", Detail: "every live node that could prove them is full"}},
+			LowerBound: 0.25, PeakShare: 0.275}, nil
 	}
 	code, body := get(t, NewHandler(fakeSource{f}, sched, zap.NewNop()), "/")
 	if code != 200 {
@@ -58,6 +60,8 @@ func TestStatusPageShowsMembersDeadlinesAndOutcomes(t *testing.T) {
 		`data-node="n1"`, `data-node="(unassigned)"`, "t01000 deadline 8: epochs 60–120 from now, 3 partitions",
 		"left: 2.083%; width: 2.083%", "hsl(", // timeline bars are placed and coloured
 		`class="o-proven">proven`, "1234 ms", // recent outcomes
+		`id="unplaced">1 deadlines without a fitting owner`, "<td>f01000/9</td><td>no-capacity</td><td>-</td>", // unplaced, with the reason
+		"busiest node 27.5% of its GPUs at its peak; lower bound 25.0%",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q", want)
@@ -73,7 +77,7 @@ func TestStatusPageWithoutChain(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "no chain configured") || !strings.Contains(body, "no deadline has been recorded") {
 		t.Fatalf("%d %s", code, body)
 	}
-	failing := func(context.Context) (int64, []Slot, error) { return 0, nil, errors.New("chain unreachable") }
+	failing := func(context.Context) (Schedule, error) { return Schedule{}, errors.New("chain unreachable") }
 	if _, body := get(t, NewHandler(fakeSource{fsm.New(nil)}, failing, zap.NewNop()), "/"); !strings.Contains(body, "chain unreachable") {
 		t.Fatal("schedule error not shown")
 	}
@@ -99,8 +103,8 @@ func TestStatusPageFirstHourItems(t *testing.T) {
 		{Meta: cluster.Meta{ID: "n2", Capacity: cluster.Capacity{GPUs: 7, Children: 7, ChildrenReady: 7, Slots: 9}}, State: "dead"},
 		{Meta: cluster.Meta{ID: "n3", Capacity: cluster.Capacity{GPUs: 5, Children: 5, ChildrenReady: 5, Slots: 8}}, State: "left"},
 	}}
-	sched := func(context.Context) (int64, []Slot, error) {
-		return 0, []Slot{{Miner: 1000, Deadline: 1, Open: 100, Close: 160, Owner: "n1"}, {Miner: 1000, Deadline: 2, Open: 2900, Close: 2960, Owner: "n1"}}, nil
+	sched := func(context.Context) (Schedule, error) {
+		return Schedule{Slots: []Slot{{Miner: 1000, Deadline: 1, Open: 100, Close: 160, Owner: "n1"}, {Miner: 1000, Deadline: 2, Open: 2900, Close: 2960, Owner: "n1"}}}, nil
 	}
 	_, body := get(t, NewHandler(src, sched, zap.NewNop()), "/")
 	if !strings.Contains(body, "<td>1 ms</td>") || strings.Contains(body, "<td>0.0</td>") {

@@ -114,11 +114,26 @@ type Config struct {
 	// DefaultPartitionTime stands in for a node's unmeasured PartitionTime
 	// (default 5 min, slower than a 32 GiB partition on an RTX 3090).
 	DefaultPartitionTime time.Duration
+	// MoveMargin is how far ahead a proving window must start for its
+	// deadline to be moved for balance or to make room (default 60 epochs,
+	// 30 minutes): an owner about to prove is left alone.
+	MoveMargin Epoch
+	// RebalanceMoves caps the deadlines one plan moves for balance or to make
+	// room (default 32; negative: never). Moves forced by a lost owner are
+	// not counted.
+	RebalanceMoves int
+	// RebalanceSlack is the hysteresis of rebalancing, a fraction of the
+	// lower bound (default 0.08): a plan moves deadlines only when the
+	// busiest node's peak share is above (1+slack) times the lower bound of
+	// the windows that may move, and then until it is at most (1+slack/2)
+	// times, or no move helps, or RebalanceMoves is reached.
+	RebalanceSlack float64
 }
 
 // DefaultConfig returns the defaults described on Config.
 func DefaultConfig() Config {
-	return Config{Confidence: 4, SubmitMargin: 4, StartDelay: 2, DefaultPartitionTime: 5 * time.Minute}
+	return Config{Confidence: 4, SubmitMargin: 4, StartDelay: 2, DefaultPartitionTime: 5 * time.Minute,
+		MoveMargin: 60, RebalanceMoves: 32, RebalanceSlack: 0.08}
 }
 
 func (c Config) withDefaults() Config {
@@ -135,6 +150,15 @@ func (c Config) withDefaults() Config {
 	if c.DefaultPartitionTime == 0 {
 		c.DefaultPartitionTime = d.DefaultPartitionTime
 	}
+	if c.MoveMargin == 0 {
+		c.MoveMargin = d.MoveMargin
+	}
+	if c.RebalanceMoves == 0 {
+		c.RebalanceMoves = d.RebalanceMoves
+	}
+	if c.RebalanceSlack == 0 {
+		c.RebalanceSlack = d.RebalanceSlack
+	}
 	return c
 }
 
@@ -149,11 +173,14 @@ func (c Config) UsableEpochs() Epoch {
 }
 
 func (c Config) validate() error {
-	if c.Confidence < 0 || c.SubmitMargin < 0 || c.StartDelay < 0 || c.DefaultPartitionTime < 0 {
+	if c.Confidence < 0 || c.SubmitMargin < 0 || c.StartDelay < 0 || c.DefaultPartitionTime < 0 || c.MoveMargin < 0 || c.RebalanceSlack < 0 {
 		return fmt.Errorf("schedule: negative config value in %+v", c)
 	}
 	if c.usableTo()-c.usableFrom() < 1 {
 		return fmt.Errorf("schedule: confidence %d and submit margin %d leave no proving time", c.Confidence, c.SubmitMargin)
+	}
+	if c.MoveMargin >= PeriodEpochs {
+		return fmt.Errorf("schedule: move margin %d epochs is not shorter than the proving period (%d): nothing could ever move; use at most a few hundred", c.MoveMargin, PeriodEpochs)
 	}
 	if c.StartDelay >= c.usableTo()-c.usableFrom() {
 		return fmt.Errorf("schedule: start delay %d is not shorter than the proving window", c.StartDelay)
@@ -193,6 +220,12 @@ const (
 	MoveMinerGone   MoveReason = "miner-gone"   // miner is no longer scheduled; To is empty
 	MoveUnplaceable MoveReason = "unplaceable"  // nowhere to go: the old assignment is dropped; To is empty
 	MoveBadDeadline MoveReason = "bad-deadline" // deadline index >= 48 in Current; To is empty
+	// MoveRebalance: the owner was the busiest node and the deadline's
+	// window is not open nor about to open (Config.MoveMargin); see rebalance.
+	MoveRebalance MoveReason = "rebalance"
+	// MoveMakeRoom: moved so that a deadline no node had room for fits on
+	// the old owner; its window is not open nor about to open either.
+	MoveMakeRoom MoveReason = "make-room"
 )
 
 // Move is one change of owner. From or To is empty for an assignment that is
@@ -246,6 +279,11 @@ type NodeLoad struct {
 	PeakAt Epoch   `json:"peak_at"`
 	// GPUHours is the GPU time owned over the next 24 hours.
 	GPUHours float64 `json:"gpu_hours"`
+	// PartitionTime is the time per partition the plan counted for this
+	// node: its measured speed, or Config.DefaultPartitionTime when it has
+	// not measured one yet (SpeedAssumed).
+	PartitionTime time.Duration `json:"partition_time"`
+	SpeedAssumed  bool          `json:"speed_assumed"`
 }
 
 // Utilization is Peak as a fraction of the node's GPUs (0 without GPUs).

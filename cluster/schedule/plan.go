@@ -18,19 +18,24 @@ import (
 //     fits (the node lost GPUs, the deadline grew) is released.
 //  2. Released deadlines (new, owner dead, gone, draining or full) are placed
 //     in the order their proving windows start, larger first, windows
-//     already open last (see placeReleased), each on the
-//     eligible node whose peak demand over that window, counting this
-//     deadline, is the lowest fraction of its GPUs. Ties go to the smaller
-//     node id. A node is eligible when it is alive, not draining, and can
-//     prove the deadline inside the window at all.
+//     already open last and the one closing first first (see
+//     placeReleased), each on the eligible node whose peak demand over that
+//     window, counting this deadline, is the lowest fraction of its GPUs.
+//     Ties go as tieBreak says. A node is eligible when it is alive, not
+//     draining, and can prove the deadline inside the window at all.
 //  3. A deadline that is already open goes to a new owner only if that owner
 //     can still finish in what remains of the window after Config.StartDelay;
-//     its demand is the work divided by that shorter time. If no one can, a
-//     draining (still alive) previous owner keeps it; otherwise this period's
-//     proof is reported lost (UnplacedTooLate) and the deadline is assigned
-//     for the next period.
-//  4. A deadline no one has room for stays with its previous owner if that
-//     node is alive, and is reported in Plan.Unplaced either way.
+//     its demand is the work divided by that time, or by a shorter span
+//     ending with the window (searchOpen). If no one can, a draining (still
+//     alive) previous owner keeps it; otherwise this period's proof is
+//     reported lost and the deadline is assigned for the next period.
+//  4. A deadline no one has room for is placed by moving one other deadline
+//     out of its way if that works (makeRoom); otherwise it stays with its
+//     previous owner if that node is alive, and is reported in Plan.Unplaced
+//     either way.
+//  5. Rebalancing moves deadlines whose windows are far enough ahead off the
+//     busiest node, within bounds (rebalance); then every deadline left out
+//     for lack of capacity is tried once more (retryUnplaced).
 //
 // Compute returns an error only for malformed input (duplicate or empty ids,
 // negative counts, invalid Config).
@@ -48,6 +53,9 @@ func Compute(in Input) (Plan, error) {
 	}
 	p.keepSticky()
 	p.placeReleased()
+	p.rebalance()
+	p.retryUnplaced()
+	p.explainUnplaced()
 	return p.result(), nil
 }
 
@@ -58,11 +66,14 @@ type nodeState struct {
 	cap      int64 // micro-GPUs
 	alive    bool
 	draining bool
+	assumed  bool // no measured speed: perPart is Config.DefaultPartitionTime
 	eligible bool
 	class    int32   // index into planner.classes, -1 if not eligible
 	occ      []int64 // demand per horizon position, micro-GPUs; nil while empty
-	// Owned work, for the summary.
+	// Owned work, for the summary and to break ties.
 	deadlines, partitions int
+	work                  int64   // micro-GPU-epochs over the horizon
+	owned                 []int32 // indices into planner.items, any order
 }
 
 // class groups eligible nodes with the same GPU count and speed, so per
@@ -87,6 +98,7 @@ const (
 // plans 480,000 of them.
 type item struct {
 	key   Key
+	idx   int32 // position in planner.items
 	parts int32
 	state itemState
 	// reason is why a released item left its previous owner.
@@ -109,14 +121,18 @@ const (
 	rGone
 	rDrain
 	rFull
+	rRebalance
+	rMakeRoom
 )
 
-var moveReasons = [...]MoveReason{rNew: MoveNew, rDead: MoveOwnerDead, rGone: MoveOwnerGone, rDrain: MoveDraining, rFull: MoveOverloaded}
+var moveReasons = [...]MoveReason{rNew: MoveNew, rDead: MoveOwnerDead, rGone: MoveOwnerGone, rDrain: MoveDraining, rFull: MoveOverloaded,
+	rRebalance: MoveRebalance, rMakeRoom: MoveMakeRoom}
 
 type planner struct {
 	cfg     Config
 	now     Epoch
 	nodes   []nodeState
+	elig    []int32 // indices of eligible nodes, in id order
 	byID    map[string]int32
 	classes []class
 	items   []item
@@ -124,6 +140,8 @@ type planner struct {
 	stale []Move
 	// Owners in Current that are not in Nodes, by deadline.
 	gone     map[Key]string
+	pending  []pending   // deadlines without a fitting owner, until explainUnplaced
+	journal  []undoEntry // rebalance's moves, to undo them
 	unplaced []Unplaced
 
 	heap    nodeHeap
@@ -131,6 +149,9 @@ type planner struct {
 	popped  []int32
 	rates   [][2]int64 // per class: rate of each segment of the current shape
 	fits    []bool     // per class: can prove the current shape at all
+	// openRates: per class, the rate over each of openSpans, -1 if it
+	// cannot prove the deadline in that span.
+	openRates [][openVariants]int64
 }
 
 func newPlanner(in Input, cfg Config) (*planner, error) {
@@ -143,8 +164,8 @@ func newPlanner(in Input, cfg Config) (*planner, error) {
 		if n.GPUs < 0 || n.PartitionTime < 0 {
 			return nil, fmt.Errorf("schedule: node %s: negative GPUs or partition time", n.ID)
 		}
-		pt := n.PartitionTime
-		if pt == 0 {
+		pt, assumed := n.PartitionTime, n.PartitionTime == 0
+		if assumed {
 			pt = cfg.DefaultPartitionTime
 		}
 		// Round up to whole milliseconds, never below one, so that demand is
@@ -152,7 +173,7 @@ func newPlanner(in Input, cfg Config) (*planner, error) {
 		ms := max(int64((pt+time.Millisecond-1)/time.Millisecond), 1)
 		p.nodes = append(p.nodes, nodeState{
 			id: n.ID, gpus: n.GPUs, perPart: ms, cap: int64(n.GPUs) * micro,
-			alive: n.Alive, draining: n.Draining,
+			alive: n.Alive, draining: n.Draining, assumed: assumed,
 			eligible: n.Alive && !n.Draining && n.GPUs > 0,
 			class:    -1,
 		})
@@ -170,6 +191,7 @@ func newPlanner(in Input, cfg Config) (*planner, error) {
 			continue
 		}
 		elig = append(elig, int32(i))
+		p.elig = append(p.elig, int32(i))
 		n.occ = make([]int64, PeriodEpochs)
 		c := slices.IndexFunc(p.classes, func(c class) bool { return c.gpus == n.gpus && c.perPart == n.perPart })
 		if c < 0 {
@@ -180,6 +202,7 @@ func newPlanner(in Input, cfg Config) (*planner, error) {
 	}
 	p.rates = make([][2]int64, len(p.classes))
 	p.fits = make([]bool, len(p.classes))
+	p.openRates = make([][openVariants]int64, len(p.classes))
 	p.heap = nodeHeap{
 		key:  make([]int64, len(p.nodes)),
 		cap:  make([]int64, len(p.nodes)),
@@ -220,7 +243,7 @@ func (p *planner) buildItems(in Input) error {
 			for ; c < len(current) && current[c].Key.compare(k) < 0; c++ {
 				p.dropStale(current[c])
 			}
-			it := item{key: k, parts: int32(parts), inst: nextInstance(p.cfg, p.now, m.PeriodStart, d), prev: -1, owner: -1}
+			it := item{key: k, idx: int32(len(p.items)), parts: int32(parts), inst: nextInstance(p.cfg, p.now, m.PeriodStart, d), prev: -1, owner: -1}
 			if c < len(current) && current[c].Key == k {
 				o := current[c].Owner
 				c++
@@ -316,12 +339,38 @@ func (p *planner) assign(it *item, n int32, s shape, st itemState) {
 	}
 	nd.deadlines++
 	nd.partitions += int(it.parts)
+	nd.work += s.work(int(it.parts), nd.perPart)
+	nd.owned = append(nd.owned, it.idx)
 	it.owner, it.shape, it.state = n, s, st
 	if st == placed {
 		it.since = p.now
 	}
+	p.fixHeap(n)
+}
+
+// unassign undoes assign: it is left released, with no owner.
+func (p *planner) unassign(it *item) {
+	n := it.owner
+	nd := &p.nodes[n]
+	s := it.shape
+	for _, g := range s.seg[:s.n] {
+		addRange(nd.occ[g.from:g.to], -rate(int(it.parts), nd.perPart, g.span))
+	}
+	nd.deadlines--
+	nd.partitions -= int(it.parts)
+	nd.work -= s.work(int(it.parts), nd.perPart)
+	if i := slices.Index(nd.owned, it.idx); i >= 0 {
+		nd.owned[i] = nd.owned[len(nd.owned)-1]
+		nd.owned = nd.owned[:len(nd.owned)-1]
+	}
+	it.owner, it.state = -1, released
+	p.fixHeap(n)
+}
+
+// fixHeap refreshes node n's key in the placement heap after its demand changed.
+func (p *planner) fixHeap(n int32) {
 	if p.heapPos >= 0 && p.heap.slot[n] >= 0 {
-		p.heap.key[n] = nd.occ[p.heapPos]
+		p.heap.key[n] = p.nodes[n].occ[p.heapPos]
 		p.heap.fix(n)
 	}
 }
@@ -359,8 +408,11 @@ func (p *planner) placeReleased() {
 			// them crowd out those easier windows, which is worse (a lost
 			// proof either way, and the easy one was not late). After a cold
 			// start this also lets searchOpen balance their next period
-			// against everything else.
-			start += PeriodEpochs
+			// against everything else. Among them, the window closing
+			// first goes first, as earliest-deadline-first would prove them:
+			// it has the fewest ways to fit, and the later ones can start
+			// their proving later (searchOpen).
+			start = PeriodEpochs + uint64(max(it.inst.to, 0))
 		}
 		todo = append(todo, start<<52|inv<<32|uint64(i))
 	}
@@ -380,12 +432,15 @@ func (p *planner) placeOne(it *item) {
 	switch {
 	case it.late:
 	case s.n == 2 && parts > 0:
-		n, tooBig = p.searchOpen(parts, s)
+		n, s, tooBig = p.searchOpen(it.key, parts, s)
 	default:
-		n, tooBig = p.search(parts, s)
+		n, tooBig = p.search(it.key, parts, s)
+	}
+	if n < 0 && !it.late && !tooBig && parts > 0 && p.makeRoom(it, s) {
+		return
 	}
 	if n >= 0 {
-		p.assign(it, n, s, placed)
+		p.place(it, n, s)
 		return
 	}
 	if it.prev >= 0 && p.nodes[it.prev].alive {
@@ -396,7 +451,7 @@ func (p *planner) placeOne(it *item) {
 		if inProgress && p.nodes[it.prev].draining {
 			return // it is proving this window; nothing is lost
 		}
-		p.report(it, p.whyNot(it.late, tooBig), p.nodes[it.prev].id)
+		p.report(it, p.whyNot(it.late, tooBig), false)
 		return
 	}
 	if inProgress {
@@ -405,17 +460,47 @@ func (p *planner) placeOne(it *item) {
 		// so that the owner, and a re-plan, know it is not proving this one.
 		var next shape
 		next.add(it.inst.from+PeriodEpochs, PeriodEpochs, s.seg[s.n-1].span)
-		if n, _ := p.search(parts, next); n >= 0 {
+		n, nextTooBig := p.search(it.key, parts, next)
+		if n >= 0 {
 			p.assign(it, n, next, placed)
 			it.since = p.now + Epoch(it.inst.to)
 			if parts > 0 {
-				p.report(it, UnplacedTooLate, p.nodes[n].id)
+				// No idle node could finish it either (tooBig on what is
+				// left of the window) is lateness, not a lack of capacity.
+				r := UnplacedNoCapacity
+				if it.late || tooBig {
+					r = UnplacedTooLate
+				}
+				p.report(it, r, true)
 			}
 			return
 		}
+		it.state, it.owner = unowned, -1
+		// This window is lost if it is late, or if no idle node could
+		// prove what is left of it; the next period did not fit either.
+		switch {
+		case nextTooBig && len(p.classes) > 0:
+			p.report(it, UnplacedTooBig, false)
+		case it.late || tooBig:
+			p.report(it, UnplacedTooLate, false)
+		default:
+			p.report(it, UnplacedNoCapacity, false)
+		}
+		return
 	}
 	it.state, it.owner = unowned, -1
-	p.report(it, p.whyNot(it.late, tooBig), "")
+	p.report(it, p.whyNot(it.late, tooBig), false)
+}
+
+// place makes n the new owner of it with demand s.
+func (p *planner) place(it *item, n int32, s shape) {
+	p.assign(it, n, s, placed)
+	if start := p.now + Epoch(s.seg[0].to-s.seg[0].span); it.inst.from < 0 && start > p.now+p.cfg.StartDelay {
+		// The owner counts its proving from a later start (see
+		// searchOpen); Since says so, so that the next plan sees the
+		// same demand.
+		it.since = start - p.cfg.StartDelay
+	}
 }
 
 func (p *planner) whyNot(late, tooBig bool) UnplacedReason {
@@ -426,32 +511,6 @@ func (p *planner) whyNot(late, tooBig bool) UnplacedReason {
 		return UnplacedTooBig
 	}
 	return UnplacedNoCapacity
-}
-
-func (p *planner) report(it *item, r UnplacedReason, owner string) {
-	u := Unplaced{Key: it.key, Reason: r, Owner: owner}
-	need := time.Duration(it.parts) * time.Duration(p.fastest()) * time.Millisecond
-	left := Epoch(it.inst.to)
-	switch r {
-	case UnplacedTooLate:
-		u.Detail = fmt.Sprintf("window closes in %d epochs (%s of proving time left); %d partitions need %s of GPU time and no live node can finish in time; this period's proof is lost",
-			left, time.Duration(max(left, 0))*EpochDuration, it.parts, need)
-	case UnplacedTooBig:
-		u.Detail = fmt.Sprintf("%d partitions need %s of GPU time; no live node can prove them inside a %d-epoch window even when idle",
-			it.parts, need, p.cfg.UsableEpochs())
-	default:
-		u.Detail = fmt.Sprintf("%d partitions need %s of GPU time; every live node that could prove them is full during this window",
-			it.parts, need)
-		if len(p.classes) == 0 {
-			u.Detail = "no node is alive, not draining and has GPUs"
-		}
-	}
-	if owner != "" && r != UnplacedTooLate {
-		u.Detail += "; kept by the previous owner " + owner + " though it does not fit"
-	} else if owner != "" {
-		u.Detail += "; from the next period it is owned by " + owner
-	}
-	p.unplaced = append(p.unplaced, u)
 }
 
 // fastest is the lowest per-partition time among eligible nodes (ms).
@@ -476,7 +535,7 @@ func (p *planner) fastest() int64 {
 // shape's start: that demand plus the cheapest class's rate is a lower bound
 // of any node's score, so the search stops as soon as the next node's bound
 // cannot beat the best found. Popped nodes are pushed back afterwards.
-func (p *planner) search(parts int, s shape) (best int32, tooBig bool) {
+func (p *planner) search(key Key, parts int, s shape) (best int32, tooBig bool) {
 	pos := s.start()
 	if pos != p.heapPos {
 		for _, n := range p.heap.h {
@@ -509,8 +568,8 @@ func (p *planner) search(parts int, s shape) (best int32, tooBig bool) {
 		if bound > 1+1e-9 {
 			break // no remaining node has room
 		}
-		if best >= 0 && bound >= float64(bestPeak)/float64(bestCap)-1e-12 {
-			break // no remaining node can do better
+		if best >= 0 && bound > float64(bestPeak)/float64(bestCap)+1e-12 {
+			break // no remaining node can do better or tie
 		}
 		p.heap.pop()
 		p.popped = append(p.popped, n)
@@ -526,7 +585,7 @@ func (p *planner) search(parts int, s shape) (best int32, tooBig bool) {
 			continue
 		}
 		if best < 0 || lessRatio(peak, nd.cap, bestPeak, bestCap) ||
-			(!lessRatio(bestPeak, bestCap, peak, nd.cap) && n < best) {
+			(!lessRatio(bestPeak, bestCap, peak, nd.cap) && p.tieBreak(key, int32(parts), n, best)) {
 			best, bestPeak, bestCap = n, peak, nd.cap
 		}
 	}
@@ -541,48 +600,131 @@ func (p *planner) search(parts int, s shape) (best int32, tooBig bool) {
 // of the next period's window at the end of the horizon. The owner chosen
 // now keeps the deadline in every later period, so among the nodes that can
 // still prove this window it picks the one with the lowest demand in the
-// next period's window (then the lowest in this one, then by id). Ranking by
-// this window's crush instead, as search would, leaves the long-term load
-// lopsided after a cold start, when every open window is handed out at once.
-// The heap's lower bound does not apply to this ranking, so it scans every
-// node; open windows are few (at most about 1.3 per miner, at a cold start).
-func (p *planner) searchOpen(parts int, s shape) (best int32, tooBig bool) {
-	best = -1
-	anyFits := false
+// next period's window (then the lowest in this one, then as tieBreak says).
+// Ranking by this window's crush instead, as search would, leaves the
+// long-term load lopsided after a cold start, when every open window is
+// handed out at once. The heap's lower bound does not apply to this ranking,
+// so it scans every node; open windows are few (at most about 1.3 per miner,
+// at a cold start).
+//
+// What is left of the window need not be used from its first epoch: the
+// owner may count its proving from a later start, over a shorter span at a
+// higher rate (see openSpans). Spreading every open window over all of its
+// remaining time, as the steady state does, made them all overlap at the
+// start of the horizon, and a cold start found the cluster over capacity
+// there although proving the most urgent first fits: 491 of the benchmark's
+// open windows were left unproved that way. The shape returned is the one to
+// assign, with seg[0] starting where the owner counts its proving from.
+func (p *planner) searchOpen(key Key, parts int, s shape) (best int32, bs shape, tooBig bool) {
+	spans, ok := p.prepOpen(parts, s)
+	if !ok {
+		return -1, s, true
+	}
+	best, bs = -1, s
 	var bestNext, bestNow, bestCap int64
-	for c, cl := range p.classes {
-		ok := true
-		for i, g := range s.seg[:s.n] {
-			p.rates[c][i] = rate(parts, cl.perPart, g.span)
-			ok = ok && fitsAlone(parts, cl.gpus, cl.perPart, g.span) && p.rates[c][i] <= cl.cap
-		}
-		p.fits[c] = ok
-		anyFits = anyFits || ok
-	}
-	if !anyFits {
-		return -1, true
-	}
 	for _, n := range p.heap.h { // every eligible node, in no particular order
-		nd := &p.nodes[n]
-		if !p.fits[nd.class] {
+		next, now, ns, ok := p.openOn(n, s, spans)
+		if !ok {
 			continue
 		}
-		r := &p.rates[nd.class]
-		now := maxRange(nd.occ[s.seg[0].from:s.seg[0].to]) + r[0]
-		next := maxRange(nd.occ[s.seg[1].from:s.seg[1].to]) + r[1]
-		if now > nd.cap || next > nd.cap {
-			continue
-		}
-		better := best < 0 || lessRatio(next, nd.cap, bestNext, bestCap)
-		if !better && !lessRatio(bestNext, bestCap, next, nd.cap) { // equal next
-			better = lessRatio(now, nd.cap, bestNow, bestCap) ||
-				(!lessRatio(bestNow, bestCap, now, nd.cap) && n < best)
+		c := p.nodes[n].cap
+		better := best < 0 || lessRatio(next, c, bestNext, bestCap)
+		if !better && !lessRatio(bestNext, bestCap, next, c) { // equal next
+			better = lessRatio(now, c, bestNow, bestCap) ||
+				(!lessRatio(bestNow, bestCap, now, c) && p.tieBreak(key, int32(parts), n, best))
 		}
 		if better {
-			best, bestNext, bestNow, bestCap = n, next, now, nd.cap
+			best, bestNext, bestNow, bestCap, bs = n, next, now, c, ns
 		}
 	}
-	return best, false
+	return best, bs, false
+}
+
+// prepOpen computes, per class, the rates of an open window's shape s over
+// each of its openSpans (p.rates[c][1], p.openRates[c]) and whether the
+// class can prove it at all (p.fits). ok is false when no class can.
+func (p *planner) prepOpen(parts int, s shape) (spans []segment, ok bool) {
+	spans = openSpans(s.seg[0], p.minSpan(parts))
+	for c, cl := range p.classes {
+		p.rates[c][1] = rate(parts, cl.perPart, s.seg[1].span)
+		next := p.rates[c][1] <= cl.cap && fitsAlone(parts, cl.gpus, cl.perPart, s.seg[1].span)
+		p.fits[c] = false
+		for v, g := range spans {
+			p.openRates[c][v] = -1
+			if next && fitsAlone(parts, cl.gpus, cl.perPart, g.span) {
+				if r := rate(parts, cl.perPart, g.span); r <= cl.cap {
+					p.openRates[c][v] = r
+					p.fits[c] = true
+				}
+			}
+		}
+		ok = ok || p.fits[c]
+	}
+	return spans, ok
+}
+
+// openOn reports whether node n has room for an open window of shape s
+// (after prepOpen), with its peak demand in the next period's window and in
+// this one, and the shape to assign: the longest of spans that fits, for
+// the lowest rate and the most slack.
+func (p *planner) openOn(n int32, s shape, spans []segment) (next, now int64, out shape, ok bool) {
+	nd := &p.nodes[n]
+	if !p.fits[nd.class] {
+		return 0, 0, s, false
+	}
+	next = maxRange(nd.occ[s.seg[1].from:s.seg[1].to]) + p.rates[nd.class][1]
+	if next > nd.cap {
+		return 0, 0, s, false
+	}
+	for v, g := range spans {
+		r := p.openRates[nd.class][v]
+		if r < 0 {
+			continue
+		}
+		if peak := maxRange(nd.occ[g.from:g.to]) + r; peak <= nd.cap {
+			s.seg[0] = g
+			return next, peak, s, true
+		}
+	}
+	return 0, 0, s, false
+}
+
+// openVariants is how many later starts openSpans offers for an open window.
+const openVariants = 6
+
+// openSpans returns the spans an owner taking over an open window may count
+// its proving over, longest first: from g.from, and from evenly spaced later
+// starts down to the shortest span min that can still prove it. All end at
+// g.to. A later start packs like earliest-deadline-first: windows that close
+// soon take the GPUs now, those that close later take them after.
+func openSpans(g segment, min int32) []segment {
+	out := make([]segment, 0, openVariants)
+	out = append(out, g)
+	room := g.span - min // how much later proving may start
+	if room <= 0 {
+		return out
+	}
+	for v := int32(1); v < openVariants; v++ {
+		late := room * v / (openVariants - 1)
+		from := g.to - (g.span - late)
+		if from <= g.from {
+			continue
+		}
+		out = append(out, segment{from: from, to: g.to, span: g.span - late})
+	}
+	return out
+}
+
+// minSpan is the shortest span in epochs in which the fastest, widest
+// eligible class could prove parts partitions on its own.
+func (p *planner) minSpan(parts int) int32 {
+	best := int32(math.MaxInt32)
+	for _, c := range p.classes {
+		perGPU := int64((parts + c.gpus - 1) / c.gpus)
+		e := (perGPU*c.perPart + epochMillis - 1) / epochMillis
+		best = min(best, int32(min(e, math.MaxInt32)))
+	}
+	return max(best, 1)
 }
 
 func maxRange(a []int64) int64 {
@@ -653,7 +795,8 @@ func (p *planner) result() Plan {
 	out.Nodes = make([]NodeLoad, len(p.nodes))
 	for i := range p.nodes {
 		nd := &p.nodes[i]
-		l := NodeLoad{ID: nd.id, GPUs: nd.gpus, Eligible: nd.eligible, Deadlines: nd.deadlines, Partitions: nd.partitions, PeakAt: p.now}
+		l := NodeLoad{ID: nd.id, GPUs: nd.gpus, Eligible: nd.eligible, Deadlines: nd.deadlines, Partitions: nd.partitions, PeakAt: p.now,
+			PartitionTime: time.Duration(nd.perPart) * time.Millisecond, SpeedAssumed: nd.assumed}
 		var sum, peak int64
 		for t, v := range nd.occ {
 			sum += v

@@ -47,8 +47,11 @@ func nodeIndex(in Input, id string) int {
 }
 
 // TestReplan changes one thing in a planned cluster and checks what moves.
+// Rebalancing is off: this is what stickiness alone moves (rebalance_test.go
+// tests what rebalancing adds).
 func TestReplan(t *testing.T) {
 	base := baseCluster()
+	base.Config.RebalanceMoves = -1
 	first := mustCompute(t, base)
 	checkPlan(t, base, first)
 	// From scratch, windows open at Now are handed out late; a few are too
@@ -149,6 +152,7 @@ func TestReplan(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			in := baseCluster()
+			in.Config.RebalanceMoves = -1
 			// Some time later: the windows that were open at the cold start
 			// (handed out late, squeezed) have closed.
 			in.Now += 200

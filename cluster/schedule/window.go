@@ -121,3 +121,13 @@ func fitsAlone(partitions, gpus int, perPartMillis int64, span int32) bool {
 	perGPU := int64((partitions + gpus - 1) / gpus)
 	return perGPU*perPartMillis <= int64(span)*epochMillis
 }
+
+// work is the GPU time of the shape in micro-GPU-epochs for partitions
+// proved at perPartMillis each.
+func (s shape) work(partitions int, perPartMillis int64) int64 {
+	var w int64
+	for _, g := range s.seg[:s.n] {
+		w += rate(partitions, perPartMillis, g.span) * int64(g.to-g.from)
+	}
+	return w
+}

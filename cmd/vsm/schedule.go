@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strconv"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/vsm-project/vsm/cluster/schedule"
 	"github.com/vsm-project/vsm/prover/runner"
 	"github.com/vsm-project/vsm/rpc"
 )
@@ -66,22 +69,82 @@ func clusterSchedule(c *cli.Context) error {
 		}
 	}
 	fmt.Fprintln(w)
-	rows = rows[:0]
-	for _, n := range v.Nodes {
-		rows = append(rows, []string{n.ID, strconv.Itoa(n.GPUs), strconv.FormatBool(n.Eligible), strconv.Itoa(n.Deadlines), strconv.Itoa(n.Partitions),
-			fmt.Sprintf("%.2f", n.Peak), fmt.Sprintf("%.0f%%", 100*n.Utilization()), fmt.Sprintf("%.2f", n.GPUHours)})
-	}
-	if err := table(w, []string{"NODE", "GPUS", "ELIGIBLE", "DEADLINES", "PARTITIONS", "PEAK GPUS", "PEAK SHARE", "GPU-HOURS"}, rows); err != nil {
+	if err := printLoads(w, v); err != nil {
 		return err
 	}
-	for _, u := range v.Unplaced {
-		fmt.Fprintf(w, "unplaced %s: %s (owner %q) %s\n", u.Key, u.Reason, u.Owner, u.Detail)
+	if err := printUnplaced(w, v.Unplaced); err != nil {
+		return err
 	}
 	for _, m := range v.Pending {
 		fmt.Fprintf(w, "pending move %s: %q -> %q (%s)\n", m.Key, m.From, m.To, m.Reason)
 	}
 	return nil
 }
+
+// printLoads prints each node's share of the plan in GPU time, and the
+// lower bound it is measured against.
+func printLoads(w io.Writer, v rpc.ScheduleView) error {
+	ratio := "-"
+	if v.LowerBound > 0 {
+		ratio = fmt.Sprintf("%.2fx", v.PeakUtilization/v.LowerBound)
+	}
+	fmt.Fprintf(w, "lower bound %s of all usable GPUs (the cluster's busiest moment: no node's peak share can be lower); busiest node %s, %s the bound\n",
+		percent(v.LowerBound), percent(v.PeakUtilization), ratio)
+	rows := make([][]string, 0, len(v.Nodes))
+	assumed := false
+	for _, n := range v.Nodes {
+		speed := n.PartitionTime.String()
+		if n.SpeedAssumed {
+			speed += " (assumed)"
+			assumed = true
+		}
+		rows = append(rows, []string{n.ID, strconv.Itoa(n.GPUs), strconv.FormatBool(n.Eligible), strconv.Itoa(n.Deadlines), strconv.Itoa(n.Partitions), speed,
+			gpuTime(n.GPUHours), fmt.Sprintf("%.3g", n.Peak), percent(n.Utilization())})
+	}
+	if err := table(w, []string{"NODE", "GPUS", "ELIGIBLE", "DEADLINES", "PARTITIONS", "PER PARTITION", "GPU TIME/24H", "PEAK GPUS", "PEAK SHARE"}, rows); err != nil {
+		return err
+	}
+	if assumed {
+		fmt.Fprintln(w, "(assumed): the node has not measured a proof yet; the scheduler counts the default time per partition until it does")
+	}
+	return nil
+}
+
+// printUnplaced lists the deadlines without a fitting owner and why.
+func printUnplaced(w io.Writer, us []schedule.Unplaced) error {
+	if len(us) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\n%d deadlines without a fitting owner (docs/scheduler.md, \"Unplaced deadlines and what to do\"):\n", len(us))
+	rows := make([][]string, len(us))
+	for i, u := range us {
+		owner := u.Owner
+		if owner == "" {
+			owner = "-"
+		}
+		rows[i] = []string{u.Key.String(), string(u.Reason), owner, u.Detail}
+	}
+	return table(w, []string{"DEADLINE", "REASON", "OWNER", "WHY"}, rows)
+}
+
+// gpuTime shows GPU time readably at any scale: a devnet's 2 KiB
+// partitions take a millisecond each, and "%.2f" GPU-hours showed 0.00.
+func gpuTime(hours float64) string {
+	d := time.Duration(hours * float64(time.Hour))
+	switch {
+	case d == 0:
+		return "0"
+	case d < time.Second:
+		return d.Round(time.Microsecond).String()
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Minute).String()
+}
+
+// percent shows a share with three significant digits, so a small load
+// does not print as 0%.
+func percent(share float64) string { return fmt.Sprintf("%.3g%%", 100*share) }
 
 func provingComputeCommand() *cli.Command {
 	return &cli.Command{
