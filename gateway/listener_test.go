@@ -276,3 +276,52 @@ func TestHubTriesTheNextChannel(t *testing.T) {
 		t.Errorf("attempts %v: want requests that started on each channel", attempts)
 	}
 }
+
+// TestListenerReconnectsDuringProof: a dropped connection re-registers at
+// once, without waiting for the proof in flight on it (which is cancelled:
+// its answer has no connection to go over).
+func TestListenerReconnectsDuringProof(t *testing.T) {
+	f := newHubFixture(t)
+	hang := &slowHandler{started: make(chan struct{}, 1), release: make(chan struct{})}
+	t.Cleanup(func() { close(hang.release) })
+	f.listen(t, hang, f.info)
+	first := f.waitConnected(t)
+	go func() { _, _, _ = f.hub.ComputeProof(context.Background(), maddr, ComputeProofRequest{Height: 1}) }()
+	select {
+	case <-hang.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the proof did not start")
+	}
+	start := time.Now()
+	f.conns.dropAll()
+	select {
+	case second := <-f.connected:
+		if second == first {
+			t.Fatalf("same channel %s after the drop", first)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("re-registered after %v, want within a couple of seconds", d)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("not re-registered within 3s of the drop: the session waits for the proof in flight")
+	}
+}
+
+// slowHandler blocks until released or cancelled, like a proof on the
+// children; it tells when a proof starts.
+type slowHandler struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (h *slowHandler) ComputeProof(ctx context.Context, _ uint64, _ ComputeProofRequest) ([]prooftypes.PoStProof, error) {
+	select {
+	case h.started <- struct{}{}:
+	default:
+	}
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+	}
+	return nil, errors.New("released")
+}
