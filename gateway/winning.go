@@ -29,8 +29,10 @@ type WinningProver struct {
 	Prover  Prover
 	Locator prover.Locator
 	// Ready reports whether the local replica has caught up; a node that
-	// has not answers with an error, so the gateway asks another member.
-	// Nil: always ready.
+	// has not answers with an error. sophon-gateway passes an error answer
+	// to sophon-miner as it is (it does not ask another member), so the
+	// Manager unregisters a node that is not ready; this check covers the
+	// request that races with it. Nil: always ready.
 	Ready   func() error
 	metrics *metrics
 }
@@ -82,7 +84,7 @@ func (w *WinningProver) ComputeProof(ctx context.Context, miner uint64, req Comp
 func (w *WinningProver) compute(ctx context.Context, miner uint64, req ComputeProofRequest) ([]prooftypes.PoStProof, error) {
 	if w.Ready != nil {
 		if err := w.Ready(); err != nil {
-			return nil, fmt.Errorf("this vsm node's replica is not caught up (%v); ask another member", err)
+			return nil, fmt.Errorf("this vsm node's replica is not caught up (%v); it leaves the gateway until it is", err)
 		}
 	}
 	task, winType, err := w.task(miner, req)
