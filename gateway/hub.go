@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -21,22 +22,26 @@ import (
 // Hub is the gateway's half of the proof event API, as sophon-gateway
 // serves it: provers register per miner with ListenProofEvent, requests go
 // to one registered channel and come back through ResponseProofEvent. The
-// devnet's gateway stand-in serves it; unlike sophon-gateway, a request
-// whose channel closes or does not answer within AttemptTimeout is sent
-// to the next channel, so a member killed mid-request costs one retry,
-// not the round.
+// devnet's gateway stand-in serves it. By default it routes as
+// sophon-gateway does: a request goes to one channel, an arbitrary pick;
+// an answer with Error set goes back as it is; only when that channel
+// closes (its member died) is the next channel asked; a channel that stays
+// silent costs the request once Timeout passes. AttemptTimeout > 0 (not
+// sophon-gateway's behaviour) also asks the next channel after a silent
+// one.
 type Hub struct {
 	token string
 	log   *zap.Logger
-	// Timeout bounds a request over all its attempts (sophon-gateway:
-	// 5 minutes); AttemptTimeout bounds one channel's answer.
+	// Timeout bounds a request over all its attempts (sophon-gateway's
+	// RequestTimeout: 5 minutes); AttemptTimeout, if positive, bounds one
+	// channel's answer before the next is asked (default 0: never, as in
+	// sophon-gateway).
 	Timeout, AttemptTimeout time.Duration
 
 	wg       sync.WaitGroup // one per registration, until its connection ends
 	mu       sync.Mutex
 	channels map[address.Address][]*channel
 	pending  map[uuid.UUID]chan *ResponseEvent
-	next     map[address.Address]int
 }
 
 // channel is one ListenProofEvent registration.
@@ -82,8 +87,8 @@ func NewHub(token string, log *zap.Logger) *Hub {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Hub{token: token, log: log, Timeout: 5 * time.Minute, AttemptTimeout: 30 * time.Second,
-		channels: map[address.Address][]*channel{}, pending: map[uuid.UUID]chan *ResponseEvent{}, next: map[address.Address]int{}}
+	return &Hub{token: token, log: log, Timeout: 5 * time.Minute,
+		channels: map[address.Address][]*channel{}, pending: map[uuid.UUID]chan *ResponseEvent{}}
 }
 
 type peerKey struct{}
@@ -218,10 +223,11 @@ func (e *ChannelError) Error() string {
 	return fmt.Sprintf("channel %s (%s): %v", e.Channel, e.Agent, e.Err)
 }
 
-// Send asks the channels of maddr in turn (starting after the one asked
-// last, so that the load spreads) until one answers, all failed, or the
-// hub's Timeout passes. An answer with Error set is an answer: it is not
-// sent elsewhere.
+// Send asks one channel of maddr, an arbitrary pick (sophon-gateway takes
+// the first of a list built from a map), and the next ones in turn only
+// while the one asked closes (or, with AttemptTimeout, stays silent),
+// until one answers, all failed, or the hub's Timeout passes. An answer
+// with Error set is an answer: it is not sent elsewhere.
 func (h *Hub) Send(ctx context.Context, maddr address.Address, method string, payload []byte) (Answer, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
 	defer cancel()
@@ -236,12 +242,12 @@ func (h *Hub) Send(ctx context.Context, maddr address.Address, method string, pa
 			return Answer{Response: resp, Channel: ch.id.String(), Agent: ch.agent, Attempts: i + 1}, nil
 		}
 		errs = append(errs, &ChannelError{Channel: ch.id.String(), Agent: ch.agent, Err: err})
-		h.log.Warn("prover channel failed; trying the next", zap.Stringer("miner", maddr), zap.Stringer("channel", ch.id), zap.String("agent", ch.agent), zap.Error(err))
+		h.log.Warn("prover channel failed", zap.Stringer("miner", maddr), zap.Stringer("channel", ch.id), zap.String("agent", ch.agent), zap.Error(err))
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return Answer{Attempts: len(errs)}, fmt.Errorf("all %d channels of %s failed: %w", len(chans), maddr, errors.Join(errs...))
+	return Answer{Attempts: len(errs)}, fmt.Errorf("%d of the %d channels of %s asked, none answered: %w", len(errs), len(chans), maddr, errors.Join(errs...))
 }
 
 func (h *Hub) order(maddr address.Address) []*channel {
@@ -251,8 +257,7 @@ func (h *Hub) order(maddr address.Address) []*channel {
 	if len(list) == 0 {
 		return nil
 	}
-	start := h.next[maddr] % len(list)
-	h.next[maddr] = start + 1
+	start := rand.IntN(len(list))
 	return append(append([]*channel{}, list[start:]...), list[:start]...)
 }
 
@@ -270,14 +275,18 @@ func (h *Hub) attempt(ctx context.Context, ch *channel, method string, payload [
 	if err := ch.send(&RequestEvent{ID: id, Method: method, Payload: payload}); err != nil {
 		return nil, err
 	}
-	t := time.NewTimer(h.AttemptTimeout)
-	defer t.Stop()
+	var silent <-chan time.Time
+	if h.AttemptTimeout > 0 {
+		t := time.NewTimer(h.AttemptTimeout)
+		defer t.Stop()
+		silent = t.C
+	}
 	select {
 	case resp := <-wait:
 		return resp, nil
 	case <-ch.ctx.Done():
 		return nil, errChannelClosed
-	case <-t.C:
+	case <-silent:
 		return nil, fmt.Errorf("no answer within %v", h.AttemptTimeout)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("no answer: %w", ctx.Err())

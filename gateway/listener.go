@@ -81,8 +81,12 @@ func (l *listener) run(ctx context.Context) {
 
 // session is one connection: dial, register, serve the event channel
 // until it closes. Every ComputeProof runs on its own goroutine, so a
-// slow proof never holds up the next event; session waits for them before
-// it closes the connection their answers go over.
+// slow proof never holds up the next event. When the session ends (the
+// event channel closed or ctx ended) the proofs in flight are cancelled
+// first, then waited for, then the connection is closed: their answers
+// could not reach the gateway over a dropped connection, and waiting with
+// the context live would keep the miner unregistered for up to
+// proofTimeout.
 func (l *listener) session(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -104,7 +108,10 @@ func (l *listener) session(ctx context.Context) error {
 		return fmt.Errorf("Gateway.ListenProofEvent for %s: %w", maddr, err)
 	}
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	respond := func(resp *ResponseEvent) {
 		actx, acancel := context.WithTimeout(ctx, answerTimeout)
 		defer acancel()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/filecoin-project/go-state-types/abi"
 	prooftypes "github.com/filecoin-project/go-state-types/proof"
+	"github.com/google/uuid"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -49,7 +50,6 @@ type hubFixture struct {
 func newHubFixture(t testing.TB) *hubFixture {
 	t.Helper()
 	hub := NewHub("secret", zaptest.NewLogger(t))
-	hub.AttemptTimeout = 10 * time.Second
 	mux := http.NewServeMux()
 	mux.Handle(RPCPath, hub.Handler())
 	srv := httptest.NewUnstartedServer(mux)
@@ -252,9 +252,10 @@ func (h hangingHandler) ComputeProof(ctx context.Context, _ uint64, _ ComputePro
 	return nil, errors.New("released")
 }
 
-// TestHubTriesTheNextChannel: a channel that does not answer within
-// AttemptTimeout costs one attempt; the next channel answers, every time,
-// whichever channel the rotation starts with.
+// TestHubTriesTheNextChannel: with AttemptTimeout set (a devnet option,
+// not sophon-gateway's behaviour) a channel that does not answer within
+// it costs one attempt and the next channel answers, whichever channel
+// the request started with.
 func TestHubTriesTheNextChannel(t *testing.T) {
 	f := newHubFixture(t)
 	f.hub.AttemptTimeout = 300 * time.Millisecond
@@ -265,7 +266,7 @@ func TestHubTriesTheNextChannel(t *testing.T) {
 	f.listenAs(t, "good", &fakeHandler{}, f.info)
 	f.waitConnected(t)
 	attempts := map[int]int{}
-	for i := range 4 {
+	for i := 0; i < 40 && (attempts[1] == 0 || attempts[2] == 0); i++ {
 		_, ans, err := f.hub.ComputeProof(context.Background(), maddr, ComputeProofRequest{Height: abi.ChainEpoch(i)})
 		if err != nil || ans.Agent != "good" {
 			t.Fatalf("request %d: %v from %+v, want the good channel's answer", i, err, ans)
@@ -275,4 +276,163 @@ func TestHubTriesTheNextChannel(t *testing.T) {
 	if attempts[1] == 0 || attempts[2] == 0 {
 		t.Errorf("attempts %v: want requests that started on each channel", attempts)
 	}
+}
+
+// testChannel registers a channel on h for maddr that serves its events
+// with serve until the test ends; cancel closes it as a dropped
+// connection does.
+func testChannel(t *testing.T, h *Hub, agent string, serve func(ev *RequestEvent, cancel func())) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := &channel{id: uuid.New(), agent: agent, ctx: ctx, out: make(chan *RequestEvent, channelQueue)}
+	h.mu.Lock()
+	h.channels[maddr] = append(h.channels[maddr], ch)
+	h.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case ev, ok := <-ch.out:
+				if !ok {
+					return
+				}
+				serve(ev, func() {
+					cancel()
+					h.remove(maddr, ch)
+					ch.close()
+				})
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+// TestHubRoutesLikeSophonGateway: by default a request goes to one
+// channel; an Error answer is final, a silent channel costs the request
+// (no retry after a timeout), and only a channel that closes passes the
+// request on to the next.
+func TestHubRoutesLikeSophonGateway(t *testing.T) {
+	if h := NewHub("", nil); h.AttemptTimeout != 0 || h.Timeout != 5*time.Minute {
+		t.Fatalf("defaults: AttemptTimeout %v, Timeout %v; want 0 (no retry after a silent channel) and 5m", h.AttemptTimeout, h.Timeout)
+	}
+	answer := func(h *Hub, errMsg string) func(*RequestEvent, func()) {
+		return func(ev *RequestEvent, _ func()) {
+			resp := &ResponseEvent{ID: ev.ID, Error: errMsg}
+			if errMsg == "" {
+				resp.Payload = []byte("[]")
+			}
+			if err := (&hubAPI{h}).ResponseProofEvent(context.Background(), resp); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	// seen sends until both agents have been asked first (the pick is
+	// arbitrary), checking each answer.
+	seen := func(t *testing.T, h *Hub, check func(Answer, error) (first string)) {
+		t.Helper()
+		firsts := map[string]bool{}
+		for i := 0; i < 40 && len(firsts) < 2; i++ {
+			firsts[check(h.Send(context.Background(), maddr, MethodComputeProof, []byte("{}")))] = true
+		}
+		if len(firsts) < 2 {
+			t.Errorf("requests started only on %v", firsts)
+		}
+	}
+	t.Run("error answer is final", func(t *testing.T) {
+		h := NewHub("", zaptest.NewLogger(t))
+		testChannel(t, h, "failing", answer(h, "not caught up"))
+		testChannel(t, h, "good", answer(h, ""))
+		seen(t, h, func(ans Answer, err error) string {
+			if err != nil || ans.Attempts != 1 || (ans.Agent == "failing") != (ans.Response.Error != "") {
+				t.Fatalf("%v, %+v: want one attempt, the first channel's answer as it is", err, ans)
+			}
+			return ans.Agent
+		})
+	})
+	t.Run("silent channel is not retried", func(t *testing.T) {
+		h := NewHub("", zaptest.NewLogger(t))
+		h.Timeout = 300 * time.Millisecond
+		testChannel(t, h, "silent", func(*RequestEvent, func()) {})
+		testChannel(t, h, "good", answer(h, ""))
+		seen(t, h, func(ans Answer, err error) string {
+			if ans.Attempts != 1 {
+				t.Fatalf("%v, %+v: want one attempt", err, ans)
+			}
+			if err != nil {
+				return "silent"
+			}
+			return ans.Agent
+		})
+	})
+	t.Run("closed channel passes the request on", func(t *testing.T) {
+		h := NewHub("", zaptest.NewLogger(t))
+		testChannel(t, h, "good", answer(h, ""))
+		testChannel(t, h, "dying", func(_ *RequestEvent, close func()) { close() })
+		first := false
+		for i := 0; i < 40 && !first; i++ {
+			ans, err := h.Send(context.Background(), maddr, MethodComputeProof, []byte("{}"))
+			if err != nil || ans.Agent != "good" {
+				t.Fatalf("%v, %+v: want the good channel's answer", err, ans)
+			}
+			first = ans.Attempts == 2 // the dying channel was asked, closed, and the good one answered
+		}
+		if !first {
+			t.Error("the dying channel was never asked first")
+		}
+	})
+}
+
+// TestListenerReconnectsDuringProof: a dropped connection re-registers at
+// once, without waiting for the proof in flight on it (which is cancelled:
+// its answer has no connection to go over).
+func TestListenerReconnectsDuringProof(t *testing.T) {
+	f := newHubFixture(t)
+	hang := &slowHandler{started: make(chan struct{}, 1), release: make(chan struct{})}
+	t.Cleanup(func() { close(hang.release) })
+	f.listen(t, hang, f.info)
+	first := f.waitConnected(t)
+	go func() { _, _, _ = f.hub.ComputeProof(context.Background(), maddr, ComputeProofRequest{Height: 1}) }()
+	select {
+	case <-hang.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the proof did not start")
+	}
+	start := time.Now()
+	f.conns.dropAll()
+	select {
+	case second := <-f.connected:
+		if second == first {
+			t.Fatalf("same channel %s after the drop", first)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("re-registered after %v, want within a couple of seconds", d)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("not re-registered within 3s of the drop: the session waits for the proof in flight")
+	}
+}
+
+// slowHandler blocks until released or cancelled, like a proof on the
+// children; it tells when a proof starts.
+type slowHandler struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (h *slowHandler) ComputeProof(ctx context.Context, _ uint64, _ ComputeProofRequest) ([]prooftypes.PoStProof, error) {
+	select {
+	case h.started <- struct{}{}:
+	default:
+	}
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+	}
+	return nil, errors.New("released")
 }

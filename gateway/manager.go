@@ -29,7 +29,8 @@ type Config struct {
 	Store    Store
 	// Local maps storage instance names to this node's mount points.
 	Local map[string]string
-	// Ready: see WinningProver.Ready.
+	// Ready reports whether the local replica has caught up; until it
+	// has, no miner is registered (see reconcile). Nil: always ready.
 	Ready func() error
 	// Agent is the User-Agent of the connections, so a gateway's
 	// operator can tell the members apart.
@@ -47,9 +48,10 @@ type Manager struct {
 	log    *zap.Logger
 	prover *WinningProver
 
-	mu      sync.Mutex
-	running map[listenKey]context.CancelFunc
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	running  map[listenKey]context.CancelFunc
+	notReady bool // as of the last reconcile, for logging the changes
+	wg       sync.WaitGroup
 }
 
 type listenKey struct {
@@ -98,22 +100,44 @@ func (m *Manager) Run(ctx context.Context) {
 }
 
 // reconcile starts a listener for each enabled miner on each gateway and
-// stops those of miners no longer enabled.
+// stops those of miners no longer enabled. While the local replica is not
+// caught up (cfg.Ready fails) it registers nothing and leaves the gateways
+// it is on: sophon-gateway sends each request to one channel and returns
+// an error answer to sophon-miner as it is, so a registered member that
+// cannot prove loses every round routed to it.
 func (m *Manager) reconcile(ctx context.Context) {
 	want := map[listenKey]bool{}
-	for _, ms := range m.cfg.Store.Miners() {
-		if !ms.Enabled {
-			continue
-		}
-		for i := range m.cfg.Gateways {
-			want[listenKey{i, ms.ID}] = true
+	var notReady error
+	if m.cfg.Ready != nil {
+		notReady = m.cfg.Ready()
+	}
+	if notReady == nil {
+		for _, ms := range m.cfg.Store.Miners() {
+			if !ms.Enabled {
+				continue
+			}
+			for i := range m.cfg.Gateways {
+				want[listenKey{i, ms.ID}] = true
+			}
 		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if (notReady != nil) != m.notReady {
+		m.notReady = notReady != nil
+		if m.notReady {
+			m.log.Warn("the local replica is not caught up: not registering with the gateways until it is", zap.Error(notReady))
+		} else {
+			m.log.Info("the local replica is caught up: registering with the gateways")
+		}
+	}
 	for k, cancel := range m.running {
 		if !want[k] {
-			m.log.Info("miner no longer enabled: leaving the gateway", zap.Uint64("miner", k.miner), zap.String("gateway", m.cfg.Gateways[k.gateway].String()))
+			why := "miner no longer enabled: leaving the gateway"
+			if notReady != nil {
+				why = "replica not caught up: leaving the gateway"
+			}
+			m.log.Info(why, zap.Uint64("miner", k.miner), zap.String("gateway", m.cfg.Gateways[k.gateway].String()))
 			cancel()
 			delete(m.running, k)
 		}

@@ -29,8 +29,10 @@ type WinningProver struct {
 	Prover  Prover
 	Locator prover.Locator
 	// Ready reports whether the local replica has caught up; a node that
-	// has not answers with an error, so the gateway asks another member.
-	// Nil: always ready.
+	// has not answers with an error. sophon-gateway passes an error answer
+	// to sophon-miner as it is (it does not ask another member), so the
+	// Manager unregisters a node that is not ready; this check covers the
+	// request that races with it. Nil: always ready.
 	Ready   func() error
 	metrics *metrics
 }
@@ -82,7 +84,7 @@ func (w *WinningProver) ComputeProof(ctx context.Context, miner uint64, req Comp
 func (w *WinningProver) compute(ctx context.Context, miner uint64, req ComputeProofRequest) ([]prooftypes.PoStProof, error) {
 	if w.Ready != nil {
 		if err := w.Ready(); err != nil {
-			return nil, fmt.Errorf("this vsm node's replica is not caught up (%v); ask another member", err)
+			return nil, fmt.Errorf("this vsm node's replica is not caught up (%v); it leaves the gateway until it is", err)
 		}
 	}
 	task, winType, err := w.task(miner, req)
@@ -97,7 +99,8 @@ func (w *WinningProver) compute(ctx context.Context, miner uint64, req ComputePr
 }
 
 // task builds the children's task. The proof type follows the sectors'
-// seal proof, as in damocles; the randomness is masked here (rand[31] &=
+// seal proof, as in damocles (V1 and V1_1 seal proofs of one size share
+// it); the randomness is masked here (rand[31] &=
 // 0x3f) because Lotus-style callers send it raw and leave the masking to
 // the prover.
 func (w *WinningProver) task(miner uint64, req ComputeProofRequest) (prover.WinningPoStTask, abi.RegisteredPoStProof, error) {
@@ -122,7 +125,7 @@ func (w *WinningProver) task(miner uint64, req ComputeProofRequest) (prover.Winn
 	}
 	task := prover.WinningPoStTask{MinerID: miner, ProofType: name}
 	for _, s := range req.SectorInfos {
-		rep, err := w.replica(miner, s, seal, post)
+		rep, err := w.replica(miner, s, winType, post)
 		if err != nil {
 			return prover.WinningPoStTask{}, 0, err
 		}
@@ -133,13 +136,27 @@ func (w *WinningProver) task(miner uint64, req ComputeProofRequest) (prover.Winn
 	return task, winType, nil
 }
 
-// replica resolves one challenged sector and checks that the store's CommR
-// is the chain's.
-func (w *WinningProver) replica(miner uint64, s prooftypes.ExtendedSectorInfo, seal abi.RegisteredSealProof, post sectorfile.PoStProof) (prover.Replica, error) {
-	if s.SealProof != seal {
-		return prover.Replica{}, fmt.Errorf("sector %d has seal proof %d but the first challenged sector has %d: one WinningPoSt covers one proof type", s.SectorNumber, s.SealProof, seal)
+// replica resolves one challenged sector. The chain's SealedCID is the
+// CommR proven, as in damocles; a CommR in the store must agree with it,
+// and a location stored without one (zero) takes the chain's. A sector the
+// chain says is snap-upgraded (SectorKey set) must be stored as upgraded,
+// and the other way round: the proof reads the update files of an upgraded
+// sector and the sealed file of any other.
+func (w *WinningProver) replica(miner uint64, s prooftypes.ExtendedSectorInfo, winType abi.RegisteredPoStProof, post sectorfile.PoStProof) (prover.Replica, error) {
+	if t, err := s.SealProof.RegisteredWinningPoStProof(); err != nil || t != winType {
+		return prover.Replica{}, fmt.Errorf("sector %d has seal proof %d, whose WinningPoSt type is not the first challenged sector's (%d): one WinningPoSt covers one proof type", s.SectorNumber, s.SealProof, winType)
 	}
-	rep, why := w.Locator.Sector(miner, uint64(s.SectorNumber), post)
+	loc, why := w.Locator.Location(miner, uint64(s.SectorNumber))
+	if why != "" {
+		return prover.Replica{}, fmt.Errorf("challenged sector %d of t0%d: %s", s.SectorNumber, miner, why)
+	}
+	if upgraded := s.SectorKey != nil; upgraded != loc.Upgraded {
+		if upgraded {
+			return prover.Replica{}, fmt.Errorf("challenged sector %d of t0%d is snap-upgraded on chain (SectorKey %s) but its stored location is not marked upgraded; fix the location with 'vsm sector location put' so the update files are read", s.SectorNumber, miner, s.SectorKey)
+		}
+		return prover.Replica{}, fmt.Errorf("challenged sector %d of t0%d is not upgraded on chain (no SectorKey) but its stored location is marked upgraded; fix the location with 'vsm sector location put' so the sealed file is read", s.SectorNumber, miner)
+	}
+	rep, why := w.Locator.Replica(loc, post)
 	if why != "" {
 		return prover.Replica{}, fmt.Errorf("challenged sector %d of t0%d: %s", s.SectorNumber, miner, why)
 	}
@@ -147,7 +164,9 @@ func (w *WinningProver) replica(miner uint64, s prooftypes.ExtendedSectorInfo, s
 	if err != nil {
 		return prover.Replica{}, fmt.Errorf("challenged sector %d: sealed CID %s: %w", s.SectorNumber, s.SealedCID, err)
 	}
-	if !bytes.Equal(rep.CommR[:], commR) {
+	if rep.CommR == (prover.Bytes32{}) {
+		copy(rep.CommR[:], commR)
+	} else if !bytes.Equal(rep.CommR[:], commR) {
 		return prover.Replica{}, fmt.Errorf("challenged sector %d of t0%d: the store's CommR %x differs from the chain's sealed CID %s; fix the location with 'vsm sector location put'", s.SectorNumber, miner, rep.CommR[:], s.SealedCID)
 	}
 	return rep, nil

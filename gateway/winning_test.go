@@ -102,4 +102,77 @@ func TestWinningProverTask(t *testing.T) {
 	if _, err := notReady.ComputeProof(context.Background(), 1000, ComputeProofRequest{SectorInfos: []prooftypes.ExtendedSectorInfo{good}, Rand: rand}); err == nil || !strings.Contains(err.Error(), "not caught up") {
 		t.Errorf("replica not ready: %v", err)
 	}
+
+	// A V1 and a V1_1 sector of one size share the WinningPoSt type: one
+	// proof covers both.
+	store[fsm.SectorID{Miner: 1000, Number: 8}] = fsm.SectorLocation{SectorID: fsm.SectorID{Miner: 1000, Number: 8}, Sealed: "store", Cache: "store", CommR: commR}
+	v1 := prooftypes.ExtendedSectorInfo{SealProof: abi.RegisteredSealProof_StackedDrg2KiBV1, SectorNumber: 8, SealedCID: sealedCID(t, commR)}
+	if proofs, err := w.ComputeProof(context.Background(), 1000, ComputeProofRequest{SectorInfos: []prooftypes.ExtendedSectorInfo{good, v1}, Rand: rand}); err != nil || len(proofs) != 1 || proofs[0].PoStProof != abi.RegisteredPoStProof_StackedDrgWinning2KiBV1 || len(cp.task.Replicas) != 2 {
+		t.Errorf("V1 and V1_1 sectors of 2KiB: %v, %+v", err, proofs)
+	}
+}
+
+// TestWinningProverChainCommR: a location stored without a CommR is
+// proven with the chain's (damocles proves with the SealedCID's); a stored
+// CommR that differs is refused (TestWinningProverTask).
+func TestWinningProverChainCommR(t *testing.T) {
+	chain := [32]byte{7, 7, 7}
+	store := fakeStore{{Miner: 1000, Number: 5}: {SectorID: fsm.SectorID{Miner: 1000, Number: 5}, Sealed: "store", Cache: "store"}}
+	cp := &captureProver{}
+	w := &WinningProver{Prover: cp, Locator: prover.Locator{Store: store}}
+	s := prooftypes.ExtendedSectorInfo{SealProof: abi.RegisteredSealProof_StackedDrg2KiBV1_1, SectorNumber: 5, SealedCID: sealedCID(t, chain)}
+	if _, err := w.ComputeProof(context.Background(), 1000, ComputeProofRequest{SectorInfos: []prooftypes.ExtendedSectorInfo{s}, Rand: make([]byte, 32)}); err != nil {
+		t.Fatalf("no stored CommR: %v, want a proof with the chain's", err)
+	}
+	if len(cp.task.Replicas) != 1 || cp.task.Replicas[0].CommR != prover.Bytes32(chain) {
+		t.Errorf("replicas %+v, want CommR %x from the chain's SealedCID", cp.task.Replicas, chain)
+	}
+}
+
+// TestWinningProverSectorKey: a sector snap-upgraded on chain (SectorKey
+// set) is proven from its update files only if its location is marked
+// upgraded; a mismatch either way is refused, since the wrong file would
+// be read.
+func TestWinningProverSectorKey(t *testing.T) {
+	commR := [32]byte{1}
+	loc := func(n uint64, upgraded bool) fsm.SectorLocation {
+		return fsm.SectorLocation{SectorID: fsm.SectorID{Miner: 1000, Number: n}, Sealed: "store", Cache: "store", Upgraded: upgraded, CommR: commR}
+	}
+	store := fakeStore{{Miner: 1000, Number: 1}: loc(1, false), {Miner: 1000, Number: 2}: loc(2, true)}
+	cp := &captureProver{}
+	w := &WinningProver{Prover: cp, Locator: prover.Locator{Store: store}}
+	key := sealedCID(t, [32]byte{2})
+	info := func(n uint64, withKey bool) prooftypes.ExtendedSectorInfo {
+		s := prooftypes.ExtendedSectorInfo{SealProof: abi.RegisteredSealProof_StackedDrg2KiBV1_1, SectorNumber: abi.SectorNumber(n), SealedCID: sealedCID(t, commR)}
+		if withKey {
+			s.SectorKey = &key
+		}
+		return s
+	}
+	for _, tt := range []struct {
+		name    string
+		s       prooftypes.ExtendedSectorInfo
+		wantErr string
+	}{
+		{"SectorKey, location not upgraded", info(1, true), "snap-upgraded on chain"},
+		{"no SectorKey, location upgraded", info(2, false), "not upgraded on chain (no SectorKey) but its stored location is marked upgraded"},
+		{"SectorKey, location upgraded", info(2, true), ""},
+		{"no SectorKey, location not upgraded", info(1, false), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := w.ComputeProof(context.Background(), 1000, ComputeProofRequest{SectorInfos: []prooftypes.ExtendedSectorInfo{tt.s}, Rand: make([]byte, 32)})
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if up := strings.Contains(cp.task.Replicas[0].SealedFile, "/update/"); up != (tt.s.SectorKey != nil) {
+					t.Errorf("sealed file %s for SectorKey %v", cp.task.Replicas[0].SealedFile, tt.s.SectorKey)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %v, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
 }

@@ -66,11 +66,21 @@ func (l Locator) Replica(loc fsm.SectorLocation, post sectorfile.PoStProof) (Rep
 // Sector resolves sector number n of miner, looking its location up in
 // the store first.
 func (l Locator) Sector(miner, n uint64, post sectorfile.PoStProof) (Replica, string) {
-	loc, ok := l.Store.Location(fsm.SectorID{Miner: miner, Number: n})
-	if !ok {
-		return Replica{}, fmt.Sprintf("no location in the store for %s; add it with 'vsm sector location put' or 'import'", sectorfile.SectorName(miner, n))
+	loc, why := l.Location(miner, n)
+	if why != "" {
+		return Replica{}, why
 	}
 	return l.Replica(loc, post)
+}
+
+// Location is the stored location of sector number n of miner, or a
+// reason why there is none.
+func (l Locator) Location(miner, n uint64) (fsm.SectorLocation, string) {
+	loc, ok := l.Store.Location(fsm.SectorID{Miner: miner, Number: n})
+	if !ok {
+		return fsm.SectorLocation{}, fmt.Sprintf("no location in the store for %s; add it with 'vsm sector location put' or 'import'", sectorfile.SectorName(miner, n))
+	}
+	return loc, ""
 }
 
 // SealMismatch says why a sector sealed with sealProof cannot be proven
