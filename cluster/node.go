@@ -217,6 +217,7 @@ func (n *Node) open(adv *net.TCPAddr) (err error) {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	go n.drainNotify()
 	go n.monitorLeadership()
 	go n.boundLog()
 	return nil
@@ -505,7 +506,9 @@ func (n *Node) applyErr(err error) error {
 		return fmt.Errorf("%w: leadership was lost while the write was in flight; it may or may not have been applied", ErrTimeout)
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		id, addr := n.Leader()
-		return fmt.Errorf("%w (raft: %v)", &NotLeaderError{LeaderID: id, LeaderAddr: addr}, err)
+		// Both wrapped: Leadership.Apply tells a transfer (retry) from a
+		// lost leadership (deposed).
+		return fmt.Errorf("%w (raft: %w)", &NotLeaderError{LeaderID: id, LeaderAddr: addr}, err)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: %v", ErrTimeout, err)
 	}
