@@ -15,6 +15,15 @@ import (
 // non-voters and are promoted once caught up. Configuration changes are
 // raft calls on this node, which fail once it no longer leads.
 func (s *Server) reconcileLoop(ctx context.Context, _ *Leadership) {
+	// s.removed is this node's own memory of removals it made while it
+	// led. Each term starts without it, so every leader relies on the
+	// member's gossiped Removed flag alike: an entry from an earlier term
+	// of this node could otherwise keep a member out (or let one back in
+	// on "no state") differently from what any other leader would do, and
+	// would never be cleared if the member stays away.
+	s.mu.Lock()
+	clear(s.removed)
+	s.mu.Unlock()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {

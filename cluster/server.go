@@ -481,14 +481,37 @@ func (s *Server) RemovePeerOnLeader(ctx context.Context, id string, force bool) 
 	if id == s.node.ID() {
 		return s.removeLeader(ctx, id, force)
 	}
-	if err := waitFuture(ctx, s.node.raft.RemoveServer(raft.ServerID(id), 0, 0)); err != nil {
-		return fmt.Errorf("remove %s: %w", id, err)
-	}
+	// Marked before the change is submitted: this leader's configuration
+	// omits id as soon as the entry is appended, long before the future
+	// returns (or after ctx has given up on it), and a reconcile in that
+	// gap would add the member straight back through gossip.
 	s.mu.Lock()
+	prev, had := s.removed[id]
 	s.removed[id] = time.Now()
 	s.mu.Unlock()
+	if err := waitFuture(ctx, s.node.raft.RemoveServer(raft.ServerID(id), 0, 0)); err != nil {
+		if removalNotApplied(err) {
+			s.mu.Lock()
+			if had {
+				s.removed[id] = prev
+			} else {
+				delete(s.removed, id)
+			}
+			s.mu.Unlock()
+		}
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
 	s.log.Info("removed raft peer", zap.String("peer", id), zap.Bool("forced", force))
 	return nil
+}
+
+// removalNotApplied says whether a RemoveServer error means the change
+// surely did not happen. Giving up waiting (ctx), a lost leadership (the
+// next leader may still commit it) and a shutdown leave it unknown, and
+// then the mark stays: it only keeps gossip from re-adding the member.
+func removalNotApplied(err error) bool {
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) &&
+		!errors.Is(err, raft.ErrLeadershipLost) && !errors.Is(err, raft.ErrRaftShutdown)
 }
 
 // quorumAfterRemoval refuses a removal after which the voters left could
