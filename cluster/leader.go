@@ -62,6 +62,15 @@ func (l *Leadership) Apply(ctx context.Context, c fsm.Command) (int, error) {
 	if l.ctx.Err() != nil || n.raft.State() != raft.Leader || n.raft.CurrentTerm() != l.term {
 		return 0, n.refuseStale(c, l.term)
 	}
+	// Members older than the fenced SetAssignments (log type 10) stop on
+	// an entry type they do not know, and type 10 cannot be skipped (it
+	// has no IgnoreIfUnknown bit). Until every voter says it applies
+	// them, write the unfenced type 8 so a leader upgraded first in a
+	// rolling upgrade does not stop a quorum of old members.
+	if sa, ok := c.(fsm.SetAssignments); ok && sa.Term != 0 && !n.fencingAllowed() {
+		sa.Term = 0
+		c = sa
+	}
 	wctx, cancel := context.WithTimeout(ctx, leaderWriteWait)
 	defer cancel()
 	res, err := n.applyRaw(wctx, fsm.Encode(c))
@@ -75,6 +84,20 @@ func (l *Leadership) Apply(ctx context.Context, c fsm.Command) (int, error) {
 	}
 	return res, err
 }
+
+// fencingAllowed says whether leader tasks may write fenced commands (see
+// Leadership.Apply). A bare Node has no gossip to learn its peers'
+// versions from and allows them; a Server installs its voter check right
+// after opening the node, before any leader task is registered.
+func (n *Node) fencingAllowed() bool {
+	if f := n.fencingCheck.Load(); f != nil {
+		return (*f)()
+	}
+	return true
+}
+
+// SetFencingCheck installs the check fencingAllowed consults.
+func (n *Node) SetFencingCheck(f func() bool) { n.fencingCheck.Store(&f) }
 
 // refuseStale counts and logs a leader task's write that cannot land.
 func (n *Node) refuseStale(c fsm.Command, term uint64) error {

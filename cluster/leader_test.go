@@ -274,3 +274,57 @@ func TestTransferInProgressIsNotDeposed(t *testing.T) {
 		t.Fatalf("applyErr(transfer in progress) = %v: want both the raft error and a NotLeaderError", err)
 	}
 }
+
+// Fenced SetAssignments (type 10) are written only once every voter
+// applies them; until then the leader writes the unfenced type 8 an old
+// member understands.
+func TestFencedAssignmentsOnlyOnceVotersSupportThem(t *testing.T) {
+	ctx := context.Background()
+	n := openNode(t, t.TempDir())
+	defer n.Close(ctx)
+	waitClusterID(t, n)
+	tl := &taskLog{}
+	n.RegisterLeaderTask("w", tl.task)
+	eventually(t, "the task started", func() bool { s, _, _ := tl.state(); return s == 1 })
+	_, _, l := tl.state()
+	if _, err := l.Apply(ctx, fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PartitionSize: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	lastType := func() fsm.CommandType {
+		var e raft.Log
+		if err := n.logs.GetLog(n.raft.LastIndex(), &e); err != nil {
+			t.Fatal(err)
+		}
+		return fsm.CommandType(e.Data[0])
+	}
+	for _, c := range []struct {
+		all  bool
+		want fsm.CommandType
+	}{{false, fsm.TypeSetAssignments}, {true, fsm.TypeSetAssignmentsFenced}} {
+		n.SetFencingCheck(func() bool { return c.all })
+		if _, err := l.Apply(ctx, assignAt(l.Term())); err != nil {
+			t.Fatal(err)
+		}
+		if got := lastType(); got != c.want {
+			t.Fatalf("all voters support fencing=%v: wrote type %d, want %d", c.all, got, c.want)
+		}
+	}
+}
+
+func TestVotersApplyFenced(t *testing.T) {
+	servers := []raft.Server{{ID: "n1", Suffrage: raft.Voter}, {ID: "n2", Suffrage: raft.Voter}, {ID: "n3", Suffrage: raft.Nonvoter}}
+	m := func(id string, ok bool) Member { return Member{Meta: Meta{ID: id, FencedAssignments: ok}} }
+	for _, c := range []struct {
+		name    string
+		members []Member
+		want    bool
+	}{
+		{"old voter", []Member{m("n2", false), m("n3", true)}, false},
+		{"voter unknown to gossip", []Member{m("n3", true)}, false},
+		{"all voters new, old non-voter", []Member{m("n2", true), m("n3", false)}, true},
+	} {
+		if got := votersApplyFenced(servers, c.members, "n1"); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -119,6 +119,8 @@ type Node struct {
 	ready       atomic.Bool   // ReadReady has succeeded once
 	leader      *leaderState  // see leader.go
 	done        chan struct{}
+	// fencingCheck says whether every voter applies fenced commands.
+	fencingCheck atomic.Pointer[func() bool]
 	// testDispatched, if set, replaces raft.AppliedIndex in WaitApplied.
 	testDispatched func() uint64
 }
