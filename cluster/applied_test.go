@@ -115,3 +115,36 @@ func TestApplyBatch(t *testing.T) {
 		t.Fatal("the outcome of entry 2 was not recorded as the write submitted there")
 	}
 }
+
+// raft hands entries to the FSM before it advances its applied index. A
+// wait for a barrier index (never signalled by the FSM) whose first check
+// saw it undispatched must keep rechecking even if the index has moved by
+// the time the timer is chosen; it used to read the index again there,
+// see it dispatched, drop the timer and sleep until the next write.
+func TestWaitAppliedBarrierDispatchedBetweenChecks(t *testing.T) {
+	ctx := context.Background()
+	n := openNode(t, t.TempDir())
+	defer n.Close(ctx)
+	waitClusterID(t, n)
+	if err := n.raft.Barrier(0).Error(); err != nil {
+		t.Fatal(err)
+	}
+	index := n.raft.LastIndex()
+	if n.fsm.applied.Load() >= index {
+		t.Fatalf("the FSM saw the barrier at %d", index)
+	}
+	calls := 0
+	n.testDispatched = func() uint64 {
+		calls++
+		if calls == 1 {
+			return index - 1 // the first check runs just before raft's update
+		}
+		return n.raft.AppliedIndex()
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := n.WaitApplied(wctx, index); err != nil {
+		t.Fatalf("WaitApplied(barrier %d): %v after %v", index, err, time.Since(start))
+	}
+}

@@ -55,8 +55,13 @@ type Meta struct {
 	// Leaving is set just before a graceful leave: memberlist hands
 	// NotifyLeave a copy of the node whose State still says alive, so the
 	// others could not tell a leave from a death without it.
-	Leaving  bool     `json:"lv,omitempty"`
-	Capacity Capacity `json:"cap"`
+	Leaving bool `json:"lv,omitempty"`
+	// FencedAssignments: this build applies fenced SetAssignments (log
+	// type 10). Older builds do not say it, so they read as false; a
+	// leader writes type 10 only once every voter says it (see
+	// Server.votersApplyFenced).
+	FencedAssignments bool     `json:"fsa,omitempty"`
+	Capacity          Capacity `json:"cap"`
 }
 
 // Member is one gossip member as this node sees it.

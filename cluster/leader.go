@@ -36,6 +36,12 @@ func (l *Leadership) Term() uint64 { return l.term }
 // longer leads in the term the task was started for.
 var ErrDeposed = errors.New("deposed")
 
+// ErrTransferInProgress means a leader task's write was not submitted
+// because this node is handing leadership over. It is not deposed (the
+// transfer may fail and the term go on), so the write may be retried; if
+// the transfer succeeds, the retry is refused as stale.
+var ErrTransferInProgress = errors.New("leadership transfer in progress; retry")
+
 // leaderWriteWait bounds how long a leader task's write waits to settle.
 const leaderWriteWait = 15 * time.Second
 
@@ -44,24 +50,54 @@ const leaderWriteWait = 15 * time.Second
 // leader's decision to its successor is exactly what must not happen. It
 // fails with ErrDeposed (and a NotLeaderError) once the term has passed.
 //
-// Once submitted, a write is waited for even if ctx or the term ends
-// meanwhile (for up to leaderWriteWait): raft then tells whether the entry
-// was committed or overwritten (see Node.settleLost), where giving up
-// would leave its fate unknown.
+// A write is waited for (up to leaderWriteWait) while ctx lasts, so that
+// raft tells whether the entry was committed or overwritten (see
+// Node.settleLost). It does not outlive ctx: the monitor cancels the
+// term's context and then waits for its tasks, and while it waits it acts
+// on no leadership change; an entry still in flight then has an unknown
+// fate, reported as an error (the next term's round recomputes from the
+// replicated state either way).
 func (l *Leadership) Apply(ctx context.Context, c fsm.Command) (int, error) {
 	n := l.n
 	if l.ctx.Err() != nil || n.raft.State() != raft.Leader || n.raft.CurrentTerm() != l.term {
 		return 0, n.refuseStale(c, l.term)
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaderWriteWait)
+	// Members older than the fenced SetAssignments (log type 10) stop on
+	// an entry type they do not know, and type 10 cannot be skipped (it
+	// has no IgnoreIfUnknown bit). Until every voter says it applies
+	// them, write the unfenced type 8 so a leader upgraded first in a
+	// rolling upgrade does not stop a quorum of old members.
+	if sa, ok := c.(fsm.SetAssignments); ok && sa.Term != 0 && !n.fencingAllowed() {
+		sa.Term = 0
+		c = sa
+	}
+	wctx, cancel := context.WithTimeout(ctx, leaderWriteWait)
 	defer cancel()
 	res, err := n.applyRaw(wctx, fsm.Encode(c))
+	if errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		// Nothing was submitted and the term may go on.
+		return 0, fmt.Errorf("%w: %w", ErrTransferInProgress, err)
+	}
 	var nl *NotLeaderError
 	if errors.Is(err, fsm.ErrFenced) || errors.As(err, &nl) {
 		return res, n.refuseStale(c, l.term)
 	}
 	return res, err
 }
+
+// fencingAllowed says whether leader tasks may write fenced commands (see
+// Leadership.Apply). A bare Node has no gossip to learn its peers'
+// versions from and allows them; a Server installs its voter check right
+// after opening the node, before any leader task is registered.
+func (n *Node) fencingAllowed() bool {
+	if f := n.fencingCheck.Load(); f != nil {
+		return (*f)()
+	}
+	return true
+}
+
+// SetFencingCheck installs the check fencingAllowed consults.
+func (n *Node) SetFencingCheck(f func() bool) { n.fencingCheck.Store(&f) }
 
 // refuseStale counts and logs a leader task's write that cannot land.
 func (n *Node) refuseStale(c fsm.Command, term uint64) error {
@@ -74,11 +110,27 @@ func (n *Node) refuseStale(c fsm.Command, term uint64) error {
 // leaderState is the node's one leadership lifecycle, in the manner of
 // nomad's monitorLeadership/establishLeadership/revokeLeadership.
 type leaderState struct {
-	// notify is raft's Config.NotifyCh. raft blocks on it rather than
-	// overwriting a pending value as it does with LeaderCh, so a lost and
-	// regained leadership is seen as false then true, never as one
-	// collapsed "true" that would keep the old term's tasks running.
+	// notify is raft's Config.NotifyCh. raft's main goroutine blocks on
+	// it (runLeader sends true/false without a default), and while it is
+	// blocked no configuration change, apply or heartbeat is processed.
+	// So drainNotify empties it at once, whatever the monitor is doing
+	// (stop() may wait seconds for a task), and folds the values into
+	// latest/changed for the monitor.
 	notify chan bool
+
+	// Coalesced notifications. The monitor only needs the current
+	// leadership and whether it changed since it last looked: any
+	// notification after a "true" it acted on means that term ended
+	// (raft sends false before a later true), so "changed" makes it stop
+	// the running term, and "latest" says whether to start a new one;
+	// establishLeadership reads the term afresh, so a lost-then-regained
+	// leadership collapsed into one "true" still restarts the tasks with
+	// the new term. Unlike a queue, this stays bounded however often the
+	// link flaps while the monitor is busy.
+	pmu     sync.Mutex
+	latest  bool
+	changed bool
+	wake    chan struct{} // capacity 1: "changed" was set
 
 	mu    sync.Mutex
 	tasks []namedTask
@@ -86,6 +138,40 @@ type leaderState struct {
 
 	refused atomic.Uint64 // writes refused by Leadership.Apply
 	stopped chan struct{} // closed when the monitor has returned
+}
+
+// push records a leadership notification; it never blocks.
+func (ls *leaderState) push(leader bool) {
+	ls.pmu.Lock()
+	ls.latest, ls.changed = leader, true
+	ls.pmu.Unlock()
+	select {
+	case ls.wake <- struct{}{}:
+	default: // a wake-up is already pending; it will see this value
+	}
+}
+
+// take returns the latest leadership and whether it changed since the
+// last take, and clears the change.
+func (ls *leaderState) take() (leader, changed bool) {
+	ls.pmu.Lock()
+	defer ls.pmu.Unlock()
+	leader, changed = ls.latest, ls.changed
+	ls.changed = false
+	return leader, changed
+}
+
+// drainNotify forwards raft's notifications into the coalesced state
+// until the node closes, so raft never waits on the monitor.
+func (n *Node) drainNotify() {
+	for {
+		select {
+		case <-n.done:
+			return
+		case v := <-n.leader.notify:
+			n.leader.push(v)
+		}
+	}
 }
 
 type namedTask struct {
@@ -102,7 +188,7 @@ type term struct {
 }
 
 func newLeaderState() *leaderState {
-	return &leaderState{notify: make(chan bool, 16), stopped: make(chan struct{})}
+	return &leaderState{notify: make(chan bool, 16), wake: make(chan struct{}, 1), stopped: make(chan struct{})}
 }
 
 // RegisterLeaderTask adds a task to every future term, and to the current
@@ -147,7 +233,11 @@ func (n *Node) monitorLeadership() {
 		case <-n.done:
 			stop()
 			return
-		case leader := <-n.leader.notify:
+		case <-n.leader.wake:
+			leader, changed := n.leader.take()
+			if !changed {
+				continue
+			}
 			stop()
 			if leader {
 				ctx, cancel := context.WithCancel(context.Background())
@@ -225,5 +315,5 @@ var (
 	descRefused = prometheus.NewDesc("vsm_leader_stale_writes_dropped_total",
 		"Writes this node's leader tasks decided in a term it no longer leads, dropped before or as they reached raft.", nil, nil)
 	descFenced = prometheus.NewDesc("vsm_fsm_fenced_commands_total",
-		"Log entries this member's FSM refused because the term they were decided in is not the entry's term (a deposed leader's write); the same on every member.", nil, nil)
+		"Log entries this member's FSM refused because the term they were decided in is not the entry's term (a deposed leader's write). Counted since this process started and only for entries it applied itself: a restart or a snapshot restore does not replay what came before, so members may differ.", nil, nil)
 )

@@ -174,3 +174,157 @@ func TestLeaderTaskRegisteredWhileLeading(t *testing.T) {
 		t.Fatal("the leader task still runs after Close")
 	}
 }
+
+// While the monitor waits seconds for a task that is slow to stop, raft's
+// leadership notifications keep coming (a flapping link). raft blocks on
+// its notify channel, so they must be taken at once whatever the monitor
+// does: with a fixed buffer, the 17th blocked raft's main loop and every
+// later transfer (or configuration change) hung. Once the slow task ends,
+// the monitor starts the tasks again with the term that is current then.
+func TestFlappingLeadershipWhileTaskIsSlowToStop(t *testing.T) {
+	nodes := openVoters(t, 3)
+	release := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	var terms []uint64
+	nodes[0].RegisterLeaderTask("slow", func(ctx context.Context, l *Leadership) {
+		mu.Lock()
+		terms = append(terms, l.Term())
+		mu.Unlock()
+		first := false
+		once.Do(func() { first = true })
+		<-ctx.Done()
+		if first {
+			<-release // the first instance ignores the end of its term
+		}
+	})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	eventually(t, "n1 runs the task", func() bool { mu.Lock(); defer mu.Unlock(); return len(terms) == 1 })
+	for i := range 10 {
+		done := make(chan error, 1)
+		go func() { // not t.Fatal: this is not the test's goroutine
+			err := flap(nodes[0], nodes[1])
+			if err == nil {
+				err = flap(nodes[1], nodes[0])
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("flap %d: %v", i, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("flap %d: leadership transfers hang (raft blocked on its notify channel?)", i)
+		}
+	}
+	close(release)
+	eventually(t, "n1 runs the task again in its current term", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(terms) == 2 && terms[1] == nodes[0].raft.CurrentTerm() && nodes[0].LeaderReady()
+	})
+}
+
+// flap hands leadership from one node to the other and waits until it leads.
+func flap(from, to *Node) error {
+	if err := from.raft.LeadershipTransferToServer(raft.ServerID(to.ID()), raft.ServerAddress(to.RaftAddr())).Error(); err != nil {
+		return fmt.Errorf("transfer leadership %s -> %s: %w", from.ID(), to.ID(), err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); to.raft.State() != raft.Leader; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s does not lead after the transfer", to.ID())
+		}
+	}
+	return nil
+}
+
+// A leader task's write gives up with its context, so the monitor's wait
+// for the task's return is not stretched to leaderWriteWait.
+func TestLeaderWriteHonoursContext(t *testing.T) {
+	n := openNode(t, t.TempDir())
+	defer n.Close(context.Background())
+	waitClusterID(t, n)
+	tl := &taskLog{}
+	n.RegisterLeaderTask("w", tl.task)
+	eventually(t, "the task started", func() bool { s, _, _ := tl.state(); return s == 1 })
+	_, _, l := tl.state()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := l.Apply(ctx, fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PartitionSize: 2}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("write with a cancelled context: %v, want context.Canceled", err)
+	}
+}
+
+// A refused transfer-in-progress stays recognisable through applyErr, so
+// Leadership.Apply reports it retryable, not deposed.
+func TestTransferInProgressIsNotDeposed(t *testing.T) {
+	n := openNode(t, t.TempDir())
+	defer n.Close(context.Background())
+	err := n.applyErr(raft.ErrLeadershipTransferInProgress)
+	var nl *NotLeaderError
+	if !errors.Is(err, raft.ErrLeadershipTransferInProgress) || !errors.As(err, &nl) {
+		t.Fatalf("applyErr(transfer in progress) = %v: want both the raft error and a NotLeaderError", err)
+	}
+}
+
+// Fenced SetAssignments (type 10) are written only once every voter
+// applies them; until then the leader writes the unfenced type 8 an old
+// member understands.
+func TestFencedAssignmentsOnlyOnceVotersSupportThem(t *testing.T) {
+	ctx := context.Background()
+	n := openNode(t, t.TempDir())
+	defer n.Close(ctx)
+	waitClusterID(t, n)
+	tl := &taskLog{}
+	n.RegisterLeaderTask("w", tl.task)
+	eventually(t, "the task started", func() bool { s, _, _ := tl.state(); return s == 1 })
+	_, _, l := tl.state()
+	if _, err := l.Apply(ctx, fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PartitionSize: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	lastType := func() fsm.CommandType {
+		var e raft.Log
+		if err := n.logs.GetLog(n.raft.LastIndex(), &e); err != nil {
+			t.Fatal(err)
+		}
+		return fsm.CommandType(e.Data[0])
+	}
+	for _, c := range []struct {
+		all  bool
+		want fsm.CommandType
+	}{{false, fsm.TypeSetAssignments}, {true, fsm.TypeSetAssignmentsFenced}} {
+		n.SetFencingCheck(func() bool { return c.all })
+		if _, err := l.Apply(ctx, assignAt(l.Term())); err != nil {
+			t.Fatal(err)
+		}
+		if got := lastType(); got != c.want {
+			t.Fatalf("all voters support fencing=%v: wrote type %d, want %d", c.all, got, c.want)
+		}
+	}
+}
+
+func TestVotersApplyFenced(t *testing.T) {
+	servers := []raft.Server{{ID: "n1", Suffrage: raft.Voter}, {ID: "n2", Suffrage: raft.Voter}, {ID: "n3", Suffrage: raft.Nonvoter}}
+	m := func(id string, ok bool) Member { return Member{Meta: Meta{ID: id, FencedAssignments: ok}} }
+	for _, c := range []struct {
+		name    string
+		members []Member
+		want    bool
+	}{
+		{"old voter", []Member{m("n2", false), m("n3", true)}, false},
+		{"voter unknown to gossip", []Member{m("n3", true)}, false},
+		{"all voters new, old non-voter", []Member{m("n2", true), m("n3", false)}, true},
+	} {
+		if got := votersApplyFenced(servers, c.members, "n1"); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

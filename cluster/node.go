@@ -119,6 +119,10 @@ type Node struct {
 	ready       atomic.Bool   // ReadReady has succeeded once
 	leader      *leaderState  // see leader.go
 	done        chan struct{}
+	// fencingCheck says whether every voter applies fenced commands.
+	fencingCheck atomic.Pointer[func() bool]
+	// testDispatched, if set, replaces raft.AppliedIndex in WaitApplied.
+	testDispatched func() uint64
 }
 
 // Open starts the node. It returns once raft is running, not once a leader
@@ -217,6 +221,7 @@ func (n *Node) open(adv *net.TCPAddr) (err error) {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	go n.drainNotify()
 	go n.monitorLeadership()
 	go n.boundLog()
 	return nil
@@ -505,7 +510,9 @@ func (n *Node) applyErr(err error) error {
 		return fmt.Errorf("%w: leadership was lost while the write was in flight; it may or may not have been applied", ErrTimeout)
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		id, addr := n.Leader()
-		return fmt.Errorf("%w (raft: %v)", &NotLeaderError{LeaderID: id, LeaderAddr: addr}, err)
+		// Both wrapped: Leadership.Apply tells a transfer (retry) from a
+		// lost leadership (deposed).
+		return fmt.Errorf("%w (raft: %w)", &NotLeaderError{LeaderID: id, LeaderAddr: addr}, err)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: %v", ErrTimeout, err)
 	}
@@ -534,10 +541,15 @@ func (n *Node) ConsistentRead(ctx context.Context) error {
 	return n.WaitApplied(ctx, idx)
 }
 
-// ReadIndex is raft's read index, served by the leader: the last log index
+// ReadIndex is raft's read index, served by the leader: its commit index
 // when the read arrived, returned once a quorum has confirmed this node is
 // still the leader. Any write acknowledged before the read is at or below
-// it (leader completeness).
+// it (leader completeness). The commit index is a valid read index only
+// once the leader has committed an entry of its own term (before that it
+// may lag what an earlier leader committed); waitLeaderReady ensures that,
+// as leadership is established by a barrier in this term. The last index
+// would also be safe but makes the read wait for writes still in flight,
+// which it need not see.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	// A new leader serves reads only once its leadership is established
 	// (its barrier applied what earlier leaders committed), as writes
@@ -545,7 +557,7 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	if err := n.waitLeaderReady(ctx); err != nil {
 		return 0, err
 	}
-	idx := n.raft.LastIndex()
+	idx := n.raft.CommitIndex()
 	if err := waitFuture(ctx, n.raft.VerifyLeader()); err != nil {
 		if errors.Is(err, raft.ErrLeadershipLost) {
 			// A read wrote nothing: the caller may ask the next leader.
@@ -572,11 +584,17 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	var target uint64
 	var lookErr error
+	// dispatched is what the last done() saw of raft's applied index, and
+	// recheck decides from it rather than reading the index again: raft
+	// hands a batch to the FSM before it advances that index, so a second
+	// read could see "dispatched" where done() saw "not yet", and for a
+	// no-op or barrier index no FSM signal would then ever come.
+	dispatched := false
 	done := func() bool {
 		if n.fsm.applied.Load() >= index {
 			return true
 		}
-		if n.raft.AppliedIndex() < index {
+		if dispatched = n.dispatchedIndex() >= index; !dispatched {
 			return false
 		}
 		if target == 0 {
@@ -588,8 +606,8 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	}
 	var tick *time.Ticker
 	recheck := func() <-chan time.Time {
-		if n.raft.AppliedIndex() >= index {
-			return nil
+		if dispatched {
+			return nil // done() now waits for an FSM apply, which signals
 		}
 		if tick == nil {
 			tick = time.NewTicker(n.cfg.CommitTimeout)
@@ -605,6 +623,15 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 		return fmt.Errorf("wait for index %d to apply: %w", index, err)
 	}
 	return lookErr
+}
+
+// dispatchedIndex is raft's applied index (what it has handed to the FSM);
+// a variable only so tests can make it move between two reads.
+func (n *Node) dispatchedIndex() uint64 {
+	if n.testDispatched != nil {
+		return n.testDispatched()
+	}
+	return n.raft.AppliedIndex()
 }
 
 // lastAppliableAtOrBefore walks back from index to the newest entry the

@@ -15,6 +15,15 @@ import (
 // non-voters and are promoted once caught up. Configuration changes are
 // raft calls on this node, which fail once it no longer leads.
 func (s *Server) reconcileLoop(ctx context.Context, _ *Leadership) {
+	// s.removed is this node's own memory of removals it made while it
+	// led. Each term starts without it, so every leader relies on the
+	// member's gossiped Removed flag alike: an entry from an earlier term
+	// of this node could otherwise keep a member out (or let one back in
+	// on "no state") differently from what any other leader would do, and
+	// would never be cleared if the member stays away.
+	s.mu.Lock()
+	clear(s.removed)
+	s.mu.Unlock()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -32,6 +41,12 @@ func (s *Server) reconcileLoop(ctx context.Context, _ *Leadership) {
 // surely newer than it (gossip spreads a change within a second or two).
 const removalSettles = 10 * time.Second
 
+// configChangeWait bounds how long a configuration change waits to be
+// taken by raft's main loop. With timeout 0 the hand-over blocks until
+// raft takes it, and if raft is itself stuck the reconcile task would
+// never return, so its term would never end (see leaderState.notify).
+const configChangeWait = 5 * time.Second
+
 func (s *Server) reconcile(ctx context.Context) {
 	f := s.node.raft.GetConfiguration()
 	if f.Error() != nil {
@@ -40,6 +55,9 @@ func (s *Server) reconcile(ctx context.Context) {
 	servers := f.Configuration().Servers
 	ours := s.node.FSM().ClusterID()
 	for _, m := range s.gossip.Members() {
+		if ctx.Err() != nil {
+			return // the term ended: its configuration changes would fail
+		}
 		if m.ID == s.node.ID() || m.Raft == "" {
 			continue
 		}
@@ -71,7 +89,7 @@ func (s *Server) reconcile(ctx context.Context) {
 			// Same permanent id, new address: the node moved.
 			s.log.Info("member changed its raft address", zap.String("member", m.ID), zap.String("old", string(servers[i].Address)), zap.String("new", m.Raft))
 			if servers[i].Suffrage == raft.Voter {
-				s.logErr("update voter address", s.node.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.Raft), 0, 0).Error())
+				s.logErr("update voter address", s.node.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.Raft), 0, configChangeWait).Error())
 			} else {
 				s.addNonVoter(m)
 			}
@@ -87,7 +105,7 @@ func (s *Server) reconcile(ctx context.Context) {
 
 func (s *Server) addNonVoter(m Member) {
 	s.log.Info("adding member to raft as a non-voter", zap.String("member", m.ID), zap.String("raft", m.Raft))
-	s.logErr("add non-voter", s.node.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.Raft), 0, 0).Error())
+	s.logErr("add non-voter", s.node.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.Raft), 0, configChangeWait).Error())
 }
 
 // maybePromote makes a non-voter a voter once it has been caught up for
@@ -114,7 +132,7 @@ func (s *Server) maybePromote(ctx context.Context, m Member) {
 		return
 	}
 	s.log.Info("promoting caught-up member to voter", zap.String("member", m.ID))
-	if err := s.node.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.Raft), 0, 0).Error(); err != nil {
+	if err := s.node.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.Raft), 0, configChangeWait).Error(); err != nil {
 		s.logErr("promote", err)
 		return
 	}
@@ -154,7 +172,7 @@ func (s *Server) maybeRemoveDead(m Member, servers []raft.Server) {
 
 func (s *Server) removeServer(id, why string) {
 	s.log.Info("removing member from raft", zap.String("member", id), zap.String("why", why))
-	s.logErr("remove server", s.node.raft.RemoveServer(raft.ServerID(id), 0, 0).Error())
+	s.logErr("remove server", s.node.raft.RemoveServer(raft.ServerID(id), 0, configChangeWait).Error())
 }
 
 func (s *Server) logErr(what string, err error) {

@@ -100,6 +100,7 @@ func OpenServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, node: node, log: node.log, healthy: map[string]time.Time{}, removed: map[string]time.Time{}, fatal: make(chan error, 1)}
+	node.SetFencingCheck(s.votersApplyFenced)
 	recorded, _ := os.ReadFile(filepath.Join(cfg.Raft.Dir, "cluster-id"))
 	meta := Meta{
 		ID:        node.ID(),
@@ -111,6 +112,8 @@ func OpenServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		Poster:    cfg.Poster,
 		Expect:    cfg.BootstrapExpect,
 		HasState:  node.raft.LastIndex() > 0,
+
+		FencedAssignments: true,
 	}
 	// Said from the first gossip message on: a removed node that restarts
 	// must not look like a fresh joiner to a leader that did not remove it.
@@ -481,14 +484,65 @@ func (s *Server) RemovePeerOnLeader(ctx context.Context, id string, force bool) 
 	if id == s.node.ID() {
 		return s.removeLeader(ctx, id, force)
 	}
-	if err := waitFuture(ctx, s.node.raft.RemoveServer(raft.ServerID(id), 0, 0)); err != nil {
-		return fmt.Errorf("remove %s: %w", id, err)
-	}
+	// Marked before the change is submitted: this leader's configuration
+	// omits id as soon as the entry is appended, long before the future
+	// returns (or after ctx has given up on it), and a reconcile in that
+	// gap would add the member straight back through gossip.
 	s.mu.Lock()
+	prev, had := s.removed[id]
 	s.removed[id] = time.Now()
 	s.mu.Unlock()
+	if err := waitFuture(ctx, s.node.raft.RemoveServer(raft.ServerID(id), 0, 0)); err != nil {
+		if removalNotApplied(err) {
+			s.mu.Lock()
+			if had {
+				s.removed[id] = prev
+			} else {
+				delete(s.removed, id)
+			}
+			s.mu.Unlock()
+		}
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
 	s.log.Info("removed raft peer", zap.String("peer", id), zap.Bool("forced", force))
 	return nil
+}
+
+// removalNotApplied says whether a RemoveServer error means the change
+// surely did not happen. Giving up waiting (ctx), a lost leadership (the
+// next leader may still commit it) and a shutdown leave it unknown, and
+// then the mark stays: it only keeps gossip from re-adding the member.
+func removalNotApplied(err error) bool {
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) &&
+		!errors.Is(err, raft.ErrLeadershipLost) && !errors.Is(err, raft.ErrRaftShutdown)
+}
+
+// votersApplyFenced says whether every voter in the raft configuration
+// advertises, in gossip, that it applies fenced SetAssignments. A voter
+// gossip does not know (or not yet) counts as not: writing an entry type
+// an old voter cannot skip would stop it, and enough of them lose quorum.
+func (s *Server) votersApplyFenced() bool {
+	if s.gossip == nil {
+		return false
+	}
+	f := s.node.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	return votersApplyFenced(f.Configuration().Servers, s.gossip.Members(), s.node.ID())
+}
+
+func votersApplyFenced(servers []raft.Server, members []Member, self string) bool {
+	says := map[string]bool{self: true}
+	for _, m := range members {
+		says[m.ID] = m.FencedAssignments
+	}
+	for _, srv := range servers {
+		if srv.Suffrage == raft.Voter && !says[string(srv.ID)] {
+			return false
+		}
+	}
+	return true
 }
 
 // quorumAfterRemoval refuses a removal after which the voters left could
