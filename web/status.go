@@ -139,7 +139,9 @@ func (h *Handler) addTimeline(ctx context.Context, v *view) {
 	head, slots := sc.Head, sc.Slots
 	v.Head, v.Unplaced = head, sc.Unplaced
 	if sc.LowerBound > 0 {
-		v.Balance = fmt.Sprintf("busiest node %.1f%% of its GPUs at its peak; lower bound %.1f%% (the cluster's busiest moment over all usable GPUs)", 100*sc.PeakShare, 100*sc.LowerBound)
+		// Three significant digits, as cluster schedule prints them: on a
+		// devnet a partition takes a millisecond and %.1f showed 0.0%.
+		v.Balance = fmt.Sprintf("busiest node %.3g%% of its GPUs at its peak; lower bound %.3g%% (the cluster's busiest moment over all usable GPUs)", 100*sc.PeakShare, 100*sc.LowerBound)
 	}
 	lanes := map[string]*lane{}
 	for _, m := range v.Members {

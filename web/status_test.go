@@ -61,7 +61,7 @@ func TestStatusPageShowsMembersDeadlinesAndOutcomes(t *testing.T) {
 		"left: 2.083%; width: 2.083%", "hsl(", // timeline bars are placed and coloured
 		`class="o-proven">proven`, "1234 ms", // recent outcomes
 		`id="unplaced">1 deadlines without a fitting owner`, "<td>f01000/9</td><td>no-capacity</td><td>-</td>", // unplaced, with the reason
-		"busiest node 27.5% of its GPUs at its peak; lower bound 25.0%",
+		"busiest node 27.5% of its GPUs at its peak; lower bound 25%",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q", want)
