@@ -57,15 +57,9 @@ CUDA_VISIBLE_DEVICES = "1"
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := ParseConfig([]byte(tt.text))
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
-				}
+			cfg, ok := parseAs(t, tt.text, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(cfg.WdPost, tt.want) {
 				t.Fatalf("got %+v\nwant %+v", cfg.WdPost, tt.want)
@@ -127,15 +121,9 @@ func TestParseConfigWinPost(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := ParseConfig([]byte(tt.text))
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
-				}
+			cfg, ok := parseAs(t, tt.text, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if len(cfg.WdPost) != tt.wdpost || len(cfg.WinPost) != tt.win {
 				t.Fatalf("got %d WdPost and %d WinPost blocks, want %d and %d", len(cfg.WdPost), len(cfg.WinPost), tt.wdpost, tt.win)
@@ -145,4 +133,21 @@ func TestParseConfigWinPost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// parseAs parses text and checks the outcome against wantErr (a substring
+// of the error, "" for success). It reports whether a config came back.
+func parseAs(t *testing.T, text, wantErr string) (Config, bool) {
+	t.Helper()
+	cfg, err := ParseConfig([]byte(text))
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("error = %v, want it to contain %q", err, wantErr)
+		}
+		return Config{}, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, true
 }

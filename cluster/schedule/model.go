@@ -17,6 +17,7 @@
 package schedule
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -138,27 +139,13 @@ func DefaultConfig() Config {
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.Confidence == 0 {
-		c.Confidence = d.Confidence
-	}
-	if c.SubmitMargin == 0 {
-		c.SubmitMargin = d.SubmitMargin
-	}
-	if c.StartDelay == 0 {
-		c.StartDelay = d.StartDelay
-	}
-	if c.DefaultPartitionTime == 0 {
-		c.DefaultPartitionTime = d.DefaultPartitionTime
-	}
-	if c.MoveMargin == 0 {
-		c.MoveMargin = d.MoveMargin
-	}
-	if c.RebalanceMoves == 0 {
-		c.RebalanceMoves = d.RebalanceMoves
-	}
-	if c.RebalanceSlack == 0 {
-		c.RebalanceSlack = d.RebalanceSlack
-	}
+	c.Confidence = cmp.Or(c.Confidence, d.Confidence)
+	c.SubmitMargin = cmp.Or(c.SubmitMargin, d.SubmitMargin)
+	c.StartDelay = cmp.Or(c.StartDelay, d.StartDelay)
+	c.DefaultPartitionTime = cmp.Or(c.DefaultPartitionTime, d.DefaultPartitionTime)
+	c.MoveMargin = cmp.Or(c.MoveMargin, d.MoveMargin)
+	c.RebalanceMoves = cmp.Or(c.RebalanceMoves, d.RebalanceMoves)
+	c.RebalanceSlack = cmp.Or(c.RebalanceSlack, d.RebalanceSlack)
 	return c
 }
 

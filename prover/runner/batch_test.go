@@ -341,13 +341,7 @@ func TestMessagesSatisfyActorRules(t *testing.T) {
 // TestProveBatchFaultRetries: a child that reports faults gets the batch
 // again without them, and one that never stops is given up on.
 func TestProveBatchFaultRetries(t *testing.T) {
-	post, _ := sectorfile.PoStProofFromChain(10)
-	mi := minerInfo{proof: 10, post: post, partitionSectors: 2}
-	parts := []fullnode.Partition{
-		{AllSectors: bf(t, []uint64{1, 2}), LiveSectors: bf(t, []uint64{1, 2})},
-		{AllSectors: bf(t, []uint64{3, 4}), LiveSectors: bf(t, []uint64{3, 4})},
-	}
-	store := mapStore{1: true, 2: true, 3: true, 4: true}
+	mi, parts, store := twoPartitions(t)
 	fp := &fakeProver{bad: map[uint64]bool{2: true, 3: true}}
 	r := &Runner{cfg: Config{Store: store, Prover: fp}, log: zap.NewNop()}
 	bp, err := r.proveBatch(context.Background(), 1000, mi, [32]byte{}, parts, []uint64{0, 1}, "")
@@ -376,13 +370,7 @@ func TestProveBatchFaultRetries(t *testing.T) {
 // the built-in engine) is asked once; its proof is used with the faults
 // skipped in their partitions, and the message satisfies the actor.
 func TestProveBatchKeepsProofWithFaults(t *testing.T) {
-	post, _ := sectorfile.PoStProofFromChain(10)
-	mi := minerInfo{proof: 10, post: post, partitionSectors: 2}
-	parts := []fullnode.Partition{
-		{AllSectors: bf(t, []uint64{1, 2}), LiveSectors: bf(t, []uint64{1, 2})},
-		{AllSectors: bf(t, []uint64{3, 4}), LiveSectors: bf(t, []uint64{3, 4})},
-	}
-	store := mapStore{1: true, 2: true, 3: true, 4: true}
+	mi, parts, store := twoPartitions(t)
 	fp := &fakeProver{bad: map[uint64]bool{2: true, 3: true}, proveGood: true}
 	r := &Runner{cfg: Config{Store: store, Prover: fp}, log: zap.NewNop()}
 	bp, err := r.proveBatch(context.Background(), 1000, mi, [32]byte{}, parts, []uint64{0, 1}, "")
@@ -485,4 +473,17 @@ func TestJudgeOutcome(t *testing.T) {
 			t.Errorf("%s: outcome %s, faulty %v (%s); want %s, %s, message with %q", tt.name, res.outcome, res.skipped, res.message, tt.want, tt.faulty, tt.message)
 		}
 	}
+}
+
+// twoPartitions is a miner of 2-sector partitions with sectors 1-2 and 3-4
+// in two partitions, all located.
+func twoPartitions(t *testing.T) (minerInfo, []fullnode.Partition, mapStore) {
+	t.Helper()
+	post, _ := sectorfile.PoStProofFromChain(10)
+	return minerInfo{proof: 10, post: post, partitionSectors: 2},
+		[]fullnode.Partition{
+			{AllSectors: bf(t, []uint64{1, 2}), LiveSectors: bf(t, []uint64{1, 2})},
+			{AllSectors: bf(t, []uint64{3, 4}), LiveSectors: bf(t, []uint64{3, 4})},
+		},
+		mapStore{1: true, 2: true, 3: true, 4: true}
 }
