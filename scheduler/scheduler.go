@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/filecoin-project/go-address"
@@ -109,6 +110,9 @@ type Scheduler struct {
 	host  State
 	log   *zap.Logger
 	met   *schedulerMetrics
+	// leading is set while Lead runs, so that Warm leaves the cache to
+	// the rounds instead of fetching the same miners beside them.
+	leading atomic.Bool
 
 	mu        sync.Mutex
 	works     map[uint64]minerWork // miner -> cached chain view
@@ -138,6 +142,8 @@ func NewScheduler(st State, chain SchedulerChain, cfg SchedulerConfig) *Schedule
 // replicated assignments.
 func (s *Scheduler) Lead(ctx context.Context, w Writer) {
 	s.log.Info("scheduler: this node leads; resuming from the replicated assignments", zap.Uint64("term", w.Term()), zap.Int("assignments", len(s.host.FSM().Assignments())))
+	s.leading.Store(true)
+	defer s.leading.Store(false)
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
 	for {
@@ -154,13 +160,16 @@ func (s *Scheduler) Lead(ctx context.Context, w Writer) {
 }
 
 // Warm keeps the chain cache fresh on every member, so that a new leader
-// acts at once instead of first reading every deadline.
+// acts at once instead of first reading every deadline. While this node
+// leads, its rounds keep the cache fresh and Warm does nothing.
 func (s *Scheduler) Warm(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
 	for {
-		if _, err := s.refreshWork(ctx, s.enabledMiners()); err != nil && ctx.Err() == nil {
-			s.log.Debug("scheduler: warming the chain cache", zap.Error(err))
+		if !s.leading.Load() {
+			if _, err := s.refreshWork(ctx, s.enabledMiners()); err != nil && ctx.Err() == nil {
+				s.log.Debug("scheduler: warming the chain cache", zap.Error(err))
+			}
 		}
 		select {
 		case <-ctx.Done():

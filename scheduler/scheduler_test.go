@@ -279,3 +279,31 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestWarmLeavesTheCacheToTheLeader: Warm reads the chain on a member that
+// does not lead, and not while Lead runs, whose rounds read it themselves.
+func TestWarmLeavesTheCacheToTheLeader(t *testing.T) {
+	f := fsm.New(nil)
+	if r := f.ApplyCommand(fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PoStProof: 10, PartitionSize: 2, Enabled: true}}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	chain := &fakeChain{head: 5000, periodStart: map[uint64]int64{1000: 17}}
+	calls := func() int { chain.mu.Lock(); defer chain.mu.Unlock(); return chain.calls }
+	s := NewScheduler(&fakeHost{f: f}, chain, SchedulerConfig{Interval: 5 * time.Millisecond, PartitionsTTL: time.Nanosecond, Logger: zaptest.NewLogger(t)})
+	warm := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		s.Warm(ctx)
+	}
+
+	s.leading.Store(true)
+	warm()
+	if n := calls(); n != 0 {
+		t.Fatalf("Warm read the chain %d times while this node led", n)
+	}
+	s.leading.Store(false)
+	warm()
+	if calls() == 0 {
+		t.Fatal("Warm did not read the chain on a member that does not lead")
+	}
+}
