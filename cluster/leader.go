@@ -62,13 +62,18 @@ func (l *Leadership) Apply(ctx context.Context, c fsm.Command) (int, error) {
 	if l.ctx.Err() != nil || n.raft.State() != raft.Leader || n.raft.CurrentTerm() != l.term {
 		return 0, n.refuseStale(c, l.term)
 	}
-	// Members older than the fenced SetAssignments (log type 10) stop on
+	// Every SetAssignments a leader task writes is fenced with this term,
+	// here rather than by each caller, so no writer can forget it. But
+	// members older than the fenced SetAssignments (log type 10) stop on
 	// an entry type they do not know, and type 10 cannot be skipped (it
-	// has no IgnoreIfUnknown bit). Until every voter says it applies
+	// has no IgnoreIfUnknown bit): until every voter says it applies
 	// them, write the unfenced type 8 so a leader upgraded first in a
 	// rolling upgrade does not stop a quorum of old members.
-	if sa, ok := c.(fsm.SetAssignments); ok && sa.Term != 0 && !n.fencingAllowed() {
+	if sa, ok := c.(fsm.SetAssignments); ok {
 		sa.Term = 0
+		if n.fencingAllowed() {
+			sa.Term = l.term
+		}
 		c = sa
 	}
 	wctx, cancel := context.WithTimeout(ctx, leaderWriteWait)

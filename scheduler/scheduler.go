@@ -199,7 +199,7 @@ func (s *Scheduler) Round(ctx context.Context, w Writer) (RoundResult, error) {
 	written := 0
 	for lo := 0; lo < len(changes); lo += s.cfg.BatchSize {
 		batch := changes[lo:min(lo+s.cfg.BatchSize, len(changes))]
-		if _, err := w.Apply(ctx, fsm.SetAssignments{Assignments: batch, Term: w.Term()}); err != nil {
+		if _, err := w.Apply(ctx, fsm.SetAssignments{Assignments: batch}); err != nil {
 			return RoundResult{Plan: plan, Written: written}, fmt.Errorf("write %d assignments through raft: %w", len(batch), err)
 		}
 		written += len(batch)
