@@ -14,6 +14,7 @@ import (
 
 	"github.com/vsm-project/vsm/fullnode"
 	"github.com/vsm-project/vsm/prover"
+	"github.com/vsm-project/vsm/prover/engine"
 	"github.com/vsm-project/vsm/prover/sectorfile"
 )
 
@@ -131,8 +132,9 @@ func (w *WinningProver) task(miner uint64, req ComputeProofRequest) (prover.Winn
 		}
 		task.Replicas = append(task.Replicas, rep)
 	}
-	copy(task.Seed[:], req.Rand)
-	task.Seed[31] &= 0x3f
+	var rand [32]byte
+	copy(rand[:], req.Rand)
+	task.Seed = engine.NormalizeRandomness(rand)
 	return task, winType, nil
 }
 

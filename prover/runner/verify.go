@@ -123,7 +123,6 @@ func (r *Runner) sealedCommRs(ctx context.Context, miner uint64, parts []fullnod
 // is valid or cannot be checked).
 func (r *Runner) verifyBatch(ctx context.Context, miner uint64, mi minerInfo, seed [32]byte, bp *batchProof, commRs map[uint64]prover.Bytes32) (string, error) {
 	task := prover.VerifyPoStTask{Verify: prover.VerifyWindowPoSt, MinerID: miner, ProofType: mi.post.Name, Randomness: prover.Bytes32(seed), Proof: bp.proof}
-	task.Randomness[31] &= 0x3f
 	for _, n := range bp.sectors {
 		commR, ok := commRs[n]
 		if !ok {
