@@ -18,8 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -775,17 +773,6 @@ func judgeOutcome(parts []fullnode.Partition, proven map[uint64]bool, st *proveS
 	}
 }
 
-// batchOf is the partitions of a batch from its key.
-func batchOf(key string) []uint64 {
-	var out []uint64
-	for f := range strings.SplitSeq(key, ",") {
-		if n, err := strconv.ParseUint(f, 10, 64); err == nil {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
 // planDeadline batches the partitions of a deadline that still need a
 // proof (not proven on chain, not submitted by this occurrence) into
 // messages within the actor's partition limit.
@@ -839,9 +826,10 @@ func (r *Runner) proveBatches(ctx context.Context, miner, deadline uint64, mi mi
 func (r *Runner) submit(ctx context.Context, maddr address.Address, mi minerInfo, di dline.Info, batches [][]uint64, proven map[uint64]bool, st *proveState, res *attemptResult) error {
 	var commit []byte
 	type pushed struct {
-		key  string
-		sent []uint64
-		cid  cid.Cid
+		key   string
+		batch []uint64
+		sent  []uint64
+		cid   cid.Cid
 	}
 	var out []pushed
 	var refusals []error
@@ -860,16 +848,6 @@ func (r *Runner) submit(ctx context.Context, maddr address.Address, mi minerInfo
 				return fmt.Errorf("partition %d was proven by another message after its batch %v was planned; proving the batch again", p, batch)
 			}
 		}
-		if commit == nil {
-			var err error
-			if commit, err = r.cfg.Chain.StateGetRandomnessFromTickets(ctx, crypto.DomainSeparationTag_PoStChainCommit, di.Challenge, nil, nil); err != nil {
-				return fmt.Errorf("chain commit randomness at %d: %w", di.Challenge, err)
-			}
-		}
-		params, err := bp.params(di.Index, di.Challenge, commit, mi.proof)
-		if err != nil {
-			return err
-		}
 		// Every partition of the batch keeps its skipped sectors for the
 		// record, sent or not.
 		for _, p := range batch {
@@ -884,6 +862,16 @@ func (r *Runner) submit(ctx context.Context, maddr address.Address, mi minerInfo
 			r.log.Error("not sending the window post: its proof failed self-verification; the chain will mark these partitions faulty", zap.Stringer("miner", maddr),
 				zap.Uint64("deadline", di.Index), zap.Uint64s("partitions", batch), zap.String("reason", bp.invalid))
 			continue
+		}
+		if commit == nil {
+			var err error
+			if commit, err = r.cfg.Chain.StateGetRandomnessFromTickets(ctx, crypto.DomainSeparationTag_PoStChainCommit, di.Challenge, nil, nil); err != nil {
+				return fmt.Errorf("chain commit randomness at %d: %w", di.Challenge, err)
+			}
+		}
+		params, err := bp.params(di.Index, di.Challenge, commit, mi.proof)
+		if err != nil {
+			return err
 		}
 		if params == nil || len(params.Partitions) == 0 {
 			r.log.Error("no sector of these partitions could be proven; the chain will mark them faulty", zap.Stringer("miner", maddr), zap.Uint64("deadline", di.Index),
@@ -919,7 +907,7 @@ func (r *Runner) submit(ctx context.Context, maddr address.Address, mi minerInfo
 			r.metrics.submitted(head, di.Close, len(sent))
 		}
 		res.messages++
-		out = append(out, pushed{key: key, sent: sent, cid: cid})
+		out = append(out, pushed{key: key, batch: batch, sent: sent, cid: cid})
 		r.log.Info("window post submitted", zap.Stringer("miner", maddr), zap.Uint64("deadline", di.Index), zap.Uint64s("partitions", sent),
 			zap.Int("sectors", len(bp.sectors)), zap.Int("skipped", len(bp.allSkipped())), zap.Int("proof_bytes", len(bp.proof)),
 			zap.Stringer("from", mi.sender), zap.Stringer("message", cid))
@@ -942,7 +930,7 @@ func (r *Runner) submit(ctx context.Context, maddr address.Address, mi minerInfo
 			continue
 		}
 		st.refusals++
-		for _, p := range batchOf(m.key) {
+		for _, p := range m.batch {
 			delete(st.submitted, p)
 			delete(st.skipped, p)
 		}
