@@ -24,7 +24,6 @@ type sizedLogStore struct {
 	first uint64   // index of sizes[0]
 	sizes []uint32 // sizes[i]: bytes of entry first+i
 	total uint64
-	peak  uint64 // the most total has been since opening
 
 	// limit is the budget boundLog set; a store that takes the log past
 	// it signals over at once, so the snapshot does not wait for a tick.
@@ -79,7 +78,6 @@ func (s *sizedLogStore) append(l *raft.Log) {
 	size := entrySize(l)
 	s.sizes = append(s.sizes, size)
 	s.total += uint64(size)
-	s.peak = max(s.peak, s.total)
 }
 
 // StoreLog implements raft.LogStore.
@@ -151,13 +149,6 @@ func (s *sizedLogStore) Bytes() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.total
-}
-
-// Peak is the most the log has held since the node opened.
-func (s *sizedLogStore) Peak() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.peak
 }
 
 // newestWithin counts the newest entries that fit in budget bytes, at most
