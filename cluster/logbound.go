@@ -65,7 +65,9 @@ func (n *Node) logBudget() uint64 {
 
 // logSizes is what vsm_raft_log_bytes exports.
 func (n *Node) logSizes() map[string]uint64 {
-	sizes := map[string]uint64{"entries": n.sized.Bytes(), "budget": n.logBudget()}
+	// The budget checkLogBound last set: a scrape need not list the
+	// snapshots again.
+	sizes := map[string]uint64{"entries": n.sized.Bytes(), "budget": n.sized.limit.Load()}
 	if st, err := os.Stat(filepath.Join(n.cfg.Dir, raftDBFile)); err == nil {
 		sizes["file"] = uint64(st.Size())
 	}
