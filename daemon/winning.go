@@ -23,9 +23,8 @@ func startWinning(ctx context.Context, o Options, server *cluster.Server, sup *p
 	if !o.Miner {
 		return nil
 	}
-	if len(o.Config.Gateway.API) == 0 {
-		return errors.New("--miner needs a sophon-gateway: set Gateway.API in config.toml or give --gateway-api TOKEN:/ip4/HOST/tcp/PORT")
-	}
+	// gateway.New checks the rest; a nil *Supervisor would reach it as a
+	// non-nil Prover interface, so that one is checked here.
 	if sup == nil {
 		return errors.New("--miner needs prover children: add --ext-prover (children come from ext-prover.cfg)")
 	}

@@ -180,7 +180,7 @@ func TestMinerFlagRefusals(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no gateway", []string{"--miner", "--ext-prover"}, "--miner needs a sophon-gateway: set Gateway.API in config.toml or give --gateway-api"},
+		{"no gateway", []string{"--miner", "--ext-prover"}, "--miner: needs a sophon-gateway: set Gateway.API in config.toml or give --gateway-api"},
 		{"no children", []string{"--miner", "--gateway-api", "tok:/ip4/127.0.0.1/tcp/1"}, "--miner needs prover children: add --ext-prover"},
 		{"gateway without token", []string{"--miner", "--ext-prover", "--gateway-api", "/ip4/127.0.0.1/tcp/1"}, "want TOKEN:/ip4/HOST/tcp/PORT"},
 	} {

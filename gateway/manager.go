@@ -63,7 +63,7 @@ type listenKey struct {
 func New(cfg Config) (*Manager, error) {
 	switch {
 	case len(cfg.Gateways) == 0:
-		return nil, errors.New("no gateway configured: set Gateway.API in config.toml or give --gateway-api TOKEN:/ip4/HOST/tcp/PORT")
+		return nil, errors.New("needs a sophon-gateway: set Gateway.API in config.toml or give --gateway-api TOKEN:/ip4/HOST/tcp/PORT")
 	case cfg.Prover == nil:
 		return nil, errors.New("no prover children: start the node with --ext-prover")
 	case cfg.Store == nil:
