@@ -773,7 +773,16 @@ func (s *Server) refreshMeta(ctx context.Context) {
 			next.Capacity = s.cfg.Capacity()
 		}
 		if next != cur {
-			if err := s.gossip.UpdateMeta(func(m *Meta) { *m = next }); err != nil {
+			// Only the fields this loop owns are written: a whole-Meta
+			// copy would undo a change made since cur was read (Leave's
+			// Leaving flag, which made a graceful leave show as dead).
+			err := s.gossip.UpdateMeta(func(m *Meta) {
+				m.ClusterID, m.HasState, m.Removed, m.Capacity = next.ClusterID, next.HasState, next.Removed, next.Capacity
+				if in {
+					m.Rejoin = false
+				}
+			})
+			if err != nil {
 				s.log.Warn("gossip meta update", zap.Error(err))
 			}
 		}
