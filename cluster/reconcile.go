@@ -15,15 +15,6 @@ import (
 // non-voters and are promoted once caught up. Configuration changes are
 // raft calls on this node, which fail once it no longer leads.
 func (s *Server) reconcileLoop(ctx context.Context, _ *Leadership) {
-	// s.removed is this node's own memory of removals it made while it
-	// led. Each term starts without it, so every leader relies on the
-	// member's gossiped Removed flag alike: an entry from an earlier term
-	// of this node could otherwise keep a member out (or let one back in
-	// on "no state") differently from what any other leader would do, and
-	// would never be cleared if the member stays away.
-	s.mu.Lock()
-	clear(s.removed)
-	s.mu.Unlock()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -69,15 +60,27 @@ func (s *Server) reconcile(ctx context.Context) {
 		// a member that got its state moments before the removal (a
 		// cluster forms in well under a second) may still be gossiping
 		// that it has none.
+		//
+		// A mark on a member that is in the configuration a while after
+		// the removal is stale (the removal failed, or another leader
+		// re-added the member on purpose): it is dropped, so it cannot
+		// keep the member out later. The mark is not dropped at the start
+		// of a term: a removal this node accepts as leader may come before
+		// its reconcile task starts, and dropping it then re-added the
+		// removed member at once.
+		i := slices.IndexFunc(servers, func(srv raft.Server) bool { return string(srv.ID) == m.ID })
 		s.mu.Lock()
 		at, wasRemoved := s.removed[m.ID]
+		if wasRemoved && i >= 0 && time.Since(at) > removalSettles {
+			delete(s.removed, m.ID)
+			wasRemoved = false
+		}
 		if m.State == "alive" && (m.Rejoin || (!m.HasState && time.Since(at) > removalSettles)) {
 			delete(s.removed, m.ID)
 			wasRemoved = false
 		}
 		removed := (wasRemoved || m.Removed) && !m.Rejoin
 		s.mu.Unlock()
-		i := slices.IndexFunc(servers, func(srv raft.Server) bool { return string(srv.ID) == m.ID })
 		switch {
 		case m.State == "alive" && m.ClusterID != "" && ours != "" && m.ClusterID != ours:
 			// Gossip refuses such members; this only guards a race.
