@@ -132,19 +132,21 @@ func owned(v daemon.ScheduleView, id string) map[string]bool {
 	return out
 }
 
-// upcomingWindowOfFollower picks a node other than the leader and a
-// deadline with partitions it owns that opens more than 5 epochs from now,
-// as seen in the leader's schedule.
+// upcomingWindowOfFollower picks, among the nodes other than the leader,
+// the one owning the earliest deadline with partitions that opens more
+// than 5 epochs from now, as seen in the leader's schedule. Any follower
+// will do: the scheduler spreads deadlines by GPU time, so a fixed one may
+// own none of the next few windows (the first follower owned none of the
+// next four in one CI run of TestFFIDeadlines).
 func upcomingWindowOfFollower(t testing.TB, nodes []*harness.Node, leader *harness.Node, head func() int64) (*harness.Node, daemon.ScheduleSlot) {
 	t.Helper()
-	var victim *harness.Node
+	byID := map[string]*harness.Node{}
 	for _, n := range nodes {
 		if n != leader {
-			victim = n
-			break
+			byID[n.ID] = n
 		}
 	}
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(4 * time.Minute)
 	for time.Now().Before(deadline) {
 		v, err := scheduleOf(leader)
 		if err != nil {
@@ -153,14 +155,18 @@ func upcomingWindowOfFollower(t testing.TB, nodes []*harness.Node, leader *harne
 			continue
 		}
 		now := head()
-		for _, s := range v.Slots {
-			if s.Owner == victim.ID && s.Open > now+5 && s.Partitions > 0 {
-				return victim, s
+		var best *daemon.ScheduleSlot
+		for i, s := range v.Slots {
+			if byID[s.Owner] != nil && s.Open > now+5 && s.Partitions > 0 && (best == nil || s.Open < best.Open) {
+				best = &v.Slots[i]
 			}
+		}
+		if best != nil {
+			return byID[best.Owner], *best
 		}
 		time.Sleep(time.Second)
 	}
-	t.Fatalf("%s owns no upcoming deadline with partitions", victim.ID)
+	t.Fatalf("no node but the leader %s owns an upcoming deadline with partitions", leader.ID)
 	return nil, daemon.ScheduleSlot{}
 }
 
