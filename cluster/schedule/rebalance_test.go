@@ -102,3 +102,46 @@ func TestDevnetLoadSettles(t *testing.T) {
 		}
 	}
 }
+
+// TestRebalanceGoesPastANodeThatCannotShed: two nodes share the busiest
+// peak exactly (a partition takes 9 of the 72 usable epochs, so demand
+// does not round). n1, tried first, holds one 4-partition deadline that
+// makes any other node busier still, so it cannot shed; n2 holds two
+// 2-partition deadlines and can. Rebalancing used to stop at n1; it must
+// set it aside and relieve n2, so that one node, not two, is left at the
+// peak.
+func TestRebalanceGoesPastANodeThatCannotShed(t *testing.T) {
+	in := Input{Now: testNow}
+	for _, id := range []string{"n1", "n2", "n3", "n4"} {
+		in.Nodes = append(in.Nodes, Node{ID: id, GPUs: 1, PartitionTime: 9 * EpochDuration, Alive: true})
+	}
+	const d = 20 // every miner's deadline 20 opens together, 20*60 epochs ahead
+	owners := []struct {
+		parts int
+		node  string
+	}{{4, "n1"}, {2, "n2"}, {2, "n2"}, {1, "n3"}, {1, "n4"}}
+	for i, o := range owners {
+		m := Miner{ID: uint64(1000 + i), PeriodStart: testNow}
+		m.Partitions[d] = o.parts
+		in.Miners = append(in.Miners, m)
+		in.Current = append(in.Current, Assignment{Key: Key{Miner: m.ID, Deadline: d}, Owner: Owner{Node: o.node}})
+	}
+	p := mustCompute(t, in)
+	checkPlan(t, in, p)
+	owner := map[uint64]string{}
+	for _, a := range p.Assignments {
+		if a.Deadline == d {
+			owner[a.Miner] = a.Node
+		}
+	}
+	if owner[1000] != "n1" {
+		t.Fatalf("the 4-partition deadline moved to %s; no node could take it below the peak", owner[1000])
+	}
+	if owner[1001] == "n2" && owner[1002] == "n2" {
+		t.Fatalf("n2 kept both 2-partition deadlines: rebalancing stopped at n1, which cannot shed")
+	}
+	peak, _ := balance(in, p.Assignments, 0)
+	if want := 4 * 9.0 / float64(in.Config.withDefaults().UsableEpochs()); peak > want+1e-9 {
+		t.Fatalf("peak share %.3f, want %.3f (n1's deadline alone)", peak, want)
+	}
+}
