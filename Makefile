@@ -79,7 +79,7 @@ bench:
 	@echo "== write path: 1000 sequential single-record puts and 100k from 64 clients, 3 rounds (min/med/max); etcd side by side: make bench-etcd"
 	@$(BENCH_GROUP) "write path" -- $(GO) test -run XXX -bench 'WritePath' -benchtime 1x -timeout 30m ./e2e
 	@$(BENCH_GROUP) "token check" -- $(GO) test -run XXX -bench VerifyToken ./rpc
-	@$(BENCH_GROUP) "raft.db append" -- $(GO) test -run XXX -bench LogStoreAppend -benchtime 2000x -count 3 ./cluster
+	@$(BENCH_GROUP) "raft log append (WAL, raft.db)" -- $(GO) test -run XXX -bench LogStoreAppend -benchtime 2000x -count 3 ./cluster
 	@echo "== prover: vanilla partition (parallel vs sequential reads), supervisor round trip"
 	@$(BENCH_GROUP) "prover vanilla partition" -- $(GO) test -run XXX -bench BenchmarkVanillaPartition -benchtime 3x ./prover/engine/
 	@$(BENCH_GROUP) "prover supervisor round trip" -- $(GO) test -run XXX -bench BenchmarkSupervisorRoundTrip -benchtime 5000x ./prover/

@@ -68,8 +68,19 @@ func (n *Node) logSizes() map[string]uint64 {
 	// The budget checkLogBound last set: a scrape need not list the
 	// snapshots again.
 	sizes := map[string]uint64{"entries": n.sized.Bytes(), "budget": n.sized.limit.Load()}
-	if st, err := os.Stat(filepath.Join(n.cfg.Dir, raftDBFile)); err == nil {
-		sizes["file"] = uint64(st.Size())
+	// On disk: raft.db, plus the WAL's segment files (preallocated, so
+	// they count in full from their creation).
+	var file uint64
+	for _, pattern := range []string{filepath.Join(n.cfg.Dir, raftDBFile), filepath.Join(n.cfg.Dir, walDir, "*")} {
+		matches, _ := filepath.Glob(pattern)
+		for _, m := range matches {
+			if st, err := os.Stat(m); err == nil && st.Mode().IsRegular() {
+				file += uint64(st.Size())
+			}
+		}
+	}
+	if file > 0 {
+		sizes["file"] = file
 	}
 	return sizes
 }

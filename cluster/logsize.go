@@ -103,6 +103,14 @@ func (s *sizedLogStore) StoreLogs(logs []*raft.Log) error {
 	return nil
 }
 
+// IsMonotonic implements raft.MonotonicLogStore for a store that does:
+// raft-wal holds only contiguous entries, so raft must empty it when it
+// installs a snapshot instead of leaving a gap after the old entries.
+func (s *sizedLogStore) IsMonotonic() bool {
+	m, ok := s.LogStore.(raft.MonotonicLogStore)
+	return ok && m.IsMonotonic()
+}
+
 // DeleteRange implements raft.LogStore. raft deletes a prefix (compaction
 // after a snapshot) or a suffix (entries a new leader overwrites).
 func (s *sizedLogStore) DeleteRange(lo, hi uint64) error {

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -48,6 +49,9 @@ type Config struct {
 	// SnapshotLogBytes: a snapshot is also taken once the log holds more
 	// bytes than half the newest snapshot, or than this if more (boundLog).
 	SnapshotLogBytes uint64
+	// LogStore is where the raft log is kept: LogStoreWAL (the default)
+	// or LogStoreBolt (see openLogStore).
+	LogStore string
 	// CommitTimeout bounds how long a follower waits to learn that an entry
 	// it holds is committed when no new entry follows it: raft sends the
 	// leader's commit index with the next append, or after a random
@@ -106,6 +110,7 @@ type Node struct {
 	raft      *raft.Raft
 	fsm       *trackedFSM
 	store     *raftboltdb.BoltStore
+	logCloser io.Closer // the log store, when it is not store
 	logs      raft.LogStore
 	sized     *sizedLogStore
 	snaps     *raft.FileSnapshotStore
@@ -181,7 +186,12 @@ func (n *Node) open(adv *net.TCPAddr) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := lostState(n.cfg.Dir, store, store, valid); err != nil {
+	logStore, closer, err := openLogStore(n.cfg.Dir, n.cfg.LogStore, store, hlog, n.log)
+	if err != nil {
+		return err
+	}
+	n.logCloser = closer
+	if err := lostState(n.cfg.Dir, logStore, store, valid); err != nil {
 		return err
 	}
 	var advertise net.Addr = adv
@@ -193,7 +203,7 @@ func (n *Node) open(adv *net.TCPAddr) (err error) {
 		return fmt.Errorf("listen for raft on %s: %w", n.cfg.RaftAddr, err)
 	}
 	n.transport = trans
-	if n.sized, err = newSizedLogStore(store); err != nil {
+	if n.sized, err = newSizedLogStore(logStore); err != nil {
 		return err
 	}
 	logs, err := raft.NewLogCache(logCacheEntries, n.sized)
@@ -739,6 +749,9 @@ func (n *Node) Close(ctx context.Context) error {
 func (n *Node) closeStores() {
 	if n.transport != nil {
 		n.transport.Close()
+	}
+	if n.logCloser != nil {
+		n.logCloser.Close()
 	}
 	if n.store != nil {
 		n.store.Close()

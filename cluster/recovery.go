@@ -41,6 +41,16 @@ func LastConfiguration(dir string) (raft.Configuration, error) {
 		return raft.Configuration{}, fmt.Errorf("open %s (stop the node first): %w", path, err)
 	}
 	defer store.Close()
+	// raft.db is locked now, so the node is stopped and its WAL free.
+	var logs raft.LogStore = store
+	if _, err := os.Stat(filepath.Join(dir, walDir)); err == nil {
+		w, err := openWAL(filepath.Join(dir, walDir), logging.HCLog(zap.NewNop()))
+		if err != nil {
+			return raft.Configuration{}, fmt.Errorf("open the raft log in %s: %w", filepath.Join(dir, walDir), err)
+		}
+		defer w.Close()
+		logs = w
+	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logging.HCLog(zap.NewNop()))
 	if err != nil {
 		return raft.Configuration{}, err
@@ -49,7 +59,7 @@ func LastConfiguration(dir string) (raft.Configuration, error) {
 	conf := raft.DefaultConfig()
 	conf.LocalID = "offline-reader"
 	conf.Logger = logging.HCLog(zap.NewNop())
-	return raft.GetConfiguration(conf, fsm.New(nil), store, store, snaps, trans)
+	return raft.GetConfiguration(conf, fsm.New(nil), logs, store, snaps, trans)
 }
 
 // WritePeersJSON writes peers.json for an outage recovery, keeping only

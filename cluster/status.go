@@ -85,7 +85,7 @@ var (
 	descLast    = prometheus.NewDesc("vsm_raft_last_contact_seconds", "Seconds since a follower last heard from the leader.", nil, nil)
 	descPeers   = prometheus.NewDesc("vsm_raft_peers", "Other voters in the raft configuration.", nil, nil)
 	descFSM     = prometheus.NewDesc("vsm_fsm_items", "Items held in the replicated state.", []string{"kind"}, nil)
-	descLogSize = prometheus.NewDesc("vsm_raft_log_bytes", "Raft log size: what its entries hold (entries), the size that triggers a snapshot (budget), the raft.db file (file).", []string{"kind"}, nil)
+	descLogSize = prometheus.NewDesc("vsm_raft_log_bytes", "Raft log size: what its entries hold (entries), the size that triggers a snapshot (budget), the files on disk: raft.db and the WAL segments (file).", []string{"kind"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {

@@ -75,6 +75,10 @@ type RaftSection struct {
 	// CommitTimeout: see cluster.Config.CommitTimeout (how fast followers
 	// and proxies learn of a commit when no further write follows).
 	CommitTimeout Duration
+	// LogStore is where the raft log is kept: "wal" (raft-wal segment
+	// files under raft/wal/, the default) or "bolt" (raft.db). See
+	// cluster.LogStoreWAL.
+	LogStore string
 }
 
 // GossipSection configures memberlist.
@@ -184,6 +188,7 @@ func Defaults() Node {
 			TrailingLogs:       10240,
 			SnapshotLogMB:      16,
 			CommitTimeout:      Duration(10 * time.Millisecond),
+			LogStore:           "wal",
 		},
 		Gossip: GossipSection{Addr: "127.0.0.1:1791"},
 		// Lotus's WindowPoSt sending defaults: MaxWindowPoStGasFee 5 FIL,
@@ -242,6 +247,9 @@ func (c Node) Validate() error {
 	}
 	if ct := time.Duration(c.Raft.CommitTimeout); ct != 0 && (ct < time.Millisecond || ct > time.Duration(c.Raft.HeartbeatTimeout)) {
 		return fmt.Errorf("Raft.CommitTimeout %v: give 1ms up to Raft.HeartbeatTimeout (%v); 10ms is the default", ct, time.Duration(c.Raft.HeartbeatTimeout))
+	}
+	if ls := c.Raft.LogStore; ls != "wal" && ls != "bolt" {
+		return fmt.Errorf("Raft.LogStore = %q: want \"wal\" (the default) or \"bolt\"", ls)
 	}
 	if c.Raft.LeaderLeaseTimeout > c.Raft.HeartbeatTimeout {
 		return errors.New("Raft.LeaderLeaseTimeout must not exceed Raft.HeartbeatTimeout")

@@ -80,6 +80,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad address", "[Node]\nID='a'\nListen='1789'\n", "Node.Listen"},
 		{"relative storage path", "[Node]\nID='a'\n[StoragePaths]\ns='rel/dir'\n", "absolute path"},
 		{"lease over heartbeat", "[Node]\nID='a'\n[Raft]\nLeaderLeaseTimeout='5s'\n", "LeaderLeaseTimeout"},
+		{"unknown log store", "[Node]\nID='a'\n[Raft]\nLogStore='rocks'\n", `Raft.LogStore = "rocks": want "wal" (the default) or "bolt"`},
 		{"not toml", "[Node\n", "expected"},
 	}
 	for _, tt := range tests {

@@ -267,6 +267,10 @@ SnapshotLogMB = {{.D.Raft.SnapshotLogMB}}
 # How soon followers and proxies learn that the last write is committed
 # when no other write follows it (raft's own default is 50ms).
 CommitTimeout = "{{.D.Raft.CommitTimeout}}"
+# Where the raft log is kept: "wal" (segment files under raft/wal/, one
+# fsync per append) or "bolt" (raft.db, two). A node whose log is in
+# raft.db moves it to wal/ when it starts with "wal"; there is no way back.
+LogStore = "{{.D.Raft.LogStore}}"
 
 [Gossip]
 # memberlist address (UDP and TCP) for capacity gossip and failure detection.

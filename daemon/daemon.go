@@ -266,6 +266,7 @@ func raftConfig(o Options) cluster.Config {
 		TrailingLogs:       c.Raft.TrailingLogs,
 		SnapshotLogBytes:   c.Raft.SnapshotLogMB << 20,
 		CommitTimeout:      time.Duration(c.Raft.CommitTimeout),
+		LogStore:           c.Raft.LogStore,
 		Logger:             o.Log,
 	}
 }

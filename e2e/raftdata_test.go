@@ -243,3 +243,104 @@ func TestDamagedRaftFiles(t *testing.T) {
 		putSectors(t, n, "4")
 	})
 }
+
+// setLogStore rewrites the [Raft] LogStore line of n's config.toml.
+func setLogStore(t *testing.T, n *harness.Node, store string) {
+	t.Helper()
+	path := filepath.Join(n.Home, "config.toml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "LogStore = ") })
+	if i < 0 {
+		t.Fatalf("config.toml has no LogStore line:\n%s", b)
+	}
+	lines[i] = `LogStore = "` + store + `"`
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLogMovesToWAL: a node whose raft log is in raft.db (a home made
+// before the WAL, here LogStore = "bolt") is started with the default
+// LogStore = "wal". Every acknowledged write is still there, the log now
+// lives in raft/wal/, the move is logged, a kill -9 and restart keep
+// everything, and going back to "bolt" is refused with what to do.
+func TestLogMovesToWAL(t *testing.T) {
+	n := harness.NewNode(t, "n1")
+	n.RunArgs = []string{"--bootstrap"}
+	setLogStore(t, n, "bolt")
+	n.Start()
+	n.WaitHealthy(20 * time.Second)
+	n.MustRun("miner", "add", "t01000", "--sector-size", "2KiB")
+	n.MustRun("storage", "add", "s", "--path", "/s")
+	putSectors(t, n, "1", "2", "3")
+	if err := n.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	walDir := filepath.Join(n.Home, "raft", "wal")
+	if _, err := os.Stat(walDir); err == nil {
+		t.Fatal("LogStore = bolt made raft/wal/")
+	}
+
+	setLogStore(t, n, "wal")
+	truncateLog(t, n)
+	n.Start()
+	n.WaitHealthy(20 * time.Second)
+	if !strings.Contains(n.Log(), "moved the raft log from raft.db to wal/") {
+		t.Fatalf("the move is not logged:\n%s", n.Log())
+	}
+	if have := allLocations(t, n); !have[1] || !have[2] || !have[3] {
+		t.Fatalf("after the move: %v", have)
+	}
+	putSectors(t, n, "4")
+	n.Kill()
+	truncateLog(t, n)
+	n.Start()
+	n.WaitHealthy(20 * time.Second)
+	if have := allLocations(t, n); !have[1] || !have[2] || !have[3] || !have[4] {
+		t.Fatalf("after kill -9 and restart on the WAL: %v", have)
+	}
+	if strings.Contains(n.Log(), "moved the raft log") {
+		t.Fatal("the log was moved a second time")
+	}
+	segs, _ := filepath.Glob(filepath.Join(walDir, "*.wal"))
+	if len(segs) == 0 {
+		t.Fatalf("no segment files in %s", walDir)
+	}
+	if err := n.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	setLogStore(t, n, "bolt")
+	truncateLog(t, n)
+	n.Start()
+	if !n.WaitExit(30 * time.Second) {
+		t.Fatalf("started with LogStore = bolt on a log in wal/; log:\n%s", n.Log())
+	}
+	if log := n.Log(); !strings.Contains(log, `set [Raft] LogStore = "wal"`) {
+		t.Fatalf("the refusal does not say what to do:\n%s", log)
+	}
+}
+
+// TestDamagedWALMeta: the WAL's own index (wal-meta.db) overwritten is
+// refused with the file named and the runbook section, not a crash.
+func TestDamagedWALMeta(t *testing.T) {
+	n := startSingle(t)
+	n.MustRun("miner", "add", "t01000", "--sector-size", "2KiB")
+	if err := n.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	meta := filepath.Join(n.Home, "raft", "wal", "wal-meta.db")
+	garbage := make([]byte, 64<<10)
+	for i := range garbage {
+		garbage[i] = byte(i*7 + 3)
+	}
+	if err := os.WriteFile(meta, garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	truncateLog(t, n)
+	refusedStart(t, n, filepath.Join(n.Home, "raft", "wal"), "#raft-db-corrupt")
+}

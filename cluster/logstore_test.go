@@ -1,0 +1,226 @@
+package cluster
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.uber.org/zap"
+)
+
+// boltWithLog makes raft.db in dir holding entries first..last and a
+// current term, as a node that kept its log in bolt leaves it.
+func boltWithLog(t *testing.T, dir string, first, last uint64) *raftboltdb.BoltStore {
+	t.Helper()
+	b, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, raftDBFile), BoltOptions: boltOptions()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs []*raft.Log
+	for i := first; i <= last && last > 0; i++ {
+		logs = append(logs, &raft.Log{Index: i, Term: 3, Type: raft.LogCommand, Data: []byte{byte(i), byte(i >> 8)}})
+	}
+	if len(logs) > 0 {
+		if err := b.StoreLogs(logs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.SetUint64([]byte("CurrentTerm"), 3); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func openTestLogStore(dir, kind string, b *raftboltdb.BoltStore) (raft.LogStore, io.Closer, error) {
+	return openLogStore(dir, kind, b, hclog.NewNullLogger(), zap.NewNop())
+}
+
+// requireLog asserts that s holds exactly entries first..last, each as
+// boltWithLog wrote it.
+func requireLog(t *testing.T, s raft.LogStore, first, last uint64) {
+	t.Helper()
+	f, l, err := logBounds(s)
+	if err != nil || f != first || l != last {
+		t.Fatalf("log holds %d..%d (%v), want %d..%d", f, l, err, first, last)
+	}
+	for i := first; i <= last; i++ {
+		var got raft.Log
+		if err := s.GetLog(i, &got); err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		if got.Index != i || got.Term != 3 || string(got.Data) != string([]byte{byte(i), byte(i >> 8)}) {
+			t.Fatalf("entry %d is %+v", i, got)
+		}
+	}
+}
+
+// TestLogStoreMigratesBoltLogToWAL: a node whose log is in raft.db starts
+// with the WAL: every entry moves to wal/ (more than one copy batch, not
+// starting at 1, as after compaction), raft.db keeps its term but no
+// entries, and a restart finds the same log without copying again.
+func TestLogStoreMigratesBoltLogToWAL(t *testing.T) {
+	dir := t.TempDir()
+	b := boltWithLog(t, dir, 7, 7+2*walBatch+10)
+	defer b.Close()
+	s, c, err := openTestLogStore(dir, LogStoreWAL, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireLog(t, s, 7, 7+2*walBatch+10)
+	if _, last, _ := logBounds(b); last != 0 {
+		t.Fatalf("raft.db still holds entries up to %d after the move", last)
+	}
+	if term, err := b.GetUint64([]byte("CurrentTerm")); err != nil || term != 3 {
+		t.Fatalf("raft.db's term is %d (%v), want 3", term, err)
+	}
+	if err := s.StoreLogs([]*raft.Log{{Index: 8 + 2*walBatch + 10, Term: 3, Data: []byte{1}}}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	s, c, err = openTestLogStore(dir, LogStoreWAL, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if f, l, _ := logBounds(s); f != 7 || l != 8+2*walBatch+10 {
+		t.Fatalf("after a restart the log holds %d..%d", f, l)
+	}
+	if _, err := os.Stat(filepath.Join(dir, walMigratingDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the scratch directory is left behind: %v", err)
+	}
+}
+
+// TestLogStoreMoveSurvivesCrashes: a crash during the move leaves either
+// a scratch directory (the move starts over from raft.db, which is
+// intact) or a complete wal/ with raft.db's copy not yet deleted (the copy
+// is dropped). Either way the log ends whole, once.
+func TestLogStoreMoveSurvivesCrashes(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		crash func(t *testing.T, dir string, b *raftboltdb.BoltStore)
+	}{
+		{"during the copy", func(t *testing.T, dir string, _ *raftboltdb.BoltStore) {
+			tmp := filepath.Join(dir, walMigratingDir)
+			if err := os.MkdirAll(tmp, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(tmp, "00000000000000000001-0000000000000001.wal"), []byte("half a segment"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"after the rename, before raft.db's copy is dropped", func(t *testing.T, dir string, b *raftboltdb.BoltStore) {
+			if _, err := migrateToWAL(dir, b, 1, 300, hclog.NewNullLogger()); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			b := boltWithLog(t, dir, 1, 300)
+			defer b.Close()
+			tc.crash(t, dir, b)
+			s, c, err := openTestLogStore(dir, LogStoreWAL, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			requireLog(t, s, 1, 300)
+			if _, last, _ := logBounds(b); last != 0 {
+				t.Fatalf("raft.db still holds entries up to %d", last)
+			}
+		})
+	}
+}
+
+// TestLogStoreRefusals: the cases where opening the log must stop with an
+// error that says what is wrong and what to do, touching nothing.
+func TestLogStoreRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// prepare leaves dir as the case needs and returns the kind to open.
+		prepare func(t *testing.T, dir string) string
+		want    []string
+	}{
+		{"bolt asked for, log already in wal/", func(t *testing.T, dir string) string {
+			b := boltWithLog(t, dir, 1, 5)
+			_, c, err := openTestLogStore(dir, LogStoreWAL, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			b.Close()
+			return LogStoreBolt
+		}, []string{"does not move a log back", `LogStore = "wal"`}},
+		{"wal/ deleted", func(t *testing.T, dir string) string {
+			b := boltWithLog(t, dir, 1, 5)
+			_, c, err := openTestLogStore(dir, LogStoreWAL, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			b.Close()
+			if err := os.RemoveAll(filepath.Join(dir, walDir)); err != nil {
+				t.Fatal(err)
+			}
+			return LogStoreWAL
+		}, []string{"wal is missing", "must not vote", "#lost-raft-db"}},
+		{"raft.db replaced by an empty one", func(t *testing.T, dir string) string {
+			b := boltWithLog(t, dir, 1, 5)
+			_, c, err := openTestLogStore(dir, LogStoreWAL, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			b.Close()
+			if err := os.Remove(filepath.Join(dir, raftDBFile)); err != nil {
+				t.Fatal(err)
+			}
+			return LogStoreWAL
+		}, []string{"raft.db is missing or empty", "holds entries up to index 5", "#lost-raft-db"}},
+		{"unknown store", func(t *testing.T, dir string) string { return "rocks" }, []string{`"rocks"`, `"wal"`, `"bolt"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			kind := tc.prepare(t, dir)
+			b, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, raftDBFile), BoltOptions: boltOptions()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			_, c, err := openTestLogStore(dir, kind, b)
+			if err == nil {
+				if c != nil {
+					c.Close()
+				}
+				t.Fatal("opened; want a refusal")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestLogStoreBoltStaysBolt: with LogStore bolt a node's log stays in
+// raft.db and no wal/ appears.
+func TestLogStoreBoltStaysBolt(t *testing.T) {
+	dir := t.TempDir()
+	b := boltWithLog(t, dir, 1, 5)
+	defer b.Close()
+	s, c, err := openTestLogStore(dir, LogStoreBolt, b)
+	if err != nil || c != nil {
+		t.Fatalf("open: %v (closer %v)", err, c)
+	}
+	requireLog(t, s, 1, 5)
+	if _, err := os.Stat(filepath.Join(dir, walDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("wal/ exists with LogStore bolt: %v", err)
+	}
+}
