@@ -70,7 +70,7 @@ bench:
 	@$(BENCH_GROUP) "fsm snapshot/memory" -- $(GO) test -run XXX -bench 'SnapshotRestore1M|MemoryPerSector' -benchtime 1x ./fsm
 	@echo "== import of 1,000,000 locations through RPC into a real daemon"
 	@$(BENCH_GROUP) "import 1M" -- $(GO) test -run XXX -bench 'Import1M' -benchtime 1x ./e2e
-	@echo "== member footprint: CLI import of 1M and 10M lines (client peak RSS), then a day of updates (every location put again, 1,000 a request): member RSS and peak per sector, raft.db vs newest snapshot"
+	@echo "== member footprint: CLI import of 1M and 10M lines (client peak RSS), then a day of updates (every location put again, 1,000 a request): member RSS and peak per sector, raft log files vs newest snapshot"
 	@$(BENCH_GROUP) "member footprint" -- $(GO) test -run XXX -bench 'MemberFootprint' -benchtime 1x -timeout 60m ./e2e
 	@echo "== cluster: leader kill -9 to first acknowledged write (20 trials; default timeouts and the earlier 1s/1s/500ms, min/p50/p99/max), 3-node/1-node throughput, gossip dead detection"
 	@$(BENCH_GROUP) "cluster" -- $(GO) test -run XXX -bench 'Failover|ReplicatedThroughput|GossipDeadDetection' -benchtime 1x -timeout 20m ./e2e

@@ -34,8 +34,8 @@ func (g *genLocations) Next() (fsm.SectorLocation, error) {
 	return l, nil
 }
 
-// memberFootprint is what a member uses: memory from /proc, the raft log
-// file and the newest snapshot on disk.
+// memberFootprint is what a member uses: memory from /proc, the raft log's
+// files and the newest snapshot on disk.
 type memberFootprint struct {
 	rssMB, peakMB     float64
 	logMB, snapshotMB float64
@@ -45,8 +45,13 @@ func footprint(b *testing.B, n *harness.Node) memberFootprint {
 	var f memberFootprint
 	f.rssMB, f.peakMB = procMemMB(b, n.Pid())
 	dir := filepath.Join(n.Home, "raft")
-	if st, err := os.Stat(filepath.Join(dir, "raft.db")); err == nil {
-		f.logMB = float64(st.Size()) / (1 << 20)
+	// The log's files: raft.db (the stable store, and the log with
+	// LogStore = "bolt") and the WAL's segments.
+	files, _ := filepath.Glob(filepath.Join(dir, "wal", "*"))
+	for _, p := range append(files, filepath.Join(dir, "raft.db")) {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			f.logMB += float64(st.Size()) / (1 << 20)
+		}
 	}
 	snaps, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*", "state.bin"))
 	var newest time.Time
@@ -64,7 +69,7 @@ func (f memberFootprint) report(b *testing.B, sectors int, stage string) {
 	b.ReportMetric(f.logMB, stage+"_log_MB")
 	b.ReportMetric(f.snapshotMB, stage+"_snapshot_MB")
 	b.ReportMetric(f.logMB/max(f.snapshotMB, 1e-9), stage+"_log/snapshot")
-	fmt.Printf("%s %d sectors: member RSS %.0f MB (%.0f B/sector), peak %.0f MB (%.0f B/sector); raft.db %.1f MB, newest snapshot %.1f MB (log/snapshot %.2f)\n",
+	fmt.Printf("%s %d sectors: member RSS %.0f MB (%.0f B/sector), peak %.0f MB (%.0f B/sector); raft log files %.1f MB, newest snapshot %.1f MB (log/snapshot %.2f)\n",
 		stage, sectors, f.rssMB, f.rssMB*(1<<20)/float64(sectors), f.peakMB, f.peakMB*(1<<20)/float64(sectors), f.logMB, f.snapshotMB, f.logMB/max(f.snapshotMB, 1e-9))
 }
 
