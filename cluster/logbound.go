@@ -14,7 +14,7 @@ import (
 // for replication. It counts entries whatever their size, and an import
 // batch is about half a megabyte: 512 of them held 280 MB. 64 is one full
 // AppendEntries batch (raft's MaxAppendEntries); older entries are read
-// from bolt's memory map.
+// from the log store (the WAL's segments, or bolt's memory map).
 const logCacheEntries = 64
 
 // defaultSnapshotLogBytes is the log size that always allows a snapshot,

@@ -38,7 +38,18 @@ func boltWithLog(t *testing.T, dir string, first, last uint64) *raftboltdb.BoltS
 }
 
 func openTestLogStore(dir, kind string, b *raftboltdb.BoltStore) (raft.LogStore, io.Closer, error) {
-	return openLogStore(dir, kind, b, hclog.NewNullLogger(), zap.NewNop())
+	return openTestLogStoreSnap(dir, kind, b, 0)
+}
+
+func openTestLogStoreSnap(dir, kind string, b *raftboltdb.BoltStore, snapIndex uint64) (raft.LogStore, io.Closer, error) {
+	s, err := openLogStore(dir, kind, b, snapIndex, hclog.NewNullLogger(), zap.NewNop())
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.closer == nil {
+		return s.logs, io.NopCloser(nil), nil
+	}
+	return s.logs, s.closer, nil
 }
 
 // requireLog asserts that s holds exactly entries first..last, each as
@@ -76,8 +87,16 @@ func TestLogStoreMigratesBoltLogToWAL(t *testing.T) {
 	if _, last, _ := logBounds(b); last != 0 {
 		t.Fatalf("raft.db still holds entries up to %d after the move", last)
 	}
-	if term, err := b.GetUint64([]byte("CurrentTerm")); err != nil || term != 3 {
-		t.Fatalf("raft.db's term is %d (%v), want 3", term, err)
+	// The term moved with the log: a version that keeps its log in
+	// raft.db finds neither there and refuses to start.
+	if term, err := b.GetUint64([]byte(walStablePrefix + "CurrentTerm")); err != nil || term != 3 {
+		t.Fatalf("the WAL's term in raft.db is %d (%v), want 3", term, err)
+	}
+	if term, err := getUint64(b, "CurrentTerm"); err != nil || term != 0 {
+		t.Fatalf("raft.db's own term is %d (%v) after the move, want 0", term, err)
+	}
+	if mark, _ := getUint64(b, logStoreKey); mark != markMoved {
+		t.Fatalf("mark %d, want %d", mark, markMoved)
 	}
 	if err := s.StoreLogs([]*raft.Log{{Index: 8 + 2*walBatch + 10, Term: 3, Data: []byte{1}}}); err != nil {
 		t.Fatal(err)
@@ -114,8 +133,19 @@ func TestLogStoreMoveSurvivesCrashes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{"after the rename, before raft.db's copy is dropped", func(t *testing.T, dir string, b *raftboltdb.BoltStore) {
-			if _, err := migrateToWAL(dir, b, 1, 300, hclog.NewNullLogger()); err != nil {
+		{"after the rename, before the mark", func(t *testing.T, dir string, b *raftboltdb.BoltStore) {
+			if _, err := migrateToWAL(dir, b, 1, 300, 0, hclog.NewNullLogger()); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"after the mark, before raft.db's copy is dropped", func(t *testing.T, dir string, b *raftboltdb.BoltStore) {
+			if _, err := migrateToWAL(dir, b, 1, 300, 0, hclog.NewNullLogger()); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.SetUint64([]byte(walStablePrefix+"CurrentTerm"), 3); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.SetUint64([]byte(logStoreKey), markMoving); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -133,6 +163,12 @@ func TestLogStoreMoveSurvivesCrashes(t *testing.T) {
 			requireLog(t, s, 1, 300)
 			if _, last, _ := logBounds(b); last != 0 {
 				t.Fatalf("raft.db still holds entries up to %d", last)
+			}
+			if term, _ := getUint64(b, walStablePrefix+"CurrentTerm"); term != 3 {
+				t.Fatalf("the WAL's term is %d, want 3", term)
+			}
+			if term, _ := getUint64(b, "CurrentTerm"); term != 0 {
+				t.Fatalf("raft.db's own term is %d, want 0", term)
 			}
 		})
 	}
@@ -183,6 +219,40 @@ func TestLogStoreRefusals(t *testing.T) {
 			}
 			return LogStoreWAL
 		}, []string{"raft.db is missing or empty", "holds entries up to index 5", "#lost-raft-db"}},
+		{"wal-meta.db deleted (raft-wal would start an empty log)", func(t *testing.T, dir string) string {
+			b := boltWithLog(t, dir, 1, 5)
+			_, c, err := openTestLogStore(dir, LogStoreWAL, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			b.Close()
+			if err := os.Remove(filepath.Join(dir, walDir, "wal-meta.db")); err != nil {
+				t.Fatal(err)
+			}
+			return LogStoreWAL
+		}, []string{"wal-meta.db is missing", "must not vote", "#lost-raft-db"}},
+		{"raft.db written by a version that keeps its log there", func(t *testing.T, dir string) string {
+			b := boltWithLog(t, dir, 1, 5)
+			_, c, err := openTestLogStore(dir, LogStoreWAL, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			if err := b.StoreLogs([]*raft.Log{{Index: 6, Term: 9, Data: []byte{6}}}); err != nil {
+				t.Fatal(err)
+			}
+			b.Close()
+			return LogStoreWAL
+		}, []string{"holds raft state of its own", "neither log is complete", "#lost-raft-db"}},
+		{"a hole in raft.db's log above the newest snapshot", func(t *testing.T, dir string) string {
+			b := boltWithLog(t, dir, 1, 20)
+			if err := b.StoreLogs([]*raft.Log{{Index: 40, Term: 3}, {Index: 41, Term: 3}}); err != nil {
+				t.Fatal(err)
+			}
+			b.Close()
+			return LogStoreWAL // no snapshot: entries 21..39 are simply gone
+		}, []string{"has no entry 39", "hole", "nothing in raft.db was changed"}},
 		{"unknown store", func(t *testing.T, dir string) string { return "rocks" }, []string{`"rocks"`, `"wal"`, `"bolt"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,7 +263,7 @@ func TestLogStoreRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer b.Close()
-			_, c, err := openTestLogStore(dir, kind, b)
+			_, c, err := openTestLogStoreSnap(dir, kind, b, 0)
 			if err == nil {
 				if c != nil {
 					c.Close()
@@ -216,11 +286,56 @@ func TestLogStoreBoltStaysBolt(t *testing.T) {
 	b := boltWithLog(t, dir, 1, 5)
 	defer b.Close()
 	s, c, err := openTestLogStore(dir, LogStoreBolt, b)
-	if err != nil || c != nil {
-		t.Fatalf("open: %v (closer %v)", err, c)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer c.Close()
 	requireLog(t, s, 1, 5)
 	if _, err := os.Stat(filepath.Join(dir, walDir)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("wal/ exists with LogStore bolt: %v", err)
 	}
+}
+
+// TestLogStoreSnapshotGaps: entries older than the newest snapshot in
+// front of a gap (what a non-monotonic bolt log keeps after a snapshot
+// install) are not moved; a WAL that ends below the newest snapshot (a
+// crash between an install and raft's removal of the old entries) is
+// emptied, so that raft's next append is contiguous.
+func TestLogStoreSnapshotGaps(t *testing.T) {
+	t.Run("bolt log with entries before a snapshot install", func(t *testing.T) {
+		dir := t.TempDir()
+		b := boltWithLog(t, dir, 1, 20)
+		defer b.Close()
+		tail := []*raft.Log{{Index: 40, Term: 3, Data: []byte{40, 0}}, {Index: 41, Term: 3, Data: []byte{41, 0}}}
+		if err := b.StoreLogs(tail); err != nil {
+			t.Fatal(err)
+		}
+		s, c, err := openTestLogStoreSnap(dir, LogStoreWAL, b, 39)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		requireLog(t, s, 40, 41)
+	})
+	t.Run("WAL ending below the newest snapshot", func(t *testing.T) {
+		dir := t.TempDir()
+		b := boltWithLog(t, dir, 1, 5)
+		defer b.Close()
+		_, c, err := openTestLogStore(dir, LogStoreWAL, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		s, c, err := openTestLogStoreSnap(dir, LogStoreWAL, b, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, last, _ := logBounds(s); last != 0 {
+			t.Fatalf("the WAL still ends at %d, below snapshot 10", last)
+		}
+		if err := s.StoreLogs([]*raft.Log{{Index: 11, Term: 4}}); err != nil {
+			t.Fatalf("raft's next append after the snapshot: %v", err)
+		}
+	})
 }

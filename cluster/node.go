@@ -186,12 +186,16 @@ func (n *Node) open(adv *net.TCPAddr) (err error) {
 	if err != nil {
 		return err
 	}
-	logStore, closer, err := openLogStore(n.cfg.Dir, n.cfg.LogStore, store, hlog, n.log)
+	var snapIndex uint64
+	for _, s := range valid {
+		snapIndex = max(snapIndex, s.Index)
+	}
+	stores, err := openLogStore(n.cfg.Dir, n.cfg.LogStore, store, snapIndex, hlog, n.log)
 	if err != nil {
 		return err
 	}
-	n.logCloser = closer
-	if err := lostState(n.cfg.Dir, logStore, store, valid); err != nil {
+	n.logCloser = stores.closer
+	if err := lostState(n.cfg.Dir, stores.logs, stores.stable, valid); err != nil {
 		return err
 	}
 	var advertise net.Addr = adv
@@ -203,7 +207,7 @@ func (n *Node) open(adv *net.TCPAddr) (err error) {
 		return fmt.Errorf("listen for raft on %s: %w", n.cfg.RaftAddr, err)
 	}
 	n.transport = trans
-	if n.sized, err = newSizedLogStore(logStore); err != nil {
+	if n.sized, err = newSizedLogStore(stores.logs); err != nil {
 		return err
 	}
 	logs, err := raft.NewLogCache(logCacheEntries, n.sized)
@@ -212,21 +216,21 @@ func (n *Node) open(adv *net.TCPAddr) (err error) {
 	}
 	n.logs = logs
 	rc := n.raftConfig()
-	if err := n.recoverFromPeersJSON(rc, logs, store, snaps, trans); err != nil {
+	if err := n.recoverFromPeersJSON(rc, logs, stores.stable, snaps, trans); err != nil {
 		return err
 	}
-	existing, err := raft.HasExistingState(logs, store, snaps)
+	existing, err := raft.HasExistingState(logs, stores.stable, snaps)
 	if err != nil {
 		return fmt.Errorf("inspect raft state: %w", err)
 	}
 	if n.cfg.Bootstrap && !existing {
 		n.log.Info("bootstrapping a new single-voter cluster", zap.String("node", n.cfg.NodeID))
 		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}
-		if err := raft.BootstrapCluster(rc, logs, store, snaps, trans, boot); err != nil {
+		if err := raft.BootstrapCluster(rc, logs, stores.stable, snaps, trans, boot); err != nil {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 	}
-	r, err := raft.NewRaft(rc, n.fsm, logs, store, snaps, trans)
+	r, err := raft.NewRaft(rc, n.fsm, logs, stores.stable, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}

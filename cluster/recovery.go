@@ -43,13 +43,21 @@ func LastConfiguration(dir string) (raft.Configuration, error) {
 	defer store.Close()
 	// raft.db is locked now, so the node is stopped and its WAL free.
 	var logs raft.LogStore = store
-	if _, err := os.Stat(filepath.Join(dir, walDir)); err == nil {
+	var stable raft.StableStore = store
+	mark, err := getUint64(store, logStoreKey)
+	if err != nil {
+		return raft.Configuration{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	if mark != 0 {
+		if err := checkMarkedWAL(dir); err != nil {
+			return raft.Configuration{}, err
+		}
 		w, err := openWAL(filepath.Join(dir, walDir), logging.HCLog(zap.NewNop()))
 		if err != nil {
 			return raft.Configuration{}, fmt.Errorf("open the raft log in %s: %w", filepath.Join(dir, walDir), err)
 		}
 		defer w.Close()
-		logs = w
+		logs, stable = w, prefixedStable{store}
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logging.HCLog(zap.NewNop()))
 	if err != nil {
@@ -59,7 +67,7 @@ func LastConfiguration(dir string) (raft.Configuration, error) {
 	conf := raft.DefaultConfig()
 	conf.LocalID = "offline-reader"
 	conf.Logger = logging.HCLog(zap.NewNop())
-	return raft.GetConfiguration(conf, fsm.New(nil), logs, store, snaps, trans)
+	return raft.GetConfiguration(conf, fsm.New(nil), logs, stable, snaps, trans)
 }
 
 // WritePeersJSON writes peers.json for an outage recovery, keeping only
