@@ -110,6 +110,18 @@ func openLogStore(dir, kind string, bolt *raftboltdb.BoltStore, snapIndex uint64
 	if err != nil {
 		return raftStores{}, fmt.Errorf("read raft log in %s: %w", filepath.Join(dir, raftDBFile), err)
 	}
+	if haveWAL && boltLast > 0 {
+		// An empty WAL made by a start that crashed before marking, and
+		// raft.db written since: make the move afresh.
+		if empty, err := emptyWAL(path, hlog); err != nil {
+			return raftStores{}, err
+		} else if empty {
+			if err := os.RemoveAll(path); err != nil {
+				return raftStores{}, fmt.Errorf("remove the empty raft log %s: %w", path, err)
+			}
+			haveWAL = false
+		}
+	}
 	if !haveWAL && boltLast > 0 {
 		n, err := migrateToWAL(dir, bolt, boltFirst, boltLast, snapIndex, hlog)
 		if err != nil {
@@ -129,11 +141,46 @@ func openLogStore(dir, kind string, bolt *raftboltdb.BoltStore, snapIndex uint64
 		return raftStores{}, damaged("raft-db-corrupt", "open the raft log in %s: %v", path, err)
 	}
 	stores, err := commitMove(dir, bolt, w, boltFirst, boltLast)
+	if err == nil {
+		err = dropBelowSnapshot(w, snapIndex)
+	}
 	if err != nil {
 		w.Close()
 		return raftStores{}, err
 	}
 	return stores, nil
+}
+
+func emptyWAL(path string, hlog hclog.Logger) (bool, error) {
+	w, err := openWAL(path, hlog)
+	if err != nil {
+		return false, damaged("raft-db-corrupt", "open the raft log in %s: %v", path, err)
+	}
+	defer w.Close()
+	last, err := w.LastIndex()
+	return last == 0, err
+}
+
+// dropBelowSnapshot empties a WAL that ends below the snapshot raft will
+// restore: raft's next append follows the snapshot, and the WAL refuses an
+// append after a gap. It happens after a crash between a snapshot install
+// and raft's removal of the older entries, and when a bolt log kept only
+// entries older than an installed snapshot is moved.
+func dropBelowSnapshot(w *wal.WAL, snapIndex uint64) error {
+	first, last, err := logBounds(w)
+	if err != nil || last == 0 || last >= snapIndex {
+		return err
+	}
+	if err := w.DeleteRange(first, last); err != nil {
+		return fmt.Errorf("drop log entries %d..%d older than snapshot %d: %w", first, last, snapIndex, err)
+	}
+	return nil
+}
+
+// sameEntry reports whether two log stores hold the same entry at index.
+func sameEntry(a, b raft.LogStore, index uint64) bool {
+	var x, y raft.Log
+	return a.GetLog(index, &x) == nil && b.GetLog(index, &y) == nil && x.Term == y.Term && x.Type == y.Type && string(x.Data) == string(y.Data)
 }
 
 // commitMove makes the unmarked raft.db's state wal/'s: the term and vote
@@ -150,8 +197,11 @@ func commitMove(dir string, bolt *raftboltdb.BoltStore, w *wal.WAL, boltFirst, b
 		// The WAL was made on an earlier start, which marked raft.db
 		// before anything could be appended: this raft.db is a new one.
 		return raftStores{}, damaged("lost-raft-db", "%s is missing or empty but the raft log in %s holds entries up to index %d: the term and vote kept in raft.db are gone, and a member that lost them must not vote", db, filepath.Join(dir, walDir), walLast)
-	case walLast < boltLast:
-		return raftStores{}, damaged("raft-db-corrupt", "%s ends at index %d but %s holds entries up to %d", filepath.Join(dir, walDir), walLast, db, boltLast)
+	case walLast != boltLast || (boltLast > 0 && !sameEntry(w, bolt, boltLast)):
+		// raft never runs on an unmarked WAL, so a complete copy ends
+		// exactly where raft.db's log does. raft.db was written after the
+		// copy (an older vsm), or put back from an older backup.
+		return raftStores{}, damaged("raft-db-corrupt", "%s ends at index %d but %s, which still holds this node's log, ends at %d (or differs there): the copy in %s is stale; move %s aside and start again to copy the log afresh", filepath.Join(dir, walDir), walLast, db, boltLast, filepath.Join(dir, walDir), filepath.Join(dir, walDir))
 	}
 	for _, k := range raftStableUint64Keys {
 		v, err := getUint64(bolt, k)
@@ -218,41 +268,61 @@ func openMarkedWAL(dir string, bolt *raftboltdb.BoltStore, mark, snapIndex uint6
 	if err := checkMarkedWAL(dir); err != nil {
 		return raftStores{}, err
 	}
-	db := filepath.Join(dir, raftDBFile)
-	first, last, err := logBounds(bolt)
-	if err != nil {
-		return raftStores{}, fmt.Errorf("read raft log in %s: %w", db, err)
-	}
-	term, err := getUint64(bolt, "CurrentTerm")
-	if err != nil {
-		return raftStores{}, fmt.Errorf("read %s: %w", db, err)
-	}
-	switch {
-	case mark == markMoving:
-		// A crash before the end of finishMove: raft.db's copy is
-		// stale, wal/ and the prefixed term are the truth.
-		if err := finishMove(bolt, first, last); err != nil {
-			return raftStores{}, fmt.Errorf("%s: %w", db, err)
-		}
-	case last > 0 || term > 0:
-		// After a move raft.db holds neither entries nor a term of its
-		// own: something that keeps its log in raft.db wrote there since.
-		return raftStores{}, damaged("lost-raft-db", "%s holds raft state of its own (log up to index %d, term %d) although this node's log was moved to %s: a version of vsm that keeps its log in raft.db ran on it, and neither log is complete; a member without its log must not vote", db, last, term, path)
-	}
 	w, err := openWAL(path, hlog)
 	if err != nil {
 		return raftStores{}, damaged("raft-db-corrupt", "open the raft log in %s: %v", path, err)
 	}
-	// A crash between a snapshot install and raft's removal of the older
-	// entries leaves the log ending below the snapshot; raft would then
-	// append after a gap, which the WAL refuses.
-	if first, last, err := logBounds(w); err == nil && last > 0 && last < snapIndex {
-		if err := w.DeleteRange(first, last); err != nil {
-			w.Close()
-			return raftStores{}, fmt.Errorf("drop log entries %d..%d older than snapshot %d: %w", first, last, snapIndex, err)
-		}
+	err = settleMarked(dir, bolt, w, mark)
+	if err == nil {
+		err = dropBelowSnapshot(w, snapIndex)
+	}
+	if err != nil {
+		w.Close()
+		return raftStores{}, err
 	}
 	return raftStores{logs: w, stable: prefixedStable{bolt}, closer: w}, nil
+}
+
+// settleMarked checks raft.db's own state on a node whose log is in wal/,
+// and finishes a move a crash interrupted.
+func settleMarked(dir string, bolt *raftboltdb.BoltStore, w *wal.WAL, mark uint64) error {
+	path, db := filepath.Join(dir, walDir), filepath.Join(dir, raftDBFile)
+	first, last, err := logBounds(bolt)
+	if err != nil {
+		return fmt.Errorf("read raft log in %s: %w", db, err)
+	}
+	term, err := getUint64(bolt, "CurrentTerm")
+	if err != nil {
+		return fmt.Errorf("read %s: %w", db, err)
+	}
+	walTerm, err := getUint64(prefixedStable{bolt}, "CurrentTerm")
+	if err != nil {
+		return fmt.Errorf("read %s: %w", db, err)
+	}
+	walLast, err := w.LastIndex()
+	if err != nil {
+		return damaged("raft-db-corrupt", "read the raft log in %s: %v", path, err)
+	}
+	foreign := func() error {
+		return damaged("lost-raft-db", "%s holds raft state of its own (log up to index %d, term %d) beside the log moved to %s (up to index %d, term %d): a version of vsm that keeps its log in raft.db ran on it, and neither log is complete; a member without its log must not vote", db, last, term, path, walLast, walTerm)
+	}
+	if mark != markMoving {
+		// After a move raft.db holds neither entries nor a term of its
+		// own: something that keeps its log in raft.db wrote there since.
+		if last > 0 || term > 0 {
+			return foreign()
+		}
+		return nil
+	}
+	// A crash before the end of finishMove: raft.db's own copy is stale
+	// and goes, unless something wrote past the moved state since.
+	if term > walTerm || last > walLast {
+		return foreign()
+	}
+	if err := finishMove(bolt, first, last); err != nil {
+		return fmt.Errorf("%s: %w", db, err)
+	}
+	return nil
 }
 
 // checkMarkedWAL refuses a marked node whose wal/ or WAL index is gone.

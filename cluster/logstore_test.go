@@ -253,6 +253,42 @@ func TestLogStoreRefusals(t *testing.T) {
 			b.Close()
 			return LogStoreWAL // no snapshot: entries 21..39 are simply gone
 		}, []string{"has no entry 39", "hole", "nothing in raft.db was changed"}},
+		{"a copy in wal/ older than raft.db's log, before the mark", func(t *testing.T, dir string) string {
+			b := boltWithLog(t, dir, 1, 100)
+			if _, err := migrateToWAL(dir, b, 1, 100, 0, hclog.NewNullLogger()); err != nil {
+				t.Fatal(err)
+			}
+			// An older vsm then truncated a conflicting tail and wrote
+			// 90..95 in a later term.
+			if err := b.DeleteRange(90, 100); err != nil {
+				t.Fatal(err)
+			}
+			var tail []*raft.Log
+			for i := uint64(90); i <= 95; i++ {
+				tail = append(tail, &raft.Log{Index: i, Term: 5, Data: []byte{byte(i)}})
+			}
+			if err := b.StoreLogs(tail); err != nil {
+				t.Fatal(err)
+			}
+			b.Close()
+			return LogStoreWAL
+		}, []string{"ends at index 100", "ends at 95", "stale", "#raft-db-corrupt"}},
+		{"move interrupted, then raft.db written past it", func(t *testing.T, dir string) string {
+			b := boltWithLog(t, dir, 1, 5)
+			_, c, err := openTestLogStore(dir, LogStoreWAL, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			if err := b.SetUint64([]byte(logStoreKey), markMoving); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.SetUint64([]byte("CurrentTerm"), 7); err != nil {
+				t.Fatal(err)
+			}
+			b.Close()
+			return LogStoreWAL
+		}, []string{"holds raft state of its own", "term 7", "#lost-raft-db"}},
 		{"unknown store", func(t *testing.T, dir string) string { return "rocks" }, []string{`"rocks"`, `"wal"`, `"bolt"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -317,6 +353,22 @@ func TestLogStoreSnapshotGaps(t *testing.T) {
 		defer c.Close()
 		requireLog(t, s, 40, 41)
 	})
+	t.Run("bolt log wholly below the newest snapshot", func(t *testing.T) {
+		dir := t.TempDir()
+		b := boltWithLog(t, dir, 1, 5)
+		defer b.Close()
+		s, c, err := openTestLogStoreSnap(dir, LogStoreWAL, b, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, last, _ := logBounds(s); last != 0 {
+			t.Fatalf("the moved log ends at %d, below snapshot 10", last)
+		}
+		if err := s.StoreLogs([]*raft.Log{{Index: 11, Term: 4}}); err != nil {
+			t.Fatalf("raft's next append after the snapshot: %v", err)
+		}
+	})
 	t.Run("WAL ending below the newest snapshot", func(t *testing.T) {
 		dir := t.TempDir()
 		b := boltWithLog(t, dir, 1, 5)
@@ -338,4 +390,27 @@ func TestLogStoreSnapshotGaps(t *testing.T) {
 			t.Fatalf("raft's next append after the snapshot: %v", err)
 		}
 	})
+}
+
+// TestLogStoreEmptyWALThenBoltWrites: a first start that crashed after
+// making an empty wal/ but before marking raft.db, then raft.db written
+// (by an older vsm): the empty WAL is replaced by a move of raft.db's log.
+func TestLogStoreEmptyWALThenBoltWrites(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, walDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	w, err := openWAL(filepath.Join(dir, walDir), hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	b := boltWithLog(t, dir, 1, 30)
+	defer b.Close()
+	s, c, err := openTestLogStore(dir, LogStoreWAL, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	requireLog(t, s, 1, 30)
 }

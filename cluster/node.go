@@ -186,9 +186,11 @@ func (n *Node) open(adv *net.TCPAddr) (err error) {
 	if err != nil {
 		return err
 	}
+	// The snapshot raft restores first: entries at or below it are not
+	// needed (see dropBelowSnapshot).
 	var snapIndex uint64
-	for _, s := range valid {
-		snapIndex = max(snapIndex, s.Index)
+	if len(valid) > 0 {
+		snapIndex = valid[0].Index
 	}
 	stores, err := openLogStore(n.cfg.Dir, n.cfg.LogStore, store, snapIndex, hlog, n.log)
 	if err != nil {
