@@ -26,7 +26,8 @@ const defaultSnapshotLogBytes = 16 << 20
 // outgrows its budget does not wait for it: the store signals at once.
 const logBoundInterval = time.Second
 
-// boundLog keeps raft.db within twice the size of a snapshot. raft
+// boundLog keeps the raft log's files within twice the size of a snapshot
+// (plus the WAL's preallocated segments; see walSegmentBytes). raft
 // snapshots and trims by entry count only; here the log's bytes decide
 // too:
 //   - budget = half the newest snapshot's size, or SnapshotLogBytes if more;
@@ -35,9 +36,9 @@ const logBoundInterval = time.Second
 //   - once the log holds more than the budget, a snapshot is taken, which
 //     trims it to those trailing entries.
 //
-// bolt never returns freed pages to the file system, and grows its file to
-// the next power of two (below 16 MB) or by 16 MB steps: raft.db ends at up
-// to twice the most the log ever held. Hence half a snapshot: the file
+// With LogStore bolt, bolt never returns freed pages to the file system,
+// and grows its file to the next power of two (below 16 MB) or by 16 MB
+// steps: raft.db ends at up to twice the most the log ever held. Hence half a snapshot: the file
 // stays within a snapshot's size or twice SnapshotLogBytes. The cost is a
 // snapshot written for every quarter snapshot of log.
 func (n *Node) boundLog() {

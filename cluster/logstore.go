@@ -76,9 +76,9 @@ type raftStores struct {
 // copy is made in a scratch directory and renamed into place, raft's term
 // and vote are copied to prefixed keys, the mark is set, and only then is
 // raft.db's copy emptied, so a crash at any point leaves one complete log.
-// snapIndex is the newest valid snapshot's index (0 if none): log entries
-// at or below it are not needed, and entries left over from before a
-// snapshot install must not stay in front of a gap.
+// snapIndex is the index of the snapshot raft restores first (0 if none):
+// log entries at or below it are not needed, and entries left over from
+// before a snapshot install must not stay in front of a gap.
 func openLogStore(dir, kind string, bolt *raftboltdb.BoltStore, snapIndex uint64, hlog hclog.Logger, log *zap.Logger) (raftStores, error) {
 	path := filepath.Join(dir, walDir)
 	haveWAL, err := exists(path)

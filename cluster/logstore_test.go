@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -35,6 +37,40 @@ func boltWithLog(t *testing.T, dir string, first, last uint64) *raftboltdb.BoltS
 		t.Fatal(err)
 	}
 	return b
+}
+
+// movedHome makes a home whose log (entries 1..5, term 3) has been moved
+// to wal/, and returns its raft.db, still open.
+func movedHome(t *testing.T, dir string) *raftboltdb.BoltStore {
+	t.Helper()
+	b := boltWithLog(t, dir, 1, 5)
+	_, c, err := openTestLogStore(dir, LogStoreWAL, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	return b
+}
+
+// onDisk is what a refused open must leave as it found: every file under
+// wal/ with its content, raft.db's log bounds, mark and both terms.
+func onDisk(t *testing.T, dir string, b *raftboltdb.BoltStore) string {
+	t.Helper()
+	var out strings.Builder
+	files, _ := filepath.Glob(filepath.Join(dir, walDir, "*"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&out, "%s %d %x\n", filepath.Base(f), len(data), sha256.Sum256(data))
+	}
+	first, last, err := logBounds(b)
+	mark, _ := getUint64(b, logStoreKey)
+	term, _ := getUint64(b, "CurrentTerm")
+	walTerm, _ := getUint64(b, walStablePrefix+"CurrentTerm")
+	fmt.Fprintf(&out, "raft.db log %d..%d (%v) mark %d term %d wal term %d", first, last, err, mark, term, walTerm)
+	return out.String()
 }
 
 func openTestLogStore(dir, kind string, b *raftboltdb.BoltStore) (raft.LogStore, io.Closer, error) {
@@ -175,7 +211,8 @@ func TestLogStoreMoveSurvivesCrashes(t *testing.T) {
 }
 
 // TestLogStoreRefusals: the cases where opening the log must stop with an
-// error that says what is wrong and what to do, touching nothing.
+// error that says what is wrong and what to do, touching nothing: the
+// files under wal/ and raft.db's raft state are as they were.
 func TestLogStoreRefusals(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -184,22 +221,12 @@ func TestLogStoreRefusals(t *testing.T) {
 		want    []string
 	}{
 		{"bolt asked for, log already in wal/", func(t *testing.T, dir string) string {
-			b := boltWithLog(t, dir, 1, 5)
-			_, c, err := openTestLogStore(dir, LogStoreWAL, b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.Close()
+			b := movedHome(t, dir)
 			b.Close()
 			return LogStoreBolt
 		}, []string{"does not move a log back", `LogStore = "wal"`}},
 		{"wal/ deleted", func(t *testing.T, dir string) string {
-			b := boltWithLog(t, dir, 1, 5)
-			_, c, err := openTestLogStore(dir, LogStoreWAL, b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.Close()
+			b := movedHome(t, dir)
 			b.Close()
 			if err := os.RemoveAll(filepath.Join(dir, walDir)); err != nil {
 				t.Fatal(err)
@@ -207,12 +234,7 @@ func TestLogStoreRefusals(t *testing.T) {
 			return LogStoreWAL
 		}, []string{"wal is missing", "must not vote", "#lost-raft-db"}},
 		{"raft.db replaced by an empty one", func(t *testing.T, dir string) string {
-			b := boltWithLog(t, dir, 1, 5)
-			_, c, err := openTestLogStore(dir, LogStoreWAL, b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.Close()
+			b := movedHome(t, dir)
 			b.Close()
 			if err := os.Remove(filepath.Join(dir, raftDBFile)); err != nil {
 				t.Fatal(err)
@@ -220,12 +242,7 @@ func TestLogStoreRefusals(t *testing.T) {
 			return LogStoreWAL
 		}, []string{"raft.db is missing or empty", "holds entries up to index 5", "#lost-raft-db"}},
 		{"wal-meta.db deleted (raft-wal would start an empty log)", func(t *testing.T, dir string) string {
-			b := boltWithLog(t, dir, 1, 5)
-			_, c, err := openTestLogStore(dir, LogStoreWAL, b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.Close()
+			b := movedHome(t, dir)
 			b.Close()
 			if err := os.Remove(filepath.Join(dir, walDir, "wal-meta.db")); err != nil {
 				t.Fatal(err)
@@ -233,12 +250,7 @@ func TestLogStoreRefusals(t *testing.T) {
 			return LogStoreWAL
 		}, []string{"wal-meta.db is missing", "must not vote", "#lost-raft-db"}},
 		{"raft.db written by a version that keeps its log there", func(t *testing.T, dir string) string {
-			b := boltWithLog(t, dir, 1, 5)
-			_, c, err := openTestLogStore(dir, LogStoreWAL, b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.Close()
+			b := movedHome(t, dir)
 			if err := b.StoreLogs([]*raft.Log{{Index: 6, Term: 9, Data: []byte{6}}}); err != nil {
 				t.Fatal(err)
 			}
@@ -274,12 +286,7 @@ func TestLogStoreRefusals(t *testing.T) {
 			return LogStoreWAL
 		}, []string{"ends at index 100", "ends at 95", "stale", "#raft-db-corrupt"}},
 		{"move interrupted, then raft.db written past it", func(t *testing.T, dir string) string {
-			b := boltWithLog(t, dir, 1, 5)
-			_, c, err := openTestLogStore(dir, LogStoreWAL, b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.Close()
+			b := movedHome(t, dir)
 			if err := b.SetUint64([]byte(logStoreKey), markMoving); err != nil {
 				t.Fatal(err)
 			}
@@ -299,17 +306,19 @@ func TestLogStoreRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer b.Close()
+			before := onDisk(t, dir, b)
 			_, c, err := openTestLogStoreSnap(dir, kind, b, 0)
 			if err == nil {
-				if c != nil {
-					c.Close()
-				}
+				c.Close()
 				t.Fatal("opened; want a refusal")
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not say %q", err, w)
 				}
+			}
+			if after := onDisk(t, dir, b); after != before {
+				t.Errorf("the refused open changed the home:\nbefore %s\nafter  %s", before, after)
 			}
 		})
 	}
@@ -371,13 +380,8 @@ func TestLogStoreSnapshotGaps(t *testing.T) {
 	})
 	t.Run("WAL ending below the newest snapshot", func(t *testing.T) {
 		dir := t.TempDir()
-		b := boltWithLog(t, dir, 1, 5)
+		b := movedHome(t, dir)
 		defer b.Close()
-		_, c, err := openTestLogStore(dir, LogStoreWAL, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Close()
 		s, c, err := openTestLogStoreSnap(dir, LogStoreWAL, b, 10)
 		if err != nil {
 			t.Fatal(err)
