@@ -113,6 +113,7 @@ type Node struct {
 	logCloser io.Closer // the log store, when it is not store
 	logs      raft.LogStore
 	sized     *sizedLogStore
+	leaderLog *leaderLog
 	snaps     *raft.FileSnapshotStore
 	transport *raft.NetworkTransport
 	log       *zap.Logger
@@ -212,7 +213,11 @@ func (n *Node) open(adv *net.TCPAddr) (err error) {
 	if n.sized, err = newSizedLogStore(stores.logs); err != nil {
 		return err
 	}
-	logs, err := raft.NewLogCache(logCacheEntries, n.sized)
+	n.leaderLog = newLeaderLog(n.sized, func(err error) {
+		n.onFatal(fmt.Errorf("the leader could not sync its raft log: %w", err))
+	})
+	n.fsm.durable = n.leaderLog.waitDurable
+	logs, err := raft.NewLogCache(logCacheEntries, n.leaderLog)
 	if err != nil {
 		return err
 	}
@@ -232,11 +237,13 @@ func (n *Node) open(adv *net.TCPAddr) (err error) {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 	}
-	r, err := raft.NewRaft(rc, n.fsm, logs, stores.stable, snaps, trans)
+	clamped := &clampedTransport{NetworkTransport: trans, synced: n.leaderLog.syncedCommit}
+	r, err := raft.NewRaft(rc, n.fsm, logs, stores.stable, snaps, clamped)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	n.leaderLog.attach(r)
 	go n.drainNotify()
 	go n.monitorLeadership()
 	go n.boundLog()
@@ -755,6 +762,11 @@ func (n *Node) Close(ctx context.Context) error {
 func (n *Node) closeStores() {
 	if n.transport != nil {
 		n.transport.Close()
+	}
+	if n.leaderLog != nil {
+		if err := n.leaderLog.Close(); err != nil {
+			n.log.Error("closing the raft log", zap.Error(err))
+		}
 	}
 	if n.logCloser != nil {
 		n.logCloser.Close()

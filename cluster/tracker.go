@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"hash/maphash"
 	"sync"
 
@@ -20,6 +21,11 @@ import (
 type trackedFSM struct {
 	*fsm.FSM
 	applied appliedIndex
+
+	// durable, when set, returns once the local log holds every entry up
+	// to index on disk (leaderLog.waitDurable): a leader's FSM must not
+	// apply an entry its raft counted as committed before it was synced.
+	durable func(index uint64) error
 
 	mu      sync.Mutex
 	seed    maphash.Seed
@@ -55,6 +61,9 @@ func newTrackedFSM(f *fsm.FSM) *trackedFSM {
 func (t *trackedFSM) sum(data []byte) uint64 { return maphash.Bytes(t.seed, data) }
 
 func (t *trackedFSM) Apply(l *raft.Log) any {
+	if err := t.waitDurable(l.Index); err != nil {
+		return fsm.Result{Err: err}
+	}
 	r := t.FSM.Apply(l)
 	t.record(l, r)
 	t.applied.Store(l.Index)
@@ -68,16 +77,35 @@ func (t *trackedFSM) Apply(l *raft.Log) any {
 // for them when batching) and count as applied.
 func (t *trackedFSM) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
+	if len(logs) == 0 {
+		return out
+	}
+	if err := t.waitDurable(logs[len(logs)-1].Index); err != nil {
+		// The node is stopping (the write failure is fatal); nothing in
+		// the batch is applied or counted as applied.
+		for i := range out {
+			out[i] = fsm.Result{Err: err}
+		}
+		return out
+	}
 	for i, l := range logs {
 		if l.Type == raft.LogCommand {
 			out[i] = t.FSM.Apply(l)
 			t.record(l, out[i])
 		}
 	}
-	if len(logs) > 0 {
-		t.applied.Store(logs[len(logs)-1].Index)
-	}
+	t.applied.Store(logs[len(logs)-1].Index)
 	return out
+}
+
+func (t *trackedFSM) waitDurable(index uint64) error {
+	if t.durable == nil {
+		return nil
+	}
+	if err := t.durable(index); err != nil {
+		return fmt.Errorf("entry %d is not on this node's disk: %w", index, err)
+	}
+	return nil
 }
 
 // record keeps the outcome of a command entry for settleLost.
