@@ -36,6 +36,15 @@ import (
 // applied nowhere; a follower that has it keeps it or drops it as raft
 // decides, as with any uncommitted entry.
 //
+// (Barriers and no-ops carry no state and never reach the FSM, so a
+// barrier can return before its own entry is synced; every command and
+// configuration entry before it was.)
+//
+// If a background write fails, the node must stop: its raft has counted
+// entries its disk does not hold. Until it has, the commit index sent to
+// followers stays below the first lost entry, and the FSM applies
+// nothing more and refuses to snapshot (see trackedFSM).
+//
 // Configuration entries are written before StoreLogs returns, as
 // before: raft allows the next membership change once it counts one as
 // committed, and that count must not include a copy that is not on disk.
@@ -51,8 +60,9 @@ type leaderLog struct {
 	// calls); nil until raft is attached.
 	leading atomic.Pointer[func() bool]
 	onFail  func(error)
-	// testBeforeWrite, if set, runs before each background write.
-	testBeforeWrite atomic.Pointer[func()]
+	// testBeforeWrite, if set, runs before each background write; an
+	// error it returns fails the write as the disk's would.
+	testBeforeWrite atomic.Pointer[func() error]
 
 	mu      sync.Mutex
 	changed *sync.Cond  // queue, writing, err or closed changed
@@ -60,8 +70,12 @@ type leaderLog struct {
 	writing []*raft.Log // being written and synced now
 	bytes   int         // data held by queue and writing
 	err     error       // a write failed: nothing more is accepted
-	closed  bool
-	done    chan struct{}
+	// lost is the first entry of the write that failed: raft counted it
+	// and everything after it, but they never reached the disk, so no
+	// follower may ever be told of a commit at or beyond it.
+	lost   uint64
+	closed bool
+	done   chan struct{}
 }
 
 // How far the leader's disk may fall behind its dispatch before StoreLogs
@@ -114,6 +128,11 @@ func (l *leaderLog) StoreLogs(logs []*raft.Log) error {
 		(len(l.queue)+len(l.writing) >= maxQueuedEntries || l.bytes >= maxQueuedBytes) {
 		l.changed.Wait()
 	}
+	// Queued runs must stay consecutive for GetLog; raft skips an index
+	// when it restores a backup, so let the queue empty first then.
+	for l.err == nil && !l.closed && l.firstUnsynced() != 0 && logs[0].Index != l.lastQueued()+1 {
+		l.changed.Wait()
+	}
 	switch {
 	case l.err != nil:
 		return l.err
@@ -152,13 +171,11 @@ func (l *leaderLog) writeLoop() {
 		}
 		l.writing, l.queue = l.queue, nil
 		l.mu.Unlock()
-		if f := l.testBeforeWrite.Load(); f != nil {
-			(*f)()
-		}
-		err := l.LogStore.StoreLogs(l.writing)
+		err := l.write(l.writing)
 		l.mu.Lock()
 		if err != nil {
 			l.err = fmt.Errorf("write raft log entries %d-%d: %w", l.writing[0].Index, l.writing[len(l.writing)-1].Index, err)
+			l.lost = l.writing[0].Index
 			l.writing, l.queue, l.bytes = nil, nil, 0
 			l.changed.Broadcast()
 			if l.onFail != nil {
@@ -174,10 +191,21 @@ func (l *leaderLog) writeLoop() {
 	}
 }
 
-// firstUnsynced is the lowest entry accepted but not yet durable, 0 if
-// none. Callers hold mu.
+func (l *leaderLog) write(logs []*raft.Log) error {
+	if f := l.testBeforeWrite.Load(); f != nil {
+		if err := (*f)(); err != nil {
+			return err
+		}
+	}
+	return l.LogStore.StoreLogs(logs)
+}
+
+// firstUnsynced is the lowest entry accepted but not yet durable (or
+// lost to a failed write), 0 if none. Callers hold mu.
 func (l *leaderLog) firstUnsynced() uint64 {
 	switch {
+	case l.lost != 0:
+		return l.lost
 	case len(l.writing) > 0:
 		return l.writing[0].Index
 	case len(l.queue) > 0:
@@ -261,18 +289,26 @@ func (l *leaderLog) FirstIndex() (uint64, error) {
 	return l.firstUnsynced(), nil
 }
 
+// lastQueued is the highest entry accepted but not yet durable, 0 if
+// none. Callers hold mu.
+func (l *leaderLog) lastQueued() uint64 {
+	switch {
+	case len(l.queue) > 0:
+		return l.queue[len(l.queue)-1].Index
+	case len(l.writing) > 0:
+		return l.writing[len(l.writing)-1].Index
+	}
+	return 0
+}
+
 // LastIndex implements raft.LogStore.
 func (l *leaderLog) LastIndex() (uint64, error) {
 	l.mu.Lock()
-	switch {
-	case len(l.queue) > 0:
-		defer l.mu.Unlock()
-		return l.queue[len(l.queue)-1].Index, nil
-	case len(l.writing) > 0:
-		defer l.mu.Unlock()
-		return l.writing[len(l.writing)-1].Index, nil
-	}
+	last := l.lastQueued()
 	l.mu.Unlock()
+	if last != 0 {
+		return last, nil
+	}
 	return l.LogStore.LastIndex()
 }
 

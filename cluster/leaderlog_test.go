@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -237,6 +238,28 @@ func TestLeaderLogWriteFailureStopsEverything(t *testing.T) {
 	if err := l.StoreLogs(entries(3, 3)); !errors.Is(err, disk) {
 		t.Fatalf("StoreLogs after a failed write = %v", err)
 	}
+	if c := l.syncedCommit(10); c != 0 {
+		t.Fatalf("commit told to followers after entries 1-2 were lost = %d, want 0", c)
+	}
+}
+
+// raft skips an index when it restores a backup; the next entries wait
+// for the queue to empty, so queued runs stay consecutive for GetLog.
+func TestLeaderLogQueueStaysConsecutive(t *testing.T) {
+	l, store, _, _ := newTestLeaderLog(t, true)
+	if err := l.StoreLogs(entries(1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	ok, done := returnsWithin(100*time.Millisecond, func() { _ = l.StoreLogs(entries(4, 5)) })
+	if ok {
+		t.Fatal("entries 4-5 were queued behind 1-2 with 3 missing")
+	}
+	store.gate <- nil
+	<-done
+	var got raft.Log
+	if err := l.GetLog(5, &got); err != nil || got.Index != 5 {
+		t.Fatalf("GetLog(5) = %+v, %v", got, err)
+	}
 }
 
 func TestLeaderLogCloseWritesTheQueue(t *testing.T) {
@@ -344,10 +367,11 @@ func TestNothingAppliedBeforeTheLeaderSynced(t *testing.T) {
 	hold := make(chan struct{})
 	var held atomic.Bool
 	held.Store(true)
-	wait := func() {
+	wait := func() error {
 		if held.Load() {
 			<-hold
 		}
+		return nil
 	}
 	leader.leaderLog.testBeforeWrite.Store(&wait)
 	release := func() {
@@ -366,6 +390,11 @@ func TestNothingAppliedBeforeTheLeaderSynced(t *testing.T) {
 		return nodes[1].raft.LastIndex() >= target && nodes[2].raft.LastIndex() >= target && leader.raft.CommitIndex() >= target
 	})
 	time.Sleep(300 * time.Millisecond) // several commit timeouts: followers would have heard
+	for _, n := range nodes[1:] {
+		if c := n.raft.CommitIndex(); c >= target {
+			t.Fatalf("%s was told commit %d while the leader had not synced %d", n.ID(), c, target)
+		}
+	}
 	for _, n := range nodes {
 		if _, ok := n.FSM().Miner(1001); ok {
 			t.Fatalf("%s applied the write before the leader had it on disk", n.ID())
@@ -399,4 +428,56 @@ func TestLeaderLogBoundsTheQueue(t *testing.T) {
 	}
 	store.gate <- nil
 	<-done
+}
+
+// Across real nodes: when the leader cannot sync a write, no member
+// applies it, the writer is told its fate is unknown (the followers hold
+// it, and the next leader may commit it), the node reports a fatal error,
+// and its FSM refuses to snapshot a state that skipped the entry.
+func TestLeaderSyncFailureAppliesNothing(t *testing.T) {
+	ctx := context.Background()
+	nodes := openVoters(t, 3)
+	leader := nodes[0]
+	if _, err := leader.Apply(ctx, fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PartitionSize: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	disk := errors.New("no space left on device")
+	fail := func() error { return disk }
+	leader.leaderLog.testBeforeWrite.Store(&fail)
+	target := leader.raft.LastIndex() + 1
+	_, err := leader.Apply(ctx, fsm.PutMiner{Miner: fsm.Miner{ID: 1001, SectorSize: 2048, PartitionSize: 2}})
+	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "may or may not have been applied") {
+		t.Fatalf("write whose leader could not sync it: %v, want an unknown outcome", err)
+	}
+	select {
+	case err := <-leader.Fatal():
+		if !errors.Is(err, disk) {
+			t.Fatalf("fatal error = %v, want the disk's", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the node did not report the failed sync as fatal")
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, n := range nodes {
+		if _, ok := n.FSM().Miner(1001); ok {
+			t.Fatalf("%s applied a write the leader could not sync", n.ID())
+		}
+	}
+	for _, n := range nodes[1:] {
+		if c := n.raft.CommitIndex(); c >= target {
+			t.Fatalf("%s was told commit %d, at or past the lost entry %d", n.ID(), c, target)
+		}
+	}
+	if err := leader.SnapshotNow(ctx); err == nil {
+		t.Fatal("the leader took a snapshot of a state that skipped the lost entry")
+	}
+	snaps, err := leader.snaps.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range snaps {
+		if m.Index >= target {
+			t.Fatalf("the leader saved snapshot %s at index %d, past the lost entry %d", m.ID, m.Index, target)
+		}
+	}
 }

@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -26,6 +28,10 @@ type trackedFSM struct {
 	// to index on disk (leaderLog.waitDurable): a leader's FSM must not
 	// apply an entry its raft counted as committed before it was synced.
 	durable func(index uint64) error
+	// broken is set once an entry could not be made durable: raft has
+	// moved its applied index past entries the FSM never applied, so
+	// this state must not be saved as a snapshot of that index.
+	broken atomic.Bool
 
 	mu      sync.Mutex
 	seed    maphash.Seed
@@ -82,7 +88,8 @@ func (t *trackedFSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 	if err := t.waitDurable(logs[len(logs)-1].Index); err != nil {
 		// The node is stopping (the write failure is fatal); nothing in
-		// the batch is applied or counted as applied.
+		// the batch is applied or counted as applied. The entries may
+		// still be committed by the next leader: their fate is unknown.
 		for i := range out {
 			out[i] = fsm.Result{Err: err}
 		}
@@ -103,9 +110,19 @@ func (t *trackedFSM) waitDurable(index uint64) error {
 		return nil
 	}
 	if err := t.durable(index); err != nil {
-		return fmt.Errorf("entry %d is not on this node's disk: %w", index, err)
+		t.broken.Store(true)
+		return fmt.Errorf("%w: entry %d could not be written to this node's raft log (%v); the node stops, and the next leader may still commit the write, so it may or may not have been applied", ErrTimeout, index, err)
 	}
 	return nil
+}
+
+// Snapshot implements raft.FSM, refusing once the state is behind what
+// raft believes it applied.
+func (t *trackedFSM) Snapshot() (raft.FSMSnapshot, error) {
+	if t.broken.Load() {
+		return nil, errors.New("snapshot refused: this node's FSM skipped entries its raft log could not hold; the node is stopping")
+	}
+	return t.FSM.Snapshot()
 }
 
 // record keeps the outcome of a command entry for settleLost.
