@@ -481,3 +481,75 @@ func TestLeaderSyncFailureAppliesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A leader that hands over leadership while its own sync is held back
+// becomes a follower with entries still queued and takes the new leader's
+// entries behind them (the order itself is TestLeaderLogWritesOthersInOrderAndAtOnce's):
+// nothing deadlocks, the write in flight ends one way or the other, an
+// acknowledged one is on the new leader, and every member ends with the
+// same state.
+func TestStepDownWithQueuedEntries(t *testing.T) {
+	ctx := context.Background()
+	nodes := openVoters(t, 3)
+	old := nodes[0]
+	if _, err := old.Apply(ctx, fsm.PutMiner{Miner: fsm.Miner{ID: 1000, SectorSize: 2048, PartitionSize: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	var held atomic.Bool
+	held.Store(true)
+	wait := func() error {
+		if held.Load() {
+			<-hold
+		}
+		return nil
+	}
+	old.leaderLog.testBeforeWrite.Store(&wait)
+	release := func() {
+		if held.Swap(false) {
+			close(hold)
+		}
+	}
+	t.Cleanup(release)
+	target := old.raft.LastIndex() + 1
+	answered := make(chan error, 1)
+	go func() {
+		_, err := old.Apply(ctx, fsm.PutMiner{Miner: fsm.Miner{ID: 1001, SectorSize: 2048, PartitionSize: 2}})
+		answered <- err
+	}()
+	eventually(t, "followers store the write", func() bool {
+		return nodes[1].raft.LastIndex() >= target && nodes[2].raft.LastIndex() >= target
+	})
+	transferTo(t, old, nodes[1])
+	eventually(t, "n2 leads", func() bool { return nodes[1].IsLeader() })
+	// The new leader writes while the old one still holds its queue: the
+	// old leader's follower write of it must wait behind the queue.
+	newWrite := make(chan error, 1)
+	go func() {
+		_, err := nodes[1].Apply(ctx, fsm.PutMiner{Miner: fsm.Miner{ID: 1002, SectorSize: 2048, PartitionSize: 2}})
+		newWrite <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	release()
+	if err := <-newWrite; err != nil {
+		t.Fatalf("the new leader's write: %v", err)
+	}
+	err := <-answered
+	if err != nil && !errors.Is(err, ErrTimeout) {
+		var nl *NotLeaderError
+		if !errors.As(err, &nl) {
+			t.Fatalf("the deposed leader's write in flight: %v, want success, unknown or not-leader", err)
+		}
+	}
+	_, applied := nodes[1].FSM().Miner(1001)
+	if err == nil && !applied {
+		t.Fatal("the deposed leader acknowledged a write the new leader does not have")
+	}
+	for _, n := range nodes {
+		eventually(t, n.ID()+" converges", func() bool {
+			_, has1001 := n.FSM().Miner(1001)
+			_, has1002 := n.FSM().Miner(1002)
+			return has1001 == applied && has1002
+		})
+	}
+}
